@@ -1,0 +1,25 @@
+//! Herald's domain core: what a subscription, an event and a delivery are, how events are matched,
+//! how callback URLs and addresses are checked, how payloads are rendered and signed, when to retry,
+//! and the ports through which the application reaches the outside world.
+//!
+//! This crate must stay free of AWS crates, HTTP servers and async runtimes: it is shared by the
+//! Lambda functions, `herald dev` and every adapter.
+#![forbid(unsafe_code)]
+
+pub mod ids;
+pub mod model;
+pub mod outcome;
+pub mod pattern;
+pub mod ports;
+pub mod render;
+pub mod retry;
+pub mod signing;
+pub mod target;
+
+pub use ids::*;
+pub use model::*;
+pub use pattern::{EventPattern, EventType, PatternError, BUILTIN_EVENT_TYPES};
+pub use target::{AddressPolicy, TargetUrl, TargetUrlError};
+
+/// Herald's version, for the `user-agent` header.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,272 @@
+//! Herald's records: tenants, API keys, subscriptions, events, deliveries and attempts.
+//!
+//! These are the shapes the store keeps. They are built from parsed input (ids, patterns, URLs,
+//! secrets), so a stored record is a valid one. API answers are built from them by the application
+//! layer, which decides what may be shown (secrets and Trello credentials never are, unless asked for).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
+use crate::pattern::{EventPattern, EventType};
+use crate::signing::SigningSecret;
+
+/// A tenant: owns subscriptions, events and API keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// An API key as stored: only the SHA-256 of the secret part (keys are 256-bit random, so a fast
+/// hash is enough; there is nothing to brute-force).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    /// Lowercase hex SHA-256 of the full key text.
+    pub hash: String,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Where and how a subscription's deliveries go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Custom,
+    Slack,
+    Mattermost,
+    Teams,
+    Trello,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 5] = [
+        Platform::Custom,
+        Platform::Slack,
+        Platform::Mattermost,
+        Platform::Teams,
+        Platform::Trello,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Custom => "custom",
+            Self::Slack => "slack",
+            Self::Mattermost => "mattermost",
+            Self::Teams => "teams",
+            Self::Trello => "trello",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == input)
+    }
+}
+
+/// Platform-specific settings, parsed together with the platform so they always agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "platform", rename_all = "lowercase")]
+pub enum PlatformConfig {
+    Custom,
+    Slack,
+    Mattermost {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        icon_url: Option<String>,
+    },
+    Teams,
+    Trello(TrelloOptions),
+}
+
+impl PlatformConfig {
+    pub fn platform(&self) -> Platform {
+        match self {
+            Self::Custom => Platform::Custom,
+            Self::Slack => Platform::Slack,
+            Self::Mattermost { .. } => Platform::Mattermost,
+            Self::Teams => Platform::Teams,
+            Self::Trello(_) => Platform::Trello,
+        }
+    }
+}
+
+/// Trello's card-creation settings. `api_key` and `token` are credentials: never logged, never
+/// returned by the API.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrelloOptions {
+    pub list_id: String,
+    pub api_key: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for TrelloOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrelloOptions")
+            .field("list_id", &self.list_id)
+            .field("api_key", &"<redacted>")
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A signing secret and, for a rotated-out secret, when it stops signing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretEntry {
+    pub secret: SigningSecret,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A subscription: which events go to which endpoint, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub tenant_id: TenantId,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub platform: PlatformConfig,
+    /// The callback URL as checked at creation; delivery checks it again under the current policy.
+    pub url: String,
+    pub events: Vec<EventPattern>,
+    pub enabled: bool,
+    /// Why Herald disabled it (410 Gone, too many failures), if it did.
+    pub disabled_reason: Option<String>,
+    /// Current secret first; older ones until they expire.
+    pub secrets: Vec<SecretEntry>,
+    pub headers: BTreeMap<String, String>,
+    pub auth_token: Option<String>,
+    pub rate_limit_per_sec: Option<u32>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Subscription {
+    pub fn matches(&self, event_type: &EventType) -> bool {
+        self.events.iter().any(|p| p.matches(event_type))
+    }
+
+    /// The secrets that sign at `now`: the current one and any rotated-out one not yet expired.
+    pub fn signing_secrets(&self, now: Timestamp) -> impl Iterator<Item = &SigningSecret> {
+        self.secrets
+            .iter()
+            .filter(move |e| e.expires_at.is_none_or(|t| t > now))
+            .map(|e| &e.secret)
+    }
+
+    pub fn current_secret(&self) -> Option<&SigningSecret> {
+        self.secrets.first().map(|e| &e.secret)
+    }
+}
+
+/// An accepted event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub tenant_id: TenantId,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub timestamp: Timestamp,
+    pub data: serde_json::Value,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Queued, not tried yet.
+    Pending,
+    /// Tried and failed; another try is scheduled.
+    Retrying,
+    Succeeded,
+    /// Gave up: permanent failure, schedule exhausted, or subscription gone.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Retrying => "retrying",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One event's delivery to one subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub subscription_id: SubscriptionId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub status: DeliveryStatus,
+    /// Attempts made so far (all runs).
+    pub attempts: u32,
+    /// The attempt count when the current run began (0, or where a replay/recover restarted the
+    /// schedule). The retry schedule is indexed by `attempts - run_started_at`.
+    pub run_started_at: u32,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub delivery_id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub subscription_id: SubscriptionId,
+    /// 1-based, across runs.
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// At most 4 KiB of the response body, lossily decoded as UTF-8.
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+    pub succeeded: bool,
+}
+
+/// The idempotency record kept for intake: which event a key produced, and a hash of the request
+/// body so a reuse with a different body can be refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub tenant_id: TenantId,
+    /// `key:<Idempotency-Key>` or `id:<event id given in the body>`.
+    pub key: String,
+    pub body_sha256: String,
+    pub event_id: EventId,
+    pub created_at: Timestamp,
+}
+
+/// A message on the events queue: fan this event out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMessage {
+    pub tenant_id: TenantId,
+    pub event_id: EventId,
+}
+
+/// A message on the deliveries queue: make attempt `attempt` of this delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryMessage {
+    pub tenant_id: TenantId,
+    pub delivery_id: DeliveryId,
+    /// The attempt number this message is for (1-based). A message whose attempt is already recorded
+    /// is a duplicate and is dropped.
+    pub attempt: u32,
+    /// Not before this time: queues cap their delays (SQS at 15 min), so a longer wait is a chain of
+    /// messages, each re-sent until this time has come.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+}

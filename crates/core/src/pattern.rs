@@ -1,0 +1,224 @@
+//! Event types (`document.created`) and the patterns subscriptions use to select them
+//! (`document.created`, `article.*`, `*`).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const MAX_EVENT_TYPE_LEN: usize = 128;
+
+/// Why an event type or pattern did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("event type `{0}` is not valid: use dotted lowercase names such as `document.created` (letters, digits, `_` and `-`, at least two parts, at most 128 characters)")]
+    InvalidEventType(String),
+    #[error("event pattern `{0}` is not valid: use an event type (`document.created`), a prefix ending in `.*` (`article.*`), or `*`")]
+    InvalidPattern(String),
+}
+
+/// A dotted lowercase event type name, such as `document.published`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventType(String);
+
+fn valid_segment(segment: &str) -> bool {
+    let mut chars = segment.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+}
+
+impl EventType {
+    pub fn parse(input: &str) -> Result<Self, PatternError> {
+        let ok = input.len() <= MAX_EVENT_TYPE_LEN
+            && input.split('.').count() >= 2
+            && input.split('.').all(valid_segment);
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(PatternError::InvalidEventType(
+                input.chars().take(64).collect(),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventType({})", self.0)
+    }
+}
+
+/// What a subscription listens to.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum EventPattern {
+    /// Every event.
+    All,
+    /// Exactly one type.
+    Exact(EventType),
+    /// Every type under a prefix: `article.*` holds the prefix `article` and matches `article.created`
+    /// and `article.comment.added`, not `article` or `articles.created`.
+    Prefix(String),
+}
+
+impl EventPattern {
+    pub fn parse(input: &str) -> Result<Self, PatternError> {
+        let err = || PatternError::InvalidPattern(input.chars().take(64).collect());
+        if input == "*" {
+            return Ok(Self::All);
+        }
+        if let Some(prefix) = input.strip_suffix(".*") {
+            let ok = !prefix.is_empty()
+                && prefix.len() < MAX_EVENT_TYPE_LEN
+                && prefix.split('.').all(valid_segment);
+            return if ok {
+                Ok(Self::Prefix(prefix.to_owned()))
+            } else {
+                Err(err())
+            };
+        }
+        EventType::parse(input).map(Self::Exact).map_err(|_| err())
+    }
+
+    pub fn matches(&self, event_type: &EventType) -> bool {
+        match self {
+            Self::All => true,
+            Self::Exact(t) => t == event_type,
+            Self::Prefix(p) => event_type
+                .as_str()
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.starts_with('.')),
+        }
+    }
+}
+
+impl fmt::Display for EventPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::All => f.write_str("*"),
+            Self::Exact(t) => f.write_str(t.as_str()),
+            Self::Prefix(p) => write!(f, "{p}.*"),
+        }
+    }
+}
+
+impl fmt::Debug for EventPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventPattern({self})")
+    }
+}
+
+macro_rules! string_serde {
+    ($ty:ty) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                <$ty>::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+string_serde!(EventType);
+string_serde!(EventPattern);
+
+/// The built-in catalog of a documentation platform's events (DESIGN.md).
+pub const BUILTIN_EVENT_TYPES: &[(&str, &str)] = &[
+    ("document.created", "A document was created."),
+    ("document.updated", "A document was changed."),
+    ("document.deleted", "A document was deleted."),
+    ("document.published", "A document was published."),
+    ("article.created", "An article was created."),
+    ("article.updated", "An article was changed."),
+    ("article.deleted", "An article was deleted."),
+    ("article.published", "An article was published."),
+    ("book.created", "A book was created."),
+    ("book.updated", "A book was changed."),
+    ("comment.created", "A comment was posted."),
+    ("member.invited", "A member was invited."),
+    ("webhook.test", "A test event sent by \"save and test\"."),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> EventType {
+        EventType::parse(s).unwrap()
+    }
+
+    #[test]
+    fn exact_pattern_matches_only_its_type() {
+        let p = EventPattern::parse("document.created").unwrap();
+        assert!(p.matches(&t("document.created")));
+        assert!(!p.matches(&t("document.updated")));
+        assert!(!p.matches(&t("document.created.v2")));
+    }
+
+    #[test]
+    fn prefix_pattern_matches_below_its_prefix_only() {
+        let p = EventPattern::parse("article.*").unwrap();
+        assert!(p.matches(&t("article.created")));
+        assert!(p.matches(&t("article.comment.added")));
+        assert!(!p.matches(&t("articles.created")));
+        assert!(!p.matches(&t("document.created")));
+    }
+
+    #[test]
+    fn star_matches_everything() {
+        assert!(EventPattern::parse("*")
+            .unwrap()
+            .matches(&t("member.invited")));
+    }
+
+    #[test]
+    fn bad_patterns_and_types_are_rejected() {
+        for bad in [
+            "",
+            ".",
+            "document",
+            "Document.created",
+            "document..created",
+            "document.*.x",
+            "*.created",
+            "document.",
+            "doc ument.created",
+            "**",
+            "document.**",
+            ".*",
+        ] {
+            assert!(
+                EventPattern::parse(bad).is_err(),
+                "{bad} should be rejected"
+            );
+        }
+        assert!(EventType::parse("article.*").is_err());
+        assert!(EventType::parse(&format!("a.{}", "b".repeat(200))).is_err());
+    }
+
+    #[test]
+    fn patterns_round_trip_as_text() {
+        for p in ["*", "article.*", "document.created", "a.b.*"] {
+            assert_eq!(EventPattern::parse(p).unwrap().to_string(), p);
+        }
+    }
+
+    #[test]
+    fn the_builtin_catalog_is_all_valid() {
+        for (name, _) in BUILTIN_EVENT_TYPES {
+            EventType::parse(name).unwrap();
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The ports: the small traits through which the application reaches storage, queues, the network
+//! and the clock. Adapters implement them (embedded redb, DynamoDB/SQS, reqwest); the domain and the
+//! services only ever see these traits.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
+use crate::model::{
+    ApiKeyRecord, Attempt, Delivery, DeliveryMessage, Event, EventMessage, IdempotencyRecord,
+    Subscription, Tenant,
+};
+use crate::pattern::EventType;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A create-if-absent found the record already there.
+    #[error("the record already exists")]
+    AlreadyExists,
+    /// An update or delete found no record.
+    #[error("the record does not exist")]
+    NotFound,
+    /// The cursor was not made by this store.
+    #[error("the pagination cursor is not valid")]
+    BadCursor,
+    /// The backend failed (I/O, network, throttling). Usually worth retrying.
+    #[error("storage backend failed: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        Self::Backend(err.into())
+    }
+}
+
+/// A page request: at most `limit` items after `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// One page of a list, and the cursor of the next page if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Filters of the subscription list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionFilter {
+    /// Only subscriptions whose patterns match this event type.
+    pub event: Option<EventType>,
+    pub enabled: Option<bool>,
+}
+
+/// What `insert_event` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertEventOutcome {
+    /// The event is new and stored.
+    Inserted,
+    /// The idempotency key was seen before; nothing was written. Carries the earlier record.
+    Duplicate(IdempotencyRecord),
+}
+
+/// Durable state. Every method is one atomic step; "create" methods are create-if-absent.
+/// Methods taking a `TenantId` never return another tenant's records.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
+
+    /// Stores a key record (create-if-absent on its hash).
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError>;
+    async fn get_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError>;
+    /// Replaces an existing subscription; `NotFound` if it is gone.
+    async fn update_subscription(&self, sub: &Subscription) -> Result<(), StoreError>;
+    /// Deletes; `NotFound` if it was not there.
+    async fn delete_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+    ) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn list_subscriptions(
+        &self,
+        tenant: &TenantId,
+        filter: &SubscriptionFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Subscription>, StoreError>;
+    /// Every enabled subscription of a tenant, for fan-out.
+    async fn enabled_subscriptions(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Stores a new event, and its idempotency record if given, atomically. If the idempotency key
+    /// exists, nothing is written and the earlier record is returned.
+    async fn insert_event(
+        &self,
+        event: &Event,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<InsertEventOutcome, StoreError>;
+    async fn get_event(&self, tenant: &TenantId, id: &EventId)
+        -> Result<Option<Event>, StoreError>;
+
+    /// Creates the deliveries that do not exist yet; returns the ones it created.
+    async fn create_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<DeliveryId>, StoreError>;
+    async fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError>;
+    /// Replaces an existing delivery.
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Records an attempt and the delivery's new state in one step.
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError>;
+    /// A subscription's deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        subscription: &SubscriptionId,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>, StoreError>;
+    /// An event's deliveries (one per subscription).
+    async fn deliveries_for_event(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// A delivery's attempts, oldest first.
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        delivery: &DeliveryId,
+    ) -> Result<Vec<Attempt>, StoreError>;
+}
+
+/// The two queues of the data flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum QueueName {
+    /// Accepted events waiting for fan-out.
+    Events,
+    /// Deliveries waiting for an attempt.
+    Deliveries,
+}
+
+impl QueueName {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Deliveries => "deliveries",
+        }
+    }
+}
+
+/// A message body on one of the queues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QueueMessage {
+    Event(EventMessage),
+    Delivery(DeliveryMessage),
+}
+
+impl QueueMessage {
+    pub fn queue(&self) -> QueueName {
+        match self {
+            Self::Event(_) => QueueName::Events,
+            Self::Delivery(_) => QueueName::Deliveries,
+        }
+    }
+}
+
+/// A message to send, visible after `delay` (capped by the queue's `max_delay`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub message: QueueMessage,
+    pub delay: Duration,
+}
+
+/// A received message, invisible to other receivers until acked or released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub receipt: String,
+    pub message: QueueMessage,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// A queue failure.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue backend failed: {0}")]
+    Backend(#[source] BoxError),
+    #[error("the message could not be encoded or decoded: {0}")]
+    Codec(String),
+}
+
+impl QueueError {
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        Self::Backend(err.into())
+    }
+}
+
+/// A durable at-least-once queue with delays and visibility timeouts.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// The longest delay `send` honours; longer waits are chained by the caller.
+    fn max_delay(&self) -> Duration;
+    /// Durably enqueues every message (all of them to the queue each message names).
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError>;
+    /// Up to `max` visible messages, waiting up to `wait` for the first. Received messages stay
+    /// invisible for `visibility`, then come back unless acked.
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError>;
+    /// Removes a received message for good.
+    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
+    /// Makes a received message visible again after `delay`.
+    async fn release(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError>;
+}
+
+/// An HTTP request to a subscriber, fully rendered and signed.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// What a subscriber answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundResponse {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    /// At most the configured cap (4 KiB) of the body.
+    pub body_excerpt: Vec<u8>,
+}
+
+/// Why a request got no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("DNS resolution failed: {0}")]
+    Dns(String),
+    #[error("refused to connect: {0}")]
+    BlockedAddress(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("transport error: {0}")]
+    Io(String),
+}
+
+/// Sends one request. Implementations enforce the timeout, refuse redirects, check addresses and cap
+/// how much of the response they read.
+#[async_trait]
+pub trait Sender: Send + Sync + 'static {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, SendError>;
+}
+
+/// The time. A port so tests and retries can reason about it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
