@@ -5,6 +5,7 @@
 //! This crate must stay free of AWS crates, HTTP servers and async runtimes: it is shared by the
 //! Lambda functions, `herald dev` and every adapter.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod ids;
 pub mod model;

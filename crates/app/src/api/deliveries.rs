@@ -1,0 +1,54 @@
+//! `/v1/deliveries/{id}`: one delivery with every attempt, and manual retry (replay).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use herald_core::DeliveryId;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::parse_path_id;
+use super::views::{attempt_view, delivery_view};
+use crate::auth::Caller;
+use crate::service::recover;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/deliveries/{id}", get(read))
+        .route("/v1/deliveries/{id}/retry", post(retry))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: DeliveryId = parse_path_id(&id, "delivery")?;
+    let delivery = state
+        .store
+        .get_delivery(&caller.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let attempts = state.store.list_attempts(&caller.tenant_id, &id).await?;
+    let mut view = delivery_view(&delivery);
+    view["attempts_log"] = json!(attempts.iter().map(attempt_view).collect::<Vec<_>>());
+    Ok(Json(view))
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id: DeliveryId = parse_path_id(&id, "delivery")?;
+    let delivery = state
+        .store
+        .get_delivery(&caller.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let delivery = recover::requeue(&state, delivery).await?;
+    Ok((StatusCode::ACCEPTED, Json(delivery_view(&delivery))))
+}

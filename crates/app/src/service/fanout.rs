@@ -1,0 +1,82 @@
+//! Fan-out: one delivery per matching enabled subscription, each queued for its first attempt.
+//!
+//! Idempotent: delivery ids derive from (event, subscription) and are created if absent, so running
+//! twice for one event (at-least-once queues) creates nothing new. Deliveries that exist but were
+//! never tried are queued again, in case the first run stopped before queueing them; the delivery
+//! worker drops duplicates by attempt number.
+
+use std::time::Duration;
+
+use herald_core::ports::{OutgoingMessage, QueueMessage};
+use herald_core::{Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, EventMessage};
+
+use super::WorkerError;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// Fans one event out. `Ok` means the message can be acknowledged.
+pub async fn handle(state: &AppState, message: &EventMessage) -> Result<usize, WorkerError> {
+    let Some(event) = state
+        .store
+        .get_event(&message.tenant_id, &message.event_id)
+        .await?
+    else {
+        tracing::warn!(tenant = %message.tenant_id, event = %message.event_id, "event to fan out no longer exists; dropping");
+        return Ok(0);
+    };
+    let now = state.clock.now();
+    let subscriptions = state.store.enabled_subscriptions(&event.tenant_id).await?;
+    let deliveries: Vec<Delivery> = subscriptions
+        .iter()
+        .filter(|s| s.enabled && s.matches(&event.event_type))
+        .map(|s| Delivery {
+            id: DeliveryId::derive(&event.id, &s.id),
+            tenant_id: event.tenant_id,
+            subscription_id: s.id,
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            run_started_at: 0,
+            last_status_code: None,
+            last_error: None,
+            next_attempt_at: Some(now),
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    let created = state.store.create_deliveries(&deliveries).await?;
+    let mut to_queue: Vec<DeliveryId> = created.clone();
+    if created.len() < deliveries.len() {
+        // A re-run: queue again what was never tried.
+        for d in deliveries.iter().filter(|d| !created.contains(&d.id)) {
+            if let Some(existing) = state.store.get_delivery(&d.tenant_id, &d.id).await? {
+                if existing.status == DeliveryStatus::Pending && existing.attempts == 0 {
+                    to_queue.push(existing.id);
+                }
+            }
+        }
+    }
+    Metrics::add(&state.metrics.deliveries_created, created.len() as u64);
+    let messages = to_queue
+        .iter()
+        .map(|id| OutgoingMessage {
+            message: QueueMessage::Delivery(DeliveryMessage {
+                tenant_id: event.tenant_id,
+                delivery_id: *id,
+                attempt: 1,
+                not_before: None,
+            }),
+            delay: Duration::ZERO,
+        })
+        .collect::<Vec<_>>();
+    let count = messages.len();
+    if !messages.is_empty() {
+        state.queue.send(messages).await?;
+    }
+    tracing::debug!(tenant = %event.tenant_id, event = %event.id, deliveries = count, "fanned out");
+    Ok(count)
+}

@@ -1,0 +1,223 @@
+//! Event intake: parse, store once (idempotently), queue for fan-out.
+//!
+//! The event is stored before it is queued, and the answer is sent only after both. A client that
+//! saw an error retries with the same key; the duplicate path queues the event again, so an event
+//! stored but not queued (crash between the two) still goes out. Fan-out is idempotent, so queueing
+//! twice never delivers twice to the same subscription.
+
+use std::time::Duration;
+
+use herald_core::ports::{
+    InsertEventOutcome, OutgoingMessage, QueueError, QueueMessage, StoreError,
+};
+use herald_core::{Event, EventId, EventMessage, EventType, IdempotencyRecord, TenantId};
+use jiff::Timestamp;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+const MAX_CLIENT_ID: usize = 255;
+
+/// A parsed intake body.
+#[derive(Debug, Clone)]
+pub struct EventInput {
+    pub event_type: EventType,
+    pub data: Value,
+    /// The client's own id for the event, used for deduplication.
+    pub client_id: Option<String>,
+    /// SHA-256 of the canonical JSON of the body (keys sorted), so formatting does not matter.
+    pub body_sha256: String,
+}
+
+/// A field-level problem with the intake body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Parses `{type, data, id?}`.
+pub fn parse_event_input(body: Value) -> Result<EventInput, InputError> {
+    let err = |field, message: &str| InputError {
+        field,
+        message: message.to_owned(),
+    };
+    let Value::Object(mut map) = body else {
+        return Err(err(
+            "body",
+            "the body must be a JSON object: {\"type\": …, \"data\": {…}}",
+        ));
+    };
+    // serde_json's map is ordered by key, so this serialisation is canonical.
+    let body_sha256 = hex(&Sha256::digest(
+        serde_json::to_vec(&map).unwrap_or_default(),
+    ));
+    let event_type = match map.remove("type") {
+        Some(Value::String(s)) => EventType::parse(&s).map_err(|e| InputError {
+            field: "type",
+            message: e.to_string(),
+        })?,
+        Some(_) => {
+            return Err(err(
+                "type",
+                "`type` must be a string such as \"document.created\"",
+            ))
+        }
+        None => return Err(err("type", "`type` is required")),
+    };
+    let data = match map.remove("data") {
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(err("data", "`data` must be a JSON object")),
+        None => return Err(err("data", "`data` is required (use {} for none)")),
+    };
+    let client_id = match map.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s))
+            if !s.is_empty()
+                && s.len() <= MAX_CLIENT_ID
+                && s.chars().all(|c| c.is_ascii_graphic()) =>
+        {
+            Some(s)
+        }
+        Some(_) => return Err(err("id", "`id` must be 1 to 255 visible characters")),
+    };
+    if let Some(k) = map.keys().next() {
+        return Err(InputError {
+            field: "body",
+            message: format!("unknown field `{k}`"),
+        });
+    }
+    Ok(EventInput {
+        event_type,
+        data,
+        client_id,
+        body_sha256,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What intake answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub timestamp: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("idempotency key reused with a different body")]
+    KeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Stores and queues an event. Same key + same body → the first answer; different body → KeyReused.
+pub async fn accept(
+    state: &AppState,
+    tenant: TenantId,
+    input: EventInput,
+    idempotency_key: Option<String>,
+) -> Result<Accepted, IntakeError> {
+    let now = state.clock.now();
+    let event = Event {
+        id: EventId::new(),
+        tenant_id: tenant,
+        event_type: input.event_type,
+        timestamp: now,
+        data: input.data,
+    };
+    let key = idempotency_key
+        .map(|k| format!("key:{k}"))
+        .or_else(|| input.client_id.map(|id| format!("id:{id}")));
+    let record = key.map(|key| IdempotencyRecord {
+        tenant_id: tenant,
+        key,
+        body_sha256: input.body_sha256.clone(),
+        event_id: event.id,
+        created_at: now,
+    });
+    let accepted = match state.store.insert_event(&event, record.as_ref()).await? {
+        InsertEventOutcome::Inserted => {
+            Metrics::add(&state.metrics.events_accepted, 1);
+            tracing::info!(tenant = %tenant, event = %event.id, event_type = %event.event_type, "event accepted");
+            Accepted {
+                id: event.id,
+                event_type: event.event_type,
+                timestamp: event.timestamp,
+            }
+        }
+        InsertEventOutcome::Duplicate(previous) => {
+            if previous.body_sha256 != input.body_sha256 {
+                return Err(IntakeError::KeyReused);
+            }
+            let earlier = state
+                .store
+                .get_event(&tenant, &previous.event_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            Accepted {
+                id: earlier.id,
+                event_type: earlier.event_type,
+                timestamp: earlier.timestamp,
+            }
+        }
+    };
+    let message = QueueMessage::Event(EventMessage {
+        tenant_id: tenant,
+        event_id: accepted.id,
+    });
+    state
+        .queue
+        .send(vec![OutgoingMessage {
+            message,
+            delay: Duration::ZERO,
+        }])
+        .await?;
+    Ok(accepted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_a_valid_body_and_hashes_it_canonically() {
+        let a = parse_event_input(json!({"type": "document.created", "data": {"b": 1, "a": 2}}))
+            .unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{ "data": {"a":2,"b":1}, "type":"document.created" }"#)
+                .unwrap();
+        let b = parse_event_input(b).unwrap();
+        assert_eq!(a.body_sha256, b.body_sha256);
+        assert_eq!(a.event_type.as_str(), "document.created");
+    }
+
+    #[test]
+    fn refuses_bad_bodies_with_the_field() {
+        let cases = [
+            (json!([]), "body"),
+            (json!({"data": {}}), "type"),
+            (json!({"type": "Bad Type", "data": {}}), "type"),
+            (json!({"type": "a.b"}), "data"),
+            (json!({"type": "a.b", "data": 3}), "data"),
+            (json!({"type": "a.b", "data": {}, "id": 5}), "id"),
+            (json!({"type": "a.b", "data": {}, "extra": 1}), "body"),
+        ];
+        for (body, field) in cases {
+            assert_eq!(
+                parse_event_input(body.clone()).unwrap_err().field,
+                field,
+                "{body}"
+            );
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The application services: intake, fan-out, delivery (attempts, retries, "save and test") and
+//! recovery. They use only the ports in `AppState`, and are what the Lambda handlers and the
+//! `herald dev` workers call.
+
+pub mod delivery;
+pub mod fanout;
+pub mod intake;
+pub mod recover;
+
+/// A worker's failure on one message: the message must not be acknowledged (it comes back).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] herald_core::ports::StoreError),
+    #[error(transparent)]
+    Queue(#[from] herald_core::ports::QueueError),
+    #[error("rendering failed: {0}")]
+    Render(String),
+}

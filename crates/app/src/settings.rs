@@ -1,0 +1,35 @@
+//! The application's tunables, in one typed struct that binaries fill from their configuration.
+
+use std::time::Duration;
+
+use herald_core::retry::RetryPolicy;
+use herald_core::AddressPolicy;
+
+/// Limits and policies the services and routers apply.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Which callback addresses are allowed (production: https + public only).
+    pub address_policy: AddressPolicy,
+    pub retry: RetryPolicy,
+    /// Largest accepted body of a management request (subscriptions, recover, …).
+    pub max_api_body_bytes: usize,
+    /// Largest accepted event intake body (the event payload is stored once; messages carry ids).
+    pub max_event_bytes: usize,
+    /// How long a worker may hold a received message before it is handed out again.
+    pub visibility_timeout: Duration,
+    /// Subscriptions a tenant may have (fan-out reads them all).
+    pub max_subscriptions_per_tenant: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            address_policy: AddressPolicy::PRODUCTION,
+            retry: RetryPolicy::default(),
+            max_api_body_bytes: 64 * 1024,
+            max_event_bytes: 256 * 1024,
+            visibility_timeout: Duration::from_secs(90),
+            max_subscriptions_per_tenant: 1000,
+        }
+    }
+}

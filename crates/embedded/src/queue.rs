@@ -1,0 +1,455 @@
+//! [`EmbeddedQueue`]: the events and deliveries queues, durable in the redb file, indexed in
+//! memory.
+//!
+//! The file holds every un-acked message under `(queue, sequence number)` with the wall-clock time
+//! it becomes visible (so a delayed retry keeps its schedule across restarts). Memory holds, per
+//! queue, every un-acked message ordered by `(visible_at, seq)`; receiving takes the visible head of
+//! that order and moves each message to `now + visibility` (its lease). Leases and receive counts
+//! are memory only: after a restart every un-acked message is visible again, which at-least-once
+//! delivery allows.
+//!
+//! A receipt is `"<seq>:<receive count>"`, naming the message and the lease it was given with. An
+//! ack or release with a receipt from an older lease (the message timed out and was received again)
+//! does nothing and answers `Ok`, like an ack of an already deleted message: the current holder owns
+//! the message now.
+//!
+//! Waiting receivers sleep on a [`Notify`] (woken by send and release) with a timer to the earliest
+//! visible time; there is no polling.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use herald_core::ports::{
+    OutgoingMessage, Queue, QueueError, QueueMessage, QueueName, ReceivedMessage, StoreError,
+};
+use redb::{Database, ReadableTable};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::tables::QUEUE_MESSAGES;
+use crate::{EmbeddedError, Inner};
+
+/// The longest delay `send` and `release` honour. Herald's longest retry wait is 10 h.
+pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
+
+/// Bounds receive waits and visibility timeouts so instant arithmetic cannot overflow.
+const MAX_WAIT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A message as stored in the file.
+#[derive(Serialize, Deserialize)]
+struct StoredMessage {
+    /// Unix milliseconds at which the message becomes visible.
+    visible_at_ms: i64,
+    message: QueueMessage,
+}
+
+#[derive(Serialize)]
+struct StoredMessageRef<'a> {
+    visible_at_ms: i64,
+    message: &'a QueueMessage,
+}
+
+fn encode_stored(visible_at_ms: i64, message: &QueueMessage) -> Result<Vec<u8>, QueueError> {
+    serde_json::to_vec(&StoredMessageRef {
+        visible_at_ms,
+        message,
+    })
+    .map_err(|e| QueueError::Codec(e.to_string()))
+}
+
+fn wall_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn to_queue_error(err: StoreError) -> QueueError {
+    match err {
+        StoreError::Backend(e) => QueueError::Backend(e),
+        other => QueueError::backend(other),
+    }
+}
+
+struct Slot {
+    message: QueueMessage,
+    visible_at: Instant,
+    /// Also the lease number: receipts carry it.
+    receive_count: u32,
+}
+
+/// One queue's un-acked messages.
+#[derive(Default)]
+struct LaneState {
+    slots: HashMap<u64, Slot>,
+    /// `(visible_at, seq)` of every slot: the head is the next message to hand out.
+    schedule: BTreeSet<(Instant, u64)>,
+}
+
+impl LaneState {
+    fn insert(&mut self, seq: u64, slot: Slot) {
+        self.schedule.insert((slot.visible_at, seq));
+        if let Some(old) = self.slots.insert(seq, slot) {
+            self.schedule.remove(&(old.visible_at, seq));
+        }
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Slot> {
+        let slot = self.slots.remove(&seq)?;
+        self.schedule.remove(&(slot.visible_at, seq));
+        Some(slot)
+    }
+
+    /// The slot `seq` if `lease` is its current lease.
+    fn leased(&self, seq: u64, lease: u32) -> Option<&Slot> {
+        self.slots
+            .get(&seq)
+            .filter(|s| lease > 0 && s.receive_count == lease)
+    }
+
+    fn set_visible_at(&mut self, seq: u64, at: Instant) {
+        if let Some(slot) = self.slots.get_mut(&seq) {
+            self.schedule.remove(&(slot.visible_at, seq));
+            slot.visible_at = at;
+            self.schedule.insert((at, seq));
+        }
+    }
+
+    fn take_visible(
+        &mut self,
+        now: Instant,
+        max: usize,
+        visibility: Duration,
+    ) -> Vec<ReceivedMessage> {
+        let due: Vec<(Instant, u64)> = self
+            .schedule
+            .range(..=(now, u64::MAX))
+            .take(max)
+            .copied()
+            .collect();
+        let lease_end = now + visibility.min(MAX_WAIT);
+        let mut out = Vec::with_capacity(due.len());
+        for (at, seq) in due {
+            self.schedule.remove(&(at, seq));
+            let Some(slot) = self.slots.get_mut(&seq) else {
+                continue;
+            };
+            slot.receive_count = slot.receive_count.saturating_add(1);
+            slot.visible_at = lease_end;
+            self.schedule.insert((lease_end, seq));
+            out.push(ReceivedMessage {
+                receipt: format!("{seq}:{}", slot.receive_count),
+                message: slot.message.clone(),
+                receive_count: slot.receive_count,
+            });
+        }
+        out
+    }
+
+    fn next_visible(&self) -> Option<Instant> {
+        self.schedule.first().map(|(at, _)| *at)
+    }
+}
+
+struct Lane {
+    state: Mutex<LaneState>,
+    /// Woken whenever a message may have become visible earlier than waiters planned for.
+    changed: Notify,
+}
+
+impl Lane {
+    fn new(state: LaneState) -> Self {
+        Self {
+            state: Mutex::new(state),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LaneState> {
+        // The state stays consistent between statements, so a panicked holder left it usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The in-memory side of both queues, shared with the writer thread's completions.
+pub(crate) struct QueueShared {
+    events: Lane,
+    deliveries: Lane,
+    next_seq: AtomicU64,
+}
+
+impl QueueShared {
+    /// Rebuilds the index from the file: every stored message, visible at its stored time (or
+    /// now, if that has passed).
+    pub(crate) fn load(db: &Database) -> Result<Self, EmbeddedError> {
+        let txn = db.begin_read().map_err(redb::Error::from)?;
+        let table = txn.open_table(QUEUE_MESSAGES).map_err(redb::Error::from)?;
+        let (now, now_ms) = (Instant::now(), wall_ms());
+        let mut events = LaneState::default();
+        let mut deliveries = LaneState::default();
+        let mut max_seq = None;
+        for row in table.iter().map_err(redb::Error::from)? {
+            let (key, value) = row.map_err(redb::Error::from)?;
+            let (queue, seq) = key.value();
+            max_seq = max_seq.max(Some(seq));
+            let lane = match queue {
+                "events" => &mut events,
+                "deliveries" => &mut deliveries,
+                other => {
+                    tracing::warn!(queue = other, seq, "skipping a message of an unknown queue");
+                    continue;
+                }
+            };
+            let stored: StoredMessage = match serde_json::from_slice(value.value()) {
+                Ok(stored) => stored,
+                Err(error) => {
+                    tracing::warn!(queue, seq, %error, "skipping a queue message that does not decode");
+                    continue;
+                }
+            };
+            let wait = u64::try_from(stored.visible_at_ms.saturating_sub(now_ms)).unwrap_or(0);
+            let wait = Duration::from_millis(wait).min(MAX_DELAY);
+            lane.insert(
+                seq,
+                Slot {
+                    message: stored.message,
+                    visible_at: now + wait,
+                    receive_count: 0,
+                },
+            );
+        }
+        let (e, d) = (events.slots.len(), deliveries.slots.len());
+        if e + d > 0 {
+            tracing::info!(events = e, deliveries = d, "queued messages recovered");
+        }
+        Ok(Self {
+            events: Lane::new(events),
+            deliveries: Lane::new(deliveries),
+            next_seq: AtomicU64::new(max_seq.map_or(1, |s: u64| s.saturating_add(1))),
+        })
+    }
+
+    fn lane(&self, queue: QueueName) -> &Lane {
+        match queue {
+            QueueName::Events => &self.events,
+            QueueName::Deliveries => &self.deliveries,
+        }
+    }
+}
+
+fn parse_receipt(receipt: &str) -> Result<(u64, u32), QueueError> {
+    receipt
+        .split_once(':')
+        .and_then(|(seq, lease)| Some((seq.parse().ok()?, lease.parse().ok()?)))
+        .ok_or_else(|| QueueError::Codec("the receipt was not made by this queue".into()))
+}
+
+/// The durable queues. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedQueue").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedQueue {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// How many un-acked messages a queue holds (visible or leased).
+    pub fn len(&self, queue: QueueName) -> usize {
+        self.inner.queues.lane(queue).lock().slots.len()
+    }
+
+    /// Whether a queue holds no un-acked message.
+    pub fn is_empty(&self, queue: QueueName) -> bool {
+        self.len(queue) == 0
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    fn max_delay(&self) -> Duration {
+        MAX_DELAY
+    }
+
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let (now, now_ms) = (Instant::now(), wall_ms());
+        let mut rows = Vec::with_capacity(messages.len());
+        let mut slots = Vec::with_capacity(messages.len());
+        for out in messages {
+            let delay = out.delay.min(MAX_DELAY);
+            let queue = out.message.queue();
+            let seq = self.inner.queues.next_seq.fetch_add(1, Ordering::Relaxed);
+            rows.push((
+                queue,
+                seq,
+                encode_stored(now_ms.saturating_add(ms(delay)), &out.message)?,
+            ));
+            slots.push((
+                queue,
+                seq,
+                Slot {
+                    message: out.message,
+                    visible_at: now + delay,
+                    receive_count: 0,
+                },
+            ));
+        }
+        let shared = Arc::clone(&self.inner.queues);
+        self.inner
+            .writer
+            .write_then(
+                move |ctx| {
+                    for (queue, seq, bytes) in &rows {
+                        ctx.queue_put(queue.as_str(), *seq, bytes)?;
+                    }
+                    Ok(())
+                },
+                // Indexed only once durable, so nothing un-committed is ever handed out.
+                move |result| {
+                    if result.is_ok() {
+                        let mut touched = [false; 2];
+                        for (queue, seq, slot) in slots {
+                            shared.lane(queue).lock().insert(seq, slot);
+                            touched[queue as usize] = true;
+                        }
+                        for queue in [QueueName::Events, QueueName::Deliveries] {
+                            if touched[queue as usize] {
+                                shared.lane(queue).changed.notify_waiters();
+                            }
+                        }
+                    }
+                    result
+                },
+            )
+            .await
+            .map_err(to_queue_error)
+    }
+
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let lane = self.inner.queues.lane(queue);
+        let deadline = Instant::now() + wait.min(MAX_WAIT);
+        loop {
+            // Registered before looking, so a send between the look and the sleep still wakes us.
+            let mut changed = std::pin::pin!(lane.changed.notified());
+            changed.as_mut().enable();
+            let now = Instant::now();
+            let next = {
+                let mut state = lane.lock();
+                let got = state.take_visible(now, max, visibility);
+                if !got.is_empty() {
+                    return Ok(got);
+                }
+                state.next_visible()
+            };
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let wake = next.map_or(deadline, |at| at.min(deadline));
+            let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(wake), changed).await;
+        }
+    }
+
+    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
+        let (seq, lease) = parse_receipt(receipt)?;
+        let lane = self.inner.queues.lane(queue);
+        // Out of the index first, so nobody receives it while the delete commits.
+        let slot = {
+            let mut state = lane.lock();
+            match state.leased(seq, lease) {
+                Some(_) => state.remove(seq),
+                None => None,
+            }
+        };
+        let Some(slot) = slot else {
+            tracing::debug!(
+                queue = queue.as_str(),
+                receipt,
+                "ack of a stale or acked receipt ignored"
+            );
+            return Ok(());
+        };
+        let shared = Arc::clone(&self.inner.queues);
+        self.inner
+            .writer
+            .write_then(
+                move |ctx| ctx.queue_remove(queue.as_str(), seq).map(drop),
+                move |result| {
+                    if result.is_err() {
+                        // Not deleted: it must stay deliverable.
+                        let lane = shared.lane(queue);
+                        lane.lock().insert(seq, slot);
+                        lane.changed.notify_waiters();
+                    }
+                    result
+                },
+            )
+            .await
+            .map_err(to_queue_error)
+    }
+
+    async fn release(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let (seq, lease) = parse_receipt(receipt)?;
+        let delay = delay.min(MAX_DELAY);
+        let lane = self.inner.queues.lane(queue);
+        let message = {
+            let mut state = lane.lock();
+            let Some(slot) = state.leased(seq, lease) else {
+                tracing::debug!(
+                    queue = queue.as_str(),
+                    receipt,
+                    "release of a stale or acked receipt ignored"
+                );
+                return Ok(());
+            };
+            let message = (!delay.is_zero()).then(|| slot.message.clone());
+            state.set_visible_at(seq, Instant::now() + delay);
+            message
+        };
+        lane.changed.notify_waiters();
+        // A delayed release is written down so the delay survives a restart; an immediate one
+        // needs nothing, since every message is visible after a restart anyway.
+        let Some(message) = message else {
+            return Ok(());
+        };
+        let bytes = encode_stored(wall_ms().saturating_add(ms(delay)), &message)?;
+        self.inner
+            .writer
+            .write(move |ctx| {
+                // Acked meanwhile: do not bring it back.
+                if ctx.queue_contains(queue.as_str(), seq)? {
+                    ctx.queue_put(queue.as_str(), seq, &bytes)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(to_queue_error)
+    }
+}

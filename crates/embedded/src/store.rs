@@ -1,0 +1,460 @@
+//! [`EmbeddedStore`]: Herald's records (tenants, API keys, subscriptions, events, idempotency
+//! records, deliveries, attempts) in the redb file.
+//!
+//! Writes are closures run by the group-commit writer; each checks its conditions before its first
+//! write, so a refused write changes nothing. Values are encoded to JSON before they are handed to
+//! the writer, which keeps the single writer thread busy with little more than B-tree inserts.
+//! Point reads run inline (a read transaction and one lookup take microseconds); scans run on the
+//! blocking pool.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use herald_core::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
+use herald_core::model::{
+    ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
+};
+use herald_core::ports::{
+    InsertEventOutcome, Page, PageRequest, Store, StoreError, SubscriptionFilter,
+};
+use redb::ReadOnlyTable;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::tables::{attempt_key, key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl};
+use crate::Inner;
+
+/// The durable store. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").finish_non_exhaustive()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(StoreError::backend)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(StoreError::backend)
+}
+
+type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
+
+impl Inner {
+    fn read_table(&self, t: Tbl) -> Result<ReadTable, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::backend)?;
+        txn.open_table(t.def()).map_err(StoreError::backend)
+    }
+
+    fn get_record<T: DeserializeOwned>(&self, t: Tbl, key: &str) -> Result<Option<T>, StoreError> {
+        let table = self.read_table(t)?;
+        let value = table.get(key).map_err(StoreError::backend)?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+}
+
+fn get_in<T: DeserializeOwned>(table: &ReadTable, key: &str) -> Result<Option<T>, StoreError> {
+    let value = table.get(key).map_err(StoreError::backend)?;
+    value.map(|v| decode(v.value())).transpose()
+}
+
+/// One page of `table`'s keys under `prefix`, newest (greatest) first, strictly before `before`
+/// (the cursor's key) if given. `pick` turns a row into an item and its cursor text, or skips it.
+fn page_newest_first<T>(
+    table: &ReadTable,
+    prefix: &str,
+    before: Option<String>,
+    limit: usize,
+    mut pick: impl FnMut(&str, &[u8]) -> Result<Option<(String, T)>, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    // A zero limit would page forever without progress.
+    let limit = limit.max(1);
+    let end = before.unwrap_or_else(|| prefix_end(prefix));
+    let mut items = Vec::new();
+    let mut last_cursor = None;
+    let mut more = false;
+    let rows = table
+        .range::<&str>(prefix..end.as_str())
+        .map_err(StoreError::backend)?;
+    for row in rows.rev() {
+        let (key, value) = row.map_err(StoreError::backend)?;
+        if let Some((cursor, item)) = pick(key.value(), value.value())? {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(item);
+            last_cursor = Some(cursor);
+        }
+    }
+    Ok(Page {
+        items,
+        next_cursor: if more { last_cursor } else { None },
+    })
+}
+
+/// Every value under `prefix`, in key order.
+fn scan_prefix<T>(
+    table: &ReadTable,
+    prefix: &str,
+    mut pick: impl FnMut(&str, &[u8]) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let end = prefix_end(prefix);
+    let mut out = Vec::new();
+    for row in table
+        .range::<&str>(prefix..end.as_str())
+        .map_err(StoreError::backend)?
+    {
+        let (key, value) = row.map_err(StoreError::backend)?;
+        if let Some(item) = pick(key.value(), value.value())? {
+            out.push(item);
+        }
+    }
+    Ok(out)
+}
+
+/// A delivery and the keys of its index entries, encoded ahead of the writer.
+struct DeliveryRow {
+    id: DeliveryId,
+    key: String,
+    by_subscription: String,
+    by_event: String,
+    value: Vec<u8>,
+}
+
+impl EmbeddedStore {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// Runs a read that may scan many rows on the blocking pool, off the async workers.
+    async fn scan<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Inner) -> Result<R, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(StoreError::backend)?
+    }
+
+    /// Writes `value` under `key` if the key is absent, else `AlreadyExists`.
+    async fn create(&self, t: Tbl, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .write(move |ctx| {
+                if ctx.contains(t, &key)? {
+                    return Err(StoreError::AlreadyExists);
+                }
+                ctx.put(t, &key, &value)
+            })
+            .await
+    }
+
+    /// Replaces the value under `key` if the key is present, else `NotFound`.
+    async fn replace(&self, t: Tbl, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .write(move |ctx| {
+                if !ctx.contains(t, &key)? {
+                    return Err(StoreError::NotFound);
+                }
+                ctx.put(t, &key, &value)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let key = tenant.id.to_string();
+        let value = encode(tenant)?;
+        self.inner
+            .writer
+            .write(move |ctx| ctx.put(Tbl::Tenants, &key, &value))
+            .await
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        self.inner.get_record(Tbl::Tenants, &id.to_string())
+    }
+
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.create(Tbl::ApiKeys, key.hash.clone(), encode(key)?)
+            .await
+    }
+
+    async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.inner.get_record(Tbl::ApiKeys, hash)
+    }
+
+    async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let key = key2(sub.tenant_id, sub.id);
+        self.create(Tbl::Subscriptions, key, encode(sub)?).await
+    }
+
+    async fn get_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.inner.get_record(Tbl::Subscriptions, &key2(tenant, id))
+    }
+
+    async fn update_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let key = key2(sub.tenant_id, sub.id);
+        self.replace(Tbl::Subscriptions, key, encode(sub)?).await
+    }
+
+    async fn delete_subscription(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+    ) -> Result<(), StoreError> {
+        // The subscription's deliveries and attempts stay: they are the delivery log.
+        let key = key2(tenant, id);
+        self.inner
+            .writer
+            .write(move |ctx| {
+                if ctx.remove(Tbl::Subscriptions, &key)? {
+                    Ok(())
+                } else {
+                    Err(StoreError::NotFound)
+                }
+            })
+            .await
+    }
+
+    async fn list_subscriptions(
+        &self,
+        tenant: &TenantId,
+        filter: &SubscriptionFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Subscription>, StoreError> {
+        let before = page
+            .cursor
+            .as_deref()
+            .map(|c| {
+                SubscriptionId::parse(c)
+                    .map(|id| key2(tenant, id))
+                    .map_err(|_| StoreError::BadCursor)
+            })
+            .transpose()?;
+        let (tenant, filter, limit) = (*tenant, filter.clone(), page.limit);
+        self.scan(move |inner| {
+            let table = inner.read_table(Tbl::Subscriptions)?;
+            page_newest_first(&table, &prefix1(tenant), before, limit, |_, bytes| {
+                let sub: Subscription = decode(bytes)?;
+                let keep = filter.enabled.is_none_or(|e| sub.enabled == e)
+                    && filter.event.as_ref().is_none_or(|t| sub.matches(t));
+                Ok(keep.then(|| (sub.id.to_string(), sub)))
+            })
+        })
+        .await
+    }
+
+    async fn enabled_subscriptions(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let tenant = *tenant;
+        self.scan(move |inner| {
+            let table = inner.read_table(Tbl::Subscriptions)?;
+            scan_prefix(&table, &prefix1(tenant), |_, bytes| {
+                let sub: Subscription = decode(bytes)?;
+                Ok(sub.enabled.then_some(sub))
+            })
+        })
+        .await
+    }
+
+    async fn insert_event(
+        &self,
+        event: &Event,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<InsertEventOutcome, StoreError> {
+        let event_key = key2(event.tenant_id, event.id);
+        let event_value = encode(event)?;
+        let record = idempotency
+            .map(|r| Ok::<_, StoreError>((key2(r.tenant_id, &r.key), encode(r)?)))
+            .transpose()?;
+        self.inner
+            .writer
+            .write(move |ctx| {
+                if let Some((key, _)) = &record {
+                    if let Some(existing) = ctx.get(Tbl::Idempotency, key)? {
+                        return Ok(InsertEventOutcome::Duplicate(decode(&existing)?));
+                    }
+                }
+                // Event ids are fresh ULIDs; a clash means a caller bug, and an event is never
+                // overwritten.
+                if ctx.contains(Tbl::Events, &event_key)? {
+                    return Err(StoreError::AlreadyExists);
+                }
+                ctx.put(Tbl::Events, &event_key, &event_value)?;
+                if let Some((key, value)) = &record {
+                    ctx.put(Tbl::Idempotency, key, value)?;
+                }
+                Ok(InsertEventOutcome::Inserted)
+            })
+            .await
+    }
+
+    async fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> Result<Option<Event>, StoreError> {
+        self.inner.get_record(Tbl::Events, &key2(tenant, id))
+    }
+
+    async fn create_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = deliveries
+            .iter()
+            .map(|d| {
+                Ok(DeliveryRow {
+                    id: d.id,
+                    key: key2(d.tenant_id, d.id),
+                    by_subscription: key3(d.tenant_id, d.subscription_id, d.id),
+                    by_event: key3(d.tenant_id, d.event_id, d.id),
+                    value: encode(d)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.inner
+            .writer
+            .write(move |ctx| {
+                let mut created = Vec::new();
+                for row in &rows {
+                    if ctx.contains(Tbl::Deliveries, &row.key)? {
+                        continue;
+                    }
+                    ctx.put(Tbl::Deliveries, &row.key, &row.value)?;
+                    ctx.put(Tbl::DeliveriesBySubscription, &row.by_subscription, &[])?;
+                    ctx.put(Tbl::DeliveriesByEvent, &row.by_event, &[])?;
+                    created.push(row.id);
+                }
+                Ok(created)
+            })
+            .await
+    }
+
+    async fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.inner.get_record(Tbl::Deliveries, &key2(tenant, id))
+    }
+
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        // A delivery's tenant, subscription and event never change, so its index entries stand.
+        let key = key2(delivery.tenant_id, delivery.id);
+        self.replace(Tbl::Deliveries, key, encode(delivery)?).await
+    }
+
+    async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        delivery: &Delivery,
+    ) -> Result<(), StoreError> {
+        let attempt_key = attempt_key(attempt.tenant_id, attempt.delivery_id, attempt.number);
+        let attempt_value = encode(attempt)?;
+        let delivery_key = key2(delivery.tenant_id, delivery.id);
+        let delivery_value = encode(delivery)?;
+        self.inner
+            .writer
+            .write(move |ctx| {
+                if !ctx.contains(Tbl::Deliveries, &delivery_key)? {
+                    return Err(StoreError::NotFound);
+                }
+                // Re-recording an attempt number (a redelivered message) replaces the record.
+                ctx.put(Tbl::Attempts, &attempt_key, &attempt_value)?;
+                ctx.put(Tbl::Deliveries, &delivery_key, &delivery_value)
+            })
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        subscription: &SubscriptionId,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let before = page
+            .cursor
+            .as_deref()
+            .map(|c| {
+                DeliveryId::parse(c)
+                    .map(|id| key3(tenant, subscription, id))
+                    .map_err(|_| StoreError::BadCursor)
+            })
+            .transpose()?;
+        let (tenant, subscription, limit) = (*tenant, *subscription, page.limit);
+        self.scan(move |inner| {
+            // Both tables from one read transaction: the index and the records agree.
+            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let index = txn
+                .open_table(Tbl::DeliveriesBySubscription.def())
+                .map_err(StoreError::backend)?;
+            let records = txn
+                .open_table(Tbl::Deliveries.def())
+                .map_err(StoreError::backend)?;
+            let prefix = prefix2(tenant, subscription);
+            page_newest_first(&index, &prefix, before, limit, |key, _| {
+                let id = last_part(key);
+                let delivery: Option<Delivery> = get_in(&records, &key2(tenant, id))?;
+                Ok(delivery.map(|d| (id.to_owned(), d)))
+            })
+        })
+        .await
+    }
+
+    async fn deliveries_for_event(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let (tenant, event) = (*tenant, *event);
+        self.scan(move |inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let index = txn
+                .open_table(Tbl::DeliveriesByEvent.def())
+                .map_err(StoreError::backend)?;
+            let records = txn
+                .open_table(Tbl::Deliveries.def())
+                .map_err(StoreError::backend)?;
+            scan_prefix(&index, &prefix2(tenant, event), |key, _| {
+                get_in(&records, &key2(tenant, last_part(key)))
+            })
+        })
+        .await
+    }
+
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        delivery: &DeliveryId,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        let prefix = prefix2(tenant, delivery);
+        self.scan(move |inner| {
+            let table = inner.read_table(Tbl::Attempts)?;
+            scan_prefix(&table, &prefix, |_, bytes| decode(bytes).map(Some))
+        })
+        .await
+    }
+}

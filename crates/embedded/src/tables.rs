@@ -1,0 +1,148 @@
+//! The tables of the database file and how their keys are built.
+//!
+//! Every record table maps a text key to the record's JSON. Keys start with the owning tenant's id
+//! and use `/` as separator (`ten_…/sub_…`), so a tenant's records form one contiguous key range:
+//! tenant scoping is a property of the key, not a filter, and lists are range scans. Ids are ULIDs,
+//! which sort by creation time, so iterating a range backwards is "newest first".
+
+use redb::TableDefinition;
+
+/// A table of JSON records under text keys.
+pub(crate) type RecordTable = TableDefinition<'static, &'static str, &'static [u8]>;
+
+/// Queue messages: `(queue name, sequence number)` → JSON of the stored message.
+pub(crate) const QUEUE_MESSAGES: TableDefinition<'static, (&'static str, u64), &'static [u8]> =
+    TableDefinition::new("queue_messages");
+
+/// Bookkeeping (the schema version).
+pub(crate) const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
+
+/// The layout version this code reads and writes; bumped on incompatible key or value changes.
+pub(crate) const SCHEMA_VERSION: u64 = 1;
+pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// The record tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tbl {
+    /// `ten_…` → Tenant
+    Tenants,
+    /// key hash → ApiKeyRecord (the hash is globally unique; lookups come before the tenant is known)
+    ApiKeys,
+    /// `ten_…/sub_…` → Subscription
+    Subscriptions,
+    /// `ten_…/evt_…` → Event
+    Events,
+    /// `ten_…/<idempotency key>` → IdempotencyRecord
+    Idempotency,
+    /// `ten_…/del_…` → Delivery
+    Deliveries,
+    /// `ten_…/sub_…/del_…` → empty: a subscription's deliveries, for the delivery log
+    DeliveriesBySubscription,
+    /// `ten_…/evt_…/del_…` → empty: an event's deliveries
+    DeliveriesByEvent,
+    /// `ten_…/del_…/<attempt number, 10 digits>` → Attempt; zero padding makes text order numeric
+    Attempts,
+}
+
+impl Tbl {
+    pub(crate) const ALL: [Tbl; 9] = [
+        Tbl::Tenants,
+        Tbl::ApiKeys,
+        Tbl::Subscriptions,
+        Tbl::Events,
+        Tbl::Idempotency,
+        Tbl::Deliveries,
+        Tbl::DeliveriesBySubscription,
+        Tbl::DeliveriesByEvent,
+        Tbl::Attempts,
+    ];
+
+    pub(crate) fn def(self) -> RecordTable {
+        TableDefinition::new(match self {
+            Tbl::Tenants => "tenants",
+            Tbl::ApiKeys => "api_keys",
+            Tbl::Subscriptions => "subscriptions",
+            Tbl::Events => "events",
+            Tbl::Idempotency => "idempotency",
+            Tbl::Deliveries => "deliveries",
+            Tbl::DeliveriesBySubscription => "deliveries_by_subscription",
+            Tbl::DeliveriesByEvent => "deliveries_by_event",
+            Tbl::Attempts => "attempts",
+        })
+    }
+}
+
+/// `a/b`
+pub(crate) fn key2(a: impl std::fmt::Display, b: impl std::fmt::Display) -> String {
+    format!("{a}/{b}")
+}
+
+/// `a/b/c`
+pub(crate) fn key3(
+    a: impl std::fmt::Display,
+    b: impl std::fmt::Display,
+    c: impl std::fmt::Display,
+) -> String {
+    format!("{a}/{b}/{c}")
+}
+
+/// The key of attempt `number` of a delivery.
+pub(crate) fn attempt_key(
+    tenant: impl std::fmt::Display,
+    delivery: impl std::fmt::Display,
+    number: u32,
+) -> String {
+    format!("{tenant}/{delivery}/{number:010}")
+}
+
+/// `a/` — the prefix of everything under `a`.
+pub(crate) fn prefix1(a: impl std::fmt::Display) -> String {
+    format!("{a}/")
+}
+
+/// `a/b/` — the prefix of everything under `a/b`.
+pub(crate) fn prefix2(a: impl std::fmt::Display, b: impl std::fmt::Display) -> String {
+    format!("{a}/{b}/")
+}
+
+/// The smallest key greater than every key starting with `prefix` (which ends in `/`): the same
+/// text with the final `/` replaced by `0`, the next byte. Ids never contain `/`, so the half-open
+/// range `prefix..prefix_end(prefix)` holds exactly the keys under the prefix.
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.strip_suffix('/').unwrap_or(prefix).to_owned();
+    end.push('0');
+    end
+}
+
+/// The last `/`-separated part of a key.
+pub(crate) fn last_part(key: &str) -> &str {
+    key.rsplit_once('/').map_or(key, |(_, last)| last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_range_holds_exactly_the_prefixed_keys() {
+        let p = prefix1("ten_A");
+        let end = prefix_end(&p);
+        assert_eq!(end, "ten_A0");
+        for inside in ["ten_A/", "ten_A/sub_Z", "ten_A/zzzz/zzz"] {
+            assert!(p.as_str() <= inside && inside < end.as_str(), "{inside}");
+        }
+        for outside in ["ten_A", "ten_AB/x", "ten_B/x", "ten_/x"] {
+            assert!(
+                !(p.as_str() <= outside && outside < end.as_str()),
+                "{outside}"
+            );
+        }
+    }
+
+    #[test]
+    fn attempt_keys_sort_numerically() {
+        assert!(attempt_key("t", "d", 9) < attempt_key("t", "d", 10));
+        assert!(attempt_key("t", "d", 99) < attempt_key("t", "d", u32::MAX));
+        assert_eq!(last_part("a/b/c"), "c");
+    }
+}

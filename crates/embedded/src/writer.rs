@@ -1,0 +1,344 @@
+//! Group commit: one writer thread owns every write transaction.
+//!
+//! Callers hand the writer an operation (a closure over [`WriteCtx`]) and await a oneshot reply.
+//! The thread blocks for the first pending operation, drains everything else already queued (up to
+//! [`MAX_BATCH`]), applies them all in one redb write transaction, commits it once with
+//! `Durability::Immediate` (one fsync for the whole batch) and only then answers every caller. Under
+//! load the batch grows by itself: while one commit is syncing, the next batch is queueing up.
+//!
+//! Atomicity per operation: operations check their conditions before their first write, so a
+//! logical refusal (`AlreadyExists`, `NotFound`, …) leaves nothing behind and only that operation
+//! fails. An operation that fails *after* writing (a storage error half-way) could have left a
+//! partial change, so the whole batch is rolled back and every operation in it fails.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use herald_core::ports::StoreError;
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
+use tokio::sync::oneshot;
+
+use crate::tables::{Tbl, QUEUE_MESSAGES};
+
+/// The most operations one transaction takes; bounds commit size and reply latency.
+pub(crate) const MAX_BATCH: usize = 4096;
+
+type RecordTableHandle<'txn> = Table<'txn, &'static str, &'static [u8]>;
+
+/// The open tables of the batch's transaction, as seen by one operation.
+pub(crate) struct WriteCtx<'txn> {
+    tenants: RecordTableHandle<'txn>,
+    api_keys: RecordTableHandle<'txn>,
+    subscriptions: RecordTableHandle<'txn>,
+    events: RecordTableHandle<'txn>,
+    idempotency: RecordTableHandle<'txn>,
+    deliveries: RecordTableHandle<'txn>,
+    deliveries_by_subscription: RecordTableHandle<'txn>,
+    deliveries_by_event: RecordTableHandle<'txn>,
+    attempts: RecordTableHandle<'txn>,
+    queue: Table<'txn, (&'static str, u64), &'static [u8]>,
+    /// Whether the current operation has (possibly) changed anything yet.
+    wrote: bool,
+}
+
+impl<'txn> WriteCtx<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::TableError> {
+        Ok(Self {
+            tenants: txn.open_table(Tbl::Tenants.def())?,
+            api_keys: txn.open_table(Tbl::ApiKeys.def())?,
+            subscriptions: txn.open_table(Tbl::Subscriptions.def())?,
+            events: txn.open_table(Tbl::Events.def())?,
+            idempotency: txn.open_table(Tbl::Idempotency.def())?,
+            deliveries: txn.open_table(Tbl::Deliveries.def())?,
+            deliveries_by_subscription: txn.open_table(Tbl::DeliveriesBySubscription.def())?,
+            deliveries_by_event: txn.open_table(Tbl::DeliveriesByEvent.def())?,
+            attempts: txn.open_table(Tbl::Attempts.def())?,
+            queue: txn.open_table(QUEUE_MESSAGES)?,
+            wrote: false,
+        })
+    }
+
+    fn table(&self, t: Tbl) -> &RecordTableHandle<'txn> {
+        match t {
+            Tbl::Tenants => &self.tenants,
+            Tbl::ApiKeys => &self.api_keys,
+            Tbl::Subscriptions => &self.subscriptions,
+            Tbl::Events => &self.events,
+            Tbl::Idempotency => &self.idempotency,
+            Tbl::Deliveries => &self.deliveries,
+            Tbl::DeliveriesBySubscription => &self.deliveries_by_subscription,
+            Tbl::DeliveriesByEvent => &self.deliveries_by_event,
+            Tbl::Attempts => &self.attempts,
+        }
+    }
+
+    fn table_mut(&mut self, t: Tbl) -> &mut RecordTableHandle<'txn> {
+        match t {
+            Tbl::Tenants => &mut self.tenants,
+            Tbl::ApiKeys => &mut self.api_keys,
+            Tbl::Subscriptions => &mut self.subscriptions,
+            Tbl::Events => &mut self.events,
+            Tbl::Idempotency => &mut self.idempotency,
+            Tbl::Deliveries => &mut self.deliveries,
+            Tbl::DeliveriesBySubscription => &mut self.deliveries_by_subscription,
+            Tbl::DeliveriesByEvent => &mut self.deliveries_by_event,
+            Tbl::Attempts => &mut self.attempts,
+        }
+    }
+
+    /// The stored bytes under `key`, as this transaction sees them (earlier operations included).
+    pub(crate) fn get(&self, t: Tbl, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let guard = self.table(t).get(key).map_err(StoreError::backend)?;
+        Ok(guard.map(|g| g.value().to_vec()))
+    }
+
+    pub(crate) fn contains(&self, t: Tbl, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .table(t)
+            .get(key)
+            .map_err(StoreError::backend)?
+            .is_some())
+    }
+
+    pub(crate) fn put(&mut self, t: Tbl, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        // Marked before the call: a failed insert may still have touched pages.
+        self.wrote = true;
+        self.table_mut(t)
+            .insert(key, value)
+            .map(drop)
+            .map_err(StoreError::backend)
+    }
+
+    /// Removes `key`; whether it was there.
+    pub(crate) fn remove(&mut self, t: Tbl, key: &str) -> Result<bool, StoreError> {
+        let result = self.table_mut(t).remove(key).map(|old| old.is_some());
+        // Removing a missing key changes nothing, so it does not count as a write.
+        if !matches!(result, Ok(false)) {
+            self.wrote = true;
+        }
+        result.map_err(StoreError::backend)
+    }
+
+    pub(crate) fn queue_contains(&self, queue: &str, seq: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .queue
+            .get((queue, seq))
+            .map_err(StoreError::backend)?
+            .is_some())
+    }
+
+    pub(crate) fn queue_put(
+        &mut self,
+        queue: &str,
+        seq: u64,
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.wrote = true;
+        self.queue
+            .insert((queue, seq), value)
+            .map(drop)
+            .map_err(StoreError::backend)
+    }
+
+    pub(crate) fn queue_remove(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
+        let result = self.queue.remove((queue, seq)).map(|old| old.is_some());
+        if !matches!(result, Ok(false)) {
+            self.wrote = true;
+        }
+        result.map_err(StoreError::backend)
+    }
+}
+
+/// One queued operation, type-erased so the writer can batch operations of every kind.
+trait Job: Send {
+    /// Applies the operation inside the batch's transaction and keeps its result; true if it failed.
+    fn apply(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
+    /// Called exactly once, after the batch committed (`Ok`) or was rolled back (`Err`).
+    fn finish(self: Box<Self>, batch: Result<(), &str>);
+}
+
+struct OpJob<R, F, D> {
+    op: Option<F>,
+    result: Option<Result<R, StoreError>>,
+    done: D,
+}
+
+impl<R, F, D> Job for OpJob<R, F, D>
+where
+    R: Send,
+    F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send,
+    D: FnOnce(Result<R, StoreError>) + Send,
+{
+    fn apply(&mut self, ctx: &mut WriteCtx<'_>) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        let result = op(ctx);
+        let failed = result.is_err();
+        self.result = Some(result);
+        failed
+    }
+
+    fn finish(self: Box<Self>, batch: Result<(), &str>) {
+        let this = *self;
+        let result = match (batch, this.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::backend("the write was not applied")),
+            // The operation that broke the batch reports its own error.
+            (Err(_), Some(Err(own))) => Err(own),
+            (Err(why), _) => Err(StoreError::backend(format!("write not committed: {why}"))),
+        };
+        (this.done)(result);
+    }
+}
+
+/// Counters of the writer, for benchmarks and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Operations applied in them.
+    pub operations: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    operations: AtomicU64,
+}
+
+/// The handle to the writer thread. Dropping it lets the thread finish what is queued, then joins
+/// it, so the database file is closed when the last handle is gone.
+pub(crate) struct Writer {
+    tx: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(db: Arc<Database>) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("herald-redb-writer".into())
+            .spawn(move || run(&db, &rx, &thread_counters))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            operations: self.counters.operations.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `op` in the next group commit; returns its result once the commit is durable.
+    pub(crate) async fn write<R, F>(&self, op: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.write_then(op, |r| r).await
+    }
+
+    /// Like [`Writer::write`], and runs `then` on the writer thread with the outcome right after
+    /// the commit. `then` runs even if the caller's future was dropped meanwhile, so in-memory state
+    /// that must follow the durable state (the queue index) is updated there.
+    pub(crate) async fn write_then<R, T, F, A>(&self, op: F, then: A) -> Result<T, StoreError>
+    where
+        R: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+        A: FnOnce(Result<R, StoreError>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(OpJob {
+            op: Some(op),
+            result: None,
+            done: move |result| {
+                // The caller may have gone away; the write stands either way.
+                let _ = reply.send(then(result));
+            },
+        });
+        match &self.tx {
+            Some(tx) => {
+                if let Err(mpsc::SendError(job)) = tx.send(job) {
+                    job.finish(Err("the writer thread has stopped"));
+                }
+            }
+            None => job.finish(Err("the database is closing")),
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::backend("the writer thread stopped before answering"))?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop once the queue is drained.
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the redb writer thread panicked");
+            }
+        }
+    }
+}
+
+fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = apply_and_commit(db, &mut batch);
+        match &outcome {
+            Ok(()) => {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .operations
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                tracing::trace!(operations = batch.len(), "group commit");
+            }
+            Err(why) => {
+                tracing::error!(operations = batch.len(), error = %why, "group commit failed")
+            }
+        }
+        for job in batch.drain(..) {
+            job.finish(outcome.as_ref().map(|_| ()).map_err(String::as_str));
+        }
+    }
+}
+
+fn apply_and_commit(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+    txn.set_durability(Durability::Immediate);
+    let broken = {
+        let mut ctx = WriteCtx::open(&txn).map_err(|e| e.to_string())?;
+        let mut broken = false;
+        for job in batch.iter_mut() {
+            ctx.wrote = false;
+            if job.apply(&mut ctx) && ctx.wrote {
+                broken = true;
+                break;
+            }
+        }
+        broken
+    };
+    if broken {
+        txn.abort().map_err(|e| e.to_string())?;
+        return Err("an operation failed after writing; the whole batch was rolled back".into());
+    }
+    txn.commit().map_err(|e| e.to_string())
+}
