@@ -37,7 +37,7 @@ pub async fn process(
     receive_count: u32,
 ) -> Result<(), WorkerError> {
     match message {
-        QueueMessage::Event(m) => fanout::handle(state, m).await.map(|_| ()),
+        QueueMessage::Event(m) => fanout::handle(state, m, receive_count).await.map(|_| ()),
         QueueMessage::Delivery(m) => delivery::handle(state, m, receive_count).await,
     }
 }

@@ -218,7 +218,9 @@ impl QueueShared {
                 Slot {
                     message: stored.message,
                     visible_at: now + wait,
-                    receive_count: 0,
+                    // It may have been received before the restart: count that, so handlers run
+                    // their crash-recovery checks (receive count > 1) on it.
+                    receive_count: 1,
                 },
             );
         }

@@ -66,6 +66,7 @@ pub async fn handle(
         {
             let wait = delivery
                 .next_attempt_at
+                .filter(|t| *t > now)
                 .map(|t| t.duration_since(now).unsigned_abs())
                 .unwrap_or_default();
             let next = DeliveryMessage {
@@ -240,7 +241,7 @@ pub async fn attempt_once(
     number: u32,
 ) -> Result<(Attempt, AttemptOutcome), WorkerError> {
     let started_at = state.clock.now();
-    let rendered = render(sub, event).map_err(|e| WorkerError::Render(e.to_string()))?;
+    let rendered = render(sub, event);
     let mut attempt = Attempt {
         id: AttemptId::new(),
         delivery_id,
@@ -253,6 +254,15 @@ pub async fn attempt_once(
         response_excerpt: None,
         error: None,
         succeeded: false,
+    };
+    // The same subscription and event would fail to render every time: a permanent failure.
+    let rendered = match rendered {
+        Ok(r) => r,
+        Err(e) => {
+            attempt.error = Some(format!("could not render the payload: {e}"));
+            log_attempt(sub, event, &attempt, "failed");
+            return Ok((attempt, AttemptOutcome::Permanent));
+        }
     };
     // The URL was checked when saved; policies can tighten since, so check again.
     if let Err(e) = TargetUrl::parse(&rendered.url, state.settings.address_policy) {

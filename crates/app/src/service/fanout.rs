@@ -1,9 +1,9 @@
 //! Fan-out: one delivery per matching enabled subscription, each queued for its first attempt.
 //!
 //! Idempotent: delivery ids derive from (event, subscription) and are created if absent, so running
-//! twice for one event (at-least-once queues) creates nothing new. Deliveries that exist but were
-//! never tried are queued again, in case the first run stopped before queueing them; the delivery
-//! worker drops duplicates by attempt number.
+//! twice for one event (at-least-once queues) creates nothing new. When the message comes back
+//! (receive count > 1), deliveries that exist but were never tried are queued again, in case the
+//! first run stopped before queueing them; the delivery worker drops duplicates by attempt number.
 
 use std::time::Duration;
 
@@ -15,7 +15,11 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Fans one event out. `Ok` means the message can be acknowledged.
-pub async fn handle(state: &AppState, message: &EventMessage) -> Result<usize, WorkerError> {
+pub async fn handle(
+    state: &AppState,
+    message: &EventMessage,
+    receive_count: u32,
+) -> Result<usize, WorkerError> {
     let Some(event) = state
         .store
         .get_event(&message.tenant_id, &message.event_id)
@@ -50,8 +54,11 @@ pub async fn handle(state: &AppState, message: &EventMessage) -> Result<usize, W
     }
     let created = state.store.create_deliveries(&deliveries).await?;
     let mut to_queue: Vec<DeliveryId> = created.clone();
-    if created.len() < deliveries.len() {
-        // A re-run: queue again what was never tried.
+    if created.len() < deliveries.len() && receive_count > 1 {
+        // This message came back: an earlier run may have stopped between creating deliveries and
+        // queueing them, so queue again what was never tried. (A first receipt that finds existing
+        // deliveries is a client's duplicate intake: those are already queued, and queueing them
+        // again could send twice while the first attempt is in flight.)
         for d in deliveries.iter().filter(|d| !created.contains(&d.id)) {
             if let Some(existing) = state.store.get_delivery(&d.tenant_id, &d.id).await? {
                 if existing.status == DeliveryStatus::Pending && existing.attempts == 0 {

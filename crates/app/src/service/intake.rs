@@ -126,7 +126,9 @@ pub async fn accept(
     input: EventInput,
     idempotency_key: Option<String>,
 ) -> Result<Accepted, IntakeError> {
+    // Whole seconds: the envelope's `timestamp` has that precision, and the intake answer must match.
     let now = state.clock.now();
+    let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
     let event = Event {
         id: EventId::new(),
         tenant_id: tenant,
