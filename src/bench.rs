@@ -387,8 +387,7 @@ async fn run_phase(
         .context("building the HTTP client")?;
     if let Err(e) = wait_healthy(&client, &base, &mut child).await {
         bail!(
-            "{e:#}\n--- Herald's log ({}) ---\n{}",
-            log_path.display(),
+            "{e:#}\n--- the end of Herald's log ---\n{}",
             log_tail(&log_path)
         );
     }
@@ -436,12 +435,11 @@ async fn run_phase(
     }
     if warm.accepted.is_empty() || receiver.delivered() < warm_expected {
         bail!(
-            "warm-up failed: {} of {WARMUP_EVENTS} events accepted, {} of {warm_expected} deliveries arrived within {} s; errors: {:?}\n--- Herald's log ({}) ---\n{}",
+            "warm-up failed: {} of {WARMUP_EVENTS} events accepted, {} of {warm_expected} deliveries arrived within {} s; errors: {:?}\n--- the end of Herald's log ---\n{}",
             warm.accepted.len(),
             receiver.delivered(),
             WARMUP_TIMEOUT.as_secs(),
             warm.error_samples,
-            log_path.display(),
             log_tail(&log_path)
         );
     }
@@ -1563,7 +1561,7 @@ fn print_phase(r: &PhaseReport, machine: &Machine) {
         fmt(r.machine_iowait_pct),
         fmt(r.other_cores(machine.cores))
     );
-    if r.other_cores(machine.cores).is_some_and(|o| o > 0.3) {
+    if r.other_cores(machine.cores).is_some_and(|o| o > 0.5) {
         println!("  warning: other work kept the machine busy during this phase; the figures are disturbed");
     }
     let threads: Vec<String> = r

@@ -1,4 +1,6 @@
-//! One-process mode: API, intake, fan-out and delivery workers on the embedded store and queue.
+//! One-process mode: API, intake, fan-out and delivery workers, on the embedded store and queue
+//! (the default) or on DynamoDB and SQS ([`DevBackend::Aws`]: real AWS or an emulator, with the
+//! state the Lambda functions build). Either way the same router and the same queue pollers run.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,21 +12,58 @@ use herald_app::auth::{generate_api_key, record_for_key};
 use herald_app::sender::{HttpSender, HttpSenderConfig};
 use herald_app::worker::{self, WorkerConfig};
 use herald_app::{AppState, Settings};
+use herald_aws::aws_config::SdkConfig;
 use herald_core::ports::{StoreError, SystemClock};
 use herald_core::retry::RetryPolicy;
 use herald_core::{AddressPolicy, Tenant, TenantId};
 use herald_embedded::EmbeddedDb;
+use herald_lambda::AwsConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 const KEY_FILE: &str = "dev-api-key";
 const TENANT_FILE: &str = "dev-tenant-id";
 
+/// Where `herald dev` keeps its records and messages.
+#[derive(Debug, Clone)]
+pub enum DevBackend {
+    /// The embedded store and queue in the data folder.
+    Embedded,
+    /// DynamoDB and SQS. The data folder then holds only the development tenant's id and key
+    /// files.
+    Aws(Box<AwsBackend>),
+}
+
+/// The AWS side of [`DevBackend::Aws`]. The address policy, retry schedule and attempt timeout of
+/// [`DevConfig`] replace those of `config`.
+#[derive(Debug, Clone)]
+pub struct AwsBackend {
+    /// From `herald_aws::load_sdk_config()`, or `emulator_sdk_config(url)`.
+    pub sdk: SdkConfig,
+    pub config: AwsConfig,
+}
+
+impl DevBackend {
+    pub fn aws(sdk: SdkConfig, config: AwsConfig) -> Self {
+        Self::Aws(Box::new(AwsBackend { sdk, config }))
+    }
+
+    /// For logs: which store this is.
+    fn describe(&self) -> String {
+        match self {
+            Self::Embedded => "embedded store".into(),
+            Self::Aws(aws) => format!("DynamoDB table {} and SQS", aws.config.table),
+        }
+    }
+}
+
 /// Everything `herald dev` needs, read once from the environment (see the README).
 #[derive(Debug, Clone)]
 pub struct DevConfig {
     pub addr: SocketAddr,
+    /// The embedded store's folder, and where the development tenant's id and key are kept.
     pub data_dir: PathBuf,
+    pub backend: DevBackend,
     /// The development tenant's key; generated once and kept in the data folder when not given.
     pub dev_api_key: Option<String>,
     pub address_policy: AddressPolicy,
@@ -39,6 +78,7 @@ impl DevConfig {
         Self {
             addr,
             data_dir,
+            backend: DevBackend::Embedded,
             dev_api_key: None,
             address_policy: AddressPolicy::DEVELOPMENT,
             retry: RetryPolicy::default(),
@@ -77,32 +117,23 @@ impl Running {
     }
 }
 
-/// Opens the data folder, ensures the development tenant and key, and starts serving.
+/// Opens the store (the data folder, or DynamoDB and SQS), ensures the development tenant and key,
+/// and starts serving.
 pub async fn start(config: DevConfig) -> anyhow::Result<Running> {
-    let db = EmbeddedDb::open(&config.data_dir)
-        .with_context(|| format!("opening the data folder {}", config.data_dir.display()))?;
-    let store = Arc::new(db.store());
-    let queue = Arc::new(db.queue());
-    let sender = HttpSender::new(HttpSenderConfig {
-        timeout: config.attempt_timeout,
-        policy: config.address_policy,
-        ..HttpSenderConfig::default()
-    })
-    .context("building the HTTP client")?;
-    let settings = Settings {
-        address_policy: config.address_policy,
-        retry: config.retry.clone(),
-        ..Settings::default()
+    let state = match &config.backend {
+        DevBackend::Embedded => embedded_state(&config)?,
+        DevBackend::Aws(aws) => aws_state(&config, &aws.sdk, &aws.config)?,
     };
-    let state = AppState::new(
-        store,
-        queue,
-        Arc::new(sender),
-        Arc::new(SystemClock),
-        settings,
-    );
     let (tenant_id, api_key) =
-        ensure_dev_tenant(&state, &config.data_dir, config.dev_api_key.as_deref()).await?;
+        ensure_dev_tenant(&state, &config.data_dir, config.dev_api_key.as_deref())
+            .await
+            .with_context(|| {
+                format!(
+                    "preparing the development tenant in the {}",
+                    config.backend.describe()
+                )
+            })?;
+    tracing::info!(store = %config.backend.describe(), "store ready");
 
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -135,6 +166,43 @@ pub async fn start(config: DevConfig) -> anyhow::Result<Running> {
         server,
         workers,
     })
+}
+
+fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
+    let db = EmbeddedDb::open(&config.data_dir)
+        .with_context(|| format!("opening the data folder {}", config.data_dir.display()))?;
+    let sender = HttpSender::new(HttpSenderConfig {
+        timeout: config.attempt_timeout,
+        policy: config.address_policy,
+        ..HttpSenderConfig::default()
+    })
+    .context("building the HTTP client")?;
+    let settings = Settings {
+        address_policy: config.address_policy,
+        retry: config.retry.clone(),
+        ..Settings::default()
+    };
+    Ok(AppState::new(
+        Arc::new(db.store()),
+        Arc::new(db.queue()),
+        Arc::new(sender),
+        Arc::new(SystemClock),
+        settings,
+    ))
+}
+
+/// The Lambda functions' state, with the development policies of `config`.
+fn aws_state(config: &DevConfig, sdk: &SdkConfig, aws: &AwsConfig) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+    let aws = AwsConfig {
+        address_policy: config.address_policy,
+        retry: config.retry.clone(),
+        attempt_timeout: config.attempt_timeout,
+        ..aws.clone()
+    };
+    let state = herald_lambda::build_state(sdk, &aws).context("building the AWS clients")?;
+    Ok(state.app)
 }
 
 async fn ensure_dev_tenant(
@@ -177,12 +245,23 @@ async fn ensure_dev_tenant(
             }
         },
     };
-    match state
-        .store
-        .put_api_key(&record_for_key(&key, tenant_id, "development", now))
-        .await
-    {
-        Ok(()) | Err(StoreError::AlreadyExists) => {}
+    let record = record_for_key(&key, tenant_id, "development", now);
+    match state.store.put_api_key(&record).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists) => {
+            // Stored before (the usual restart); on a shared table it must still be this tenant's.
+            match state.store.find_api_key(&record.hash).await? {
+                Some(existing) if existing.tenant_id != tenant_id => anyhow::bail!(
+                    "the development API key belongs to tenant {}, not to the development tenant {tenant_id}; use another key",
+                    existing.tenant_id
+                ),
+                Some(existing) if existing.revoked_at.is_some() => tracing::warn!(
+                    key_id = %existing.id,
+                    "the development API key has been revoked: requests with it answer 401"
+                ),
+                _ => {}
+            }
+        }
         Err(e) => return Err(e.into()),
     }
     Ok((tenant_id, key))

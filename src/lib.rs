@@ -1,5 +1,6 @@
-//! The `herald` command: `herald dev` (everything in one process on the embedded store),
-//! `herald verify` (check a delivery's signature) and `herald bench` (the benchmark).
+//! The `herald` command: `herald dev` (everything in one process, on the embedded store or on
+//! DynamoDB and SQS), `herald verify` (check a delivery's signature), `herald bench` (the
+//! benchmark), and the operator commands `herald tenants`, `herald keys` and `herald aws init`.
 //!
 //! The wiring lives here, in a library, so the integration tests start exactly what `herald dev`
 //! starts, on port 0 and a temporary data folder.
@@ -8,4 +9,5 @@
 
 pub mod bench;
 pub mod dev;
+pub mod ops;
 pub mod verify;

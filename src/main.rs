@@ -1,5 +1,7 @@
-//! `herald`: run Herald in one process, verify deliveries, benchmark.
+//! `herald`: run Herald in one process, verify deliveries, benchmark, and manage tenants and API
+//! keys on AWS (or on a data folder).
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -7,12 +9,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use herald::dev::{self, DevConfig};
+use clap::{Parser, Subcommand, ValueEnum};
+use herald::dev::{self, DevBackend, DevConfig};
+use herald::ops;
 use herald::verify::{parse_delivery, verify_delivery};
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::SigningSecret;
-use herald_core::AddressPolicy;
+use herald_core::{AddressPolicy, ApiKeyId, TenantId};
+use herald_lambda::AwsConfig;
 
 #[derive(Debug, Parser)]
 #[command(name = "herald", version, about = "Signed, retried webhook delivery")]
@@ -21,14 +25,43 @@ struct Cli {
     command: Command,
 }
 
+/// Where the operator commands work, shown under their `--help`.
+const OPS_HELP: &str = "\
+By default these commands work on AWS, configured like the Lambda functions: HERALD_TABLE, \
+HERALD_EVENTS_QUEUE_URL and HERALD_DELIVERIES_QUEUE_URL (`herald aws init` prints them), and the \
+standard AWS chain for credentials, AWS_REGION and AWS_ENDPOINT_URL (an emulator).
+
+With --data-dir DIR they work on the embedded store of `herald dev` in DIR instead. The database \
+file is locked while open, so this works only while `herald dev` is not running on DIR.";
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// API, intake, fan-out and delivery in one process on an embedded store.
+    /// API, intake, fan-out and delivery in one process, on an embedded store (or on DynamoDB and
+    /// SQS with `--store aws`).
     Dev(DevArgs),
     /// Check the signature of a received delivery (headers, empty line, body) from a file or stdin.
     Verify(VerifyArgs),
     /// Benchmark: run Herald as a child on a fresh data folder, load it, report throughput, latency, CPU, RSS.
     Bench(BenchArgs),
+    /// Create and list tenants (operators).
+    #[command(subcommand, after_help = OPS_HELP)]
+    Tenants(TenantsCommand),
+    /// Create, list and revoke a tenant's API keys (operators).
+    #[command(subcommand, after_help = OPS_HELP)]
+    Keys(KeysCommand),
+    /// Set up AWS without SAM (an emulator or a fresh account).
+    #[command(subcommand)]
+    Aws(AwsCommand),
+}
+
+/// Where `herald dev` keeps its records and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    /// The embedded store and queue in the data folder.
+    Embedded,
+    /// DynamoDB and SQS, configured like the Lambda functions (HERALD_TABLE,
+    /// HERALD_EVENTS_QUEUE_URL, HERALD_DELIVERIES_QUEUE_URL, the standard AWS chain).
+    Aws,
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,9 +69,13 @@ struct DevArgs {
     /// Address to listen on.
     #[arg(long, env = "HERALD_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Folder of the embedded store and queue.
+    /// Folder of the embedded store and queue, and of the development tenant's id and key files
+    /// (kept there with `--store aws` too).
     #[arg(long, env = "HERALD_DATA_DIR", default_value = "./.herald")]
     data_dir: PathBuf,
+    /// The store and queues: `embedded`, or `aws` (DynamoDB and SQS, real or an emulator).
+    #[arg(long, env = "HERALD_STORE", value_enum, default_value_t = StoreKind::Embedded)]
+    store: StoreKind,
     /// The development tenant's API key (generated and kept in the data folder when not set).
     #[arg(long, env = "HERALD_DEV_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -109,9 +146,101 @@ struct BenchArgs {
     data_parent: Option<PathBuf>,
 }
 
+/// The embedded store instead of AWS.
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// Work on the embedded store in this folder (only while `herald dev` is not running on it).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// Create a tenant and its first API key; prints the tenant id and the key (shown only once).
+    #[command(after_help = OPS_HELP)]
+    Create {
+        /// The tenant's name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List tenants, newest first.
+    #[command(after_help = OPS_HELP)]
+    List {
+        /// Tenants per page.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Continue after a previous page (its `next cursor`).
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API key for a tenant; prints it (shown only once, stored hashed).
+    #[command(after_help = OPS_HELP)]
+    Create {
+        /// The tenant (`ten_…`).
+        #[arg(long)]
+        tenant: TenantId,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List a tenant's keys, newest first: id, name, created, revoked.
+    #[command(after_help = OPS_HELP)]
+    List {
+        /// The tenant (`ten_…`).
+        #[arg(long)]
+        tenant: TenantId,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a key: the API answers 401 to it from then on.
+    #[command(after_help = OPS_HELP)]
+    Revoke {
+        /// The tenant (`ten_…`).
+        #[arg(long)]
+        tenant: TenantId,
+        /// The key's id (`key_…`, from `herald keys list`).
+        #[arg(long)]
+        key: ApiKeyId,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AwsCommand {
+    /// Create the DynamoDB table and the events and deliveries queues (with dead-letter queues),
+    /// then print the `export` lines that point Herald at them. Safe to run again.
+    ///
+    /// Uses the standard AWS chain for credentials, AWS_REGION and AWS_ENDPOINT_URL (set it to an
+    /// emulator's URL, e.g. moto's). Deployments with SAM get these resources from template.yaml.
+    Init {
+        /// The table's name.
+        #[arg(long, default_value = "herald")]
+        table: String,
+        /// Queue names are `<prefix>-events` and `<prefix>-deliveries` (and `…-dlq`).
+        #[arg(long, default_value = "herald")]
+        queue_prefix: String,
+    },
+}
+
 fn init_tracing(format: &str) {
+    init_tracing_with(format, "info");
+}
+
+/// Logs at `default` level unless RUST_LOG says otherwise.
+fn init_tracing_with(format: &str, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Logs go to stderr so stdout carries only what the command prints (URL, key, results).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -146,12 +275,100 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Tenants(command) => {
+            init_tracing_with("pretty", "warn");
+            run_tenants(command).await
+        }
+        Command::Keys(command) => {
+            init_tracing_with("pretty", "warn");
+            run_keys(command).await
+        }
+        Command::Aws(command) => {
+            init_tracing_with("pretty", "warn");
+            run_aws(command).await
+        }
     }
+}
+
+async fn run_tenants(command: TenantsCommand) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    match command {
+        TenantsCommand::Create { name, store } => {
+            let store = ops::open_store(store.data_dir.as_deref()).await?;
+            let new = ops::create_tenant(store.as_ref(), &name, now).await?;
+            print!("{}", ops::format_new_tenant(&new));
+            eprintln!("The API key is shown only this once; Herald keeps only its hash.");
+        }
+        TenantsCommand::List {
+            limit,
+            cursor,
+            store,
+        } => {
+            let store = ops::open_store(store.data_dir.as_deref()).await?;
+            let page = ops::list_tenants(store.as_ref(), limit, cursor).await?;
+            print!("{}", ops::format_tenants(&page.items));
+            if let Some(next) = page.next_cursor {
+                eprintln!("More tenants: --cursor {next}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_keys(command: KeysCommand) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    match command {
+        KeysCommand::Create {
+            tenant,
+            name,
+            store,
+        } => {
+            let store = ops::open_store(store.data_dir.as_deref()).await?;
+            let key = ops::create_key(store.as_ref(), &tenant, &name, now).await?;
+            print!("{}", ops::format_new_key(&key));
+            eprintln!("The API key is shown only this once; Herald keeps only its hash.");
+        }
+        KeysCommand::List { tenant, store } => {
+            let store = ops::open_store(store.data_dir.as_deref()).await?;
+            let keys = ops::list_keys(store.as_ref(), &tenant).await?;
+            print!("{}", ops::format_keys(&keys));
+        }
+        KeysCommand::Revoke { tenant, key, store } => {
+            let store = ops::open_store(store.data_dir.as_deref()).await?;
+            ops::revoke_key(store.as_ref(), &tenant, &key, now).await?;
+            println!("revoked {key} of {tenant}");
+        }
+    }
+    Ok(())
+}
+
+async fn run_aws(command: AwsCommand) -> anyhow::Result<()> {
+    match command {
+        AwsCommand::Init {
+            table,
+            queue_prefix,
+        } => {
+            let sdk = herald_aws::load_sdk_config().await;
+            let made = ops::aws_init(&sdk, &table, &queue_prefix).await?;
+            if made.table_created {
+                eprintln!("Created the table {}.", made.table);
+            } else {
+                eprintln!("The table {} exists already; kept it.", made.table);
+            }
+            eprintln!("Queues ready. Point Herald at them with:");
+            print!("{}", made.exports());
+        }
+    }
+    Ok(())
 }
 
 async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_format);
     let mut config = DevConfig::new(args.addr, args.data_dir);
+    if args.store == StoreKind::Aws {
+        let aws = AwsConfig::from_env().context("--store aws reads the AWS configuration")?;
+        config.backend = DevBackend::aws(herald_aws::load_sdk_config().await, aws);
+    }
     config.dev_api_key = args.api_key;
     config.address_policy = AddressPolicy {
         allow_http: args.allow_http,
@@ -239,5 +456,70 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
             println!("invalid: {e}");
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn operator_commands_parse_their_ids_and_store() {
+        let tenant = TenantId::new();
+        let key = ApiKeyId::new();
+        let cli = Cli::try_parse_from([
+            "herald",
+            "keys",
+            "revoke",
+            "--tenant",
+            &tenant.to_string(),
+            "--key",
+            &key.to_string(),
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Keys(KeysCommand::Revoke {
+                tenant: t,
+                key: k,
+                store,
+            }) => {
+                assert_eq!((t, k), (tenant, key));
+                assert_eq!(store.data_dir, Some(PathBuf::from("/tmp/x")));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A key id is not a tenant id.
+        assert!(
+            Cli::try_parse_from(["herald", "keys", "list", "--tenant", &key.to_string()]).is_err()
+        );
+        let cli = Cli::try_parse_from(["herald", "tenants", "create", "--name", "Acme"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Tenants(TenantsCommand::Create {
+                store: StoreArgs { data_dir: None },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn dev_takes_a_store_kind() {
+        let cli = Cli::try_parse_from(["herald", "dev", "--store", "aws"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Dev(DevArgs {
+                store: StoreKind::Aws,
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["herald", "dev", "--store", "s3"]).is_err());
     }
 }

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod api_validation;
+mod aws;
 mod crash;
 mod delivery;
 mod idempotency;

@@ -67,7 +67,8 @@ impl Default for HttpSenderConfig {
             max_response_bytes: 4096,
             policy: AddressPolicy::PRODUCTION,
             user_agent: format!("Herald/{}", herald_core::VERSION),
-            pool_idle_per_host: 8,
+            // As many as deliveries in flight, so a busy receiver's connections are reused.
+            pool_idle_per_host: 512,
         }
     }
 }

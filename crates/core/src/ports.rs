@@ -9,7 +9,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
+use crate::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::model::{
     ApiKeyRecord, Attempt, Delivery, DeliveryMessage, Event, EventMessage, IdempotencyRecord,
     Subscription, Tenant,
@@ -78,10 +78,22 @@ pub enum InsertEventOutcome {
 pub trait Store: Send + Sync + 'static {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
+    /// Every tenant, newest first (for operators).
+    async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>, StoreError>;
 
-    /// Stores a key record (create-if-absent on its hash).
+    /// Stores a key record (create-if-absent on its hash and on its id).
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// A tenant's keys, revoked ones included, newest first.
+    async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Sets the key's `revoked_at` to `at` (what `find_api_key` returns from then on); `NotFound`
+    /// if the tenant has no such key. Revoking a revoked key changes nothing.
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
 
     async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError>;
     async fn get_subscription(

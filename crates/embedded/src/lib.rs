@@ -84,6 +84,9 @@ pub(crate) struct Inner {
     path: PathBuf,
 }
 
+/// Page cache of the database file.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// The embedded database: one redb file holding the store and the queues. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedDb {
@@ -108,7 +111,10 @@ impl EmbeddedDb {
         };
         std::fs::create_dir_all(dir).map_err(io_err)?;
         let path = dir.join(DB_FILE_NAME);
-        let db = Database::create(&path)?;
+        // redb's default cache may grow to 1 GiB; Herald's working set is small and recent.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)?;
         // Make the new file's directory entry durable too.
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())

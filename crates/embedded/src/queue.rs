@@ -396,7 +396,7 @@ impl Queue for EmbeddedQueue {
         let shared = Arc::clone(&self.inner.queues);
         self.inner
             .writer
-            .write_then(
+            .write_then_lazy(
                 move |ctx| ctx.queue_remove(queue.as_str(), seq).map(drop),
                 move |result| {
                     if result.is_err() {

@@ -10,18 +10,21 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use herald_core::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
+use herald_core::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
     ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
 };
 use herald_core::ports::{
     InsertEventOutcome, Page, PageRequest, Store, StoreError, SubscriptionFilter,
 };
+use jiff::Timestamp;
 use redb::ReadOnlyTable;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::tables::{attempt_key, key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl};
+use crate::tables::{
+    api_keys_prefix, attempt_key, key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl,
+};
 use crate::Inner;
 
 /// The durable store. Cheap to clone.
@@ -187,13 +190,117 @@ impl Store for EmbeddedStore {
         self.inner.get_record(Tbl::Tenants, &id.to_string())
     }
 
+    async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>, StoreError> {
+        let before = page
+            .cursor
+            .as_deref()
+            .map(|c| {
+                TenantId::parse(c)
+                    .map(|id| id.to_string())
+                    .map_err(|_| StoreError::BadCursor)
+            })
+            .transpose()?;
+        let limit = page.limit;
+        self.scan(move |inner| {
+            let table = inner.read_table(Tbl::Tenants)?;
+            page_newest_first(&table, TenantId::PREFIX, before, limit, |key, bytes| {
+                // The tenants' API-key index rows (`ten_…/key_…`) share the table.
+                if key.contains('/') {
+                    return Ok(None);
+                }
+                let tenant: Tenant = decode(bytes)?;
+                Ok(Some((tenant.id.to_string(), tenant)))
+            })
+        })
+        .await
+    }
+
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        self.create(Tbl::ApiKeys, key.hash.clone(), encode(key)?)
-            .await
+        let hash = key.hash.clone();
+        let index_key = key2(key.tenant_id, key.id);
+        let value = encode(key)?;
+        self.inner
+            .writer
+            .write(move |ctx| {
+                if let Some(existing) = ctx.get(Tbl::ApiKeys, &hash)? {
+                    // A key stored before the tenant index existed (an older data folder) gets
+                    // its index row now, so it can be listed and revoked. The refusal is the
+                    // inner result: the outer `Err` would roll the batch back after a write.
+                    let existing: ApiKeyRecord = decode(&existing)?;
+                    let existing_index = key2(existing.tenant_id, existing.id);
+                    if !ctx.contains(Tbl::Tenants, &existing_index)? {
+                        ctx.put(Tbl::Tenants, &existing_index, hash.as_bytes())?;
+                    }
+                    return Ok(Err(StoreError::AlreadyExists));
+                }
+                if ctx.contains(Tbl::Tenants, &index_key)? {
+                    return Ok(Err(StoreError::AlreadyExists));
+                }
+                ctx.put(Tbl::ApiKeys, &hash, &value)?;
+                ctx.put(Tbl::Tenants, &index_key, hash.as_bytes())?;
+                Ok(Ok(()))
+            })
+            .await?
     }
 
     async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.inner.get_record(Tbl::ApiKeys, hash)
+    }
+
+    async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let prefix = api_keys_prefix(tenant);
+        self.scan(move |inner| {
+            // The index and the records from one read transaction: they agree.
+            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let index = txn
+                .open_table(Tbl::Tenants.def())
+                .map_err(StoreError::backend)?;
+            let records = txn
+                .open_table(Tbl::ApiKeys.def())
+                .map_err(StoreError::backend)?;
+            let mut keys = scan_prefix(&index, &prefix, |_, hash| {
+                let hash = std::str::from_utf8(hash).map_err(StoreError::backend)?;
+                get_in::<ApiKeyRecord>(&records, hash)
+            })?;
+            // Key order is id order, oldest first.
+            keys.reverse();
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let index_key = key2(tenant, id);
+        let (tenant, id) = (*tenant, *id);
+        self.inner
+            .writer
+            .write(move |ctx| {
+                let hash = ctx
+                    .get(Tbl::Tenants, &index_key)?
+                    .ok_or(StoreError::NotFound)?;
+                let hash = String::from_utf8(hash).map_err(StoreError::backend)?;
+                let bytes = ctx.get(Tbl::ApiKeys, &hash)?.ok_or_else(|| {
+                    StoreError::backend(format!("the index row of {id} names no key record"))
+                })?;
+                let mut record: ApiKeyRecord = decode(&bytes)?;
+                if record.tenant_id != tenant || record.id != id {
+                    return Err(StoreError::backend(format!(
+                        "the index row of {id} names another key's record"
+                    )));
+                }
+                if record.revoked_at.is_some() {
+                    return Ok(());
+                }
+                record.revoked_at = Some(at);
+                let value = encode(&record)?;
+                ctx.put(Tbl::ApiKeys, &hash, &value)
+            })
+            .await
     }
 
     async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
@@ -456,5 +563,60 @@ impl Store for EmbeddedStore {
             scan_prefix(&table, &prefix, |_, bytes| decode(bytes).map(Some))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::EmbeddedDb;
+
+    #[tokio::test]
+    async fn a_key_stored_before_the_tenant_index_is_indexed_when_put_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(dir.path()).unwrap();
+        let store = db.store();
+        let key = ApiKeyRecord {
+            id: ApiKeyId::new(),
+            tenant_id: TenantId::new(),
+            hash: "ab".repeat(32),
+            name: "development".into(),
+            created_at: Timestamp::now(),
+            revoked_at: None,
+        };
+        // The record alone, as an older data folder holds it.
+        let (hash, value) = (key.hash.clone(), encode(&key).unwrap());
+        store
+            .inner
+            .writer
+            .write(move |ctx| ctx.put(Tbl::ApiKeys, &hash, &value))
+            .await
+            .unwrap();
+        assert!(store
+            .list_api_keys(&key.tenant_id)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // `herald dev` puts its key again at every start.
+        let again = ApiKeyRecord {
+            id: ApiKeyId::new(),
+            ..key.clone()
+        };
+        assert!(matches!(
+            store.put_api_key(&again).await,
+            Err(StoreError::AlreadyExists)
+        ));
+        assert_eq!(
+            store.list_api_keys(&key.tenant_id).await.unwrap(),
+            vec![key.clone()]
+        );
+        store
+            .revoke_api_key(&key.tenant_id, &key.id, Timestamp::now())
+            .await
+            .unwrap();
+        let found = store.find_api_key(&key.hash).await.unwrap().unwrap();
+        assert!(found.revoked_at.is_some());
     }
 }

@@ -24,7 +24,8 @@ pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// The record tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tbl {
-    /// `ten_…` → Tenant
+    /// `ten_…` → Tenant, and `ten_…/key_…` → the key's hash: the tenant's API keys (the records
+    /// stay in `ApiKeys`). Kept here, not in `ApiKeys`, so a hash lookup can never meet an index row.
     Tenants,
     /// key hash → ApiKeyRecord (the hash is globally unique; lookups come before the tenant is known)
     ApiKeys,
@@ -105,13 +106,21 @@ pub(crate) fn prefix2(a: impl std::fmt::Display, b: impl std::fmt::Display) -> S
     format!("{a}/{b}/")
 }
 
-/// The smallest key greater than every key starting with `prefix` (which ends in `/`): the same
-/// text with the final `/` replaced by `0`, the next byte. Ids never contain `/`, so the half-open
-/// range `prefix..prefix_end(prefix)` holds exactly the keys under the prefix.
+/// The smallest key greater than every key starting with `prefix` (which ends in an ASCII
+/// character such as `/` or `_`): the same text with the final character replaced by the next one
+/// (`/` by `0`, `_` by `` ` ``). So the half-open range `prefix..prefix_end(prefix)` holds exactly
+/// the keys under the prefix.
 pub(crate) fn prefix_end(prefix: &str) -> String {
-    let mut end = prefix.strip_suffix('/').unwrap_or(prefix).to_owned();
-    end.push('0');
+    let mut end = prefix.to_owned();
+    if let Some(next) = end.pop().and_then(|c| char::from_u32(u32::from(c) + 1)) {
+        end.push(next);
+    }
     end
+}
+
+/// `ten_…/key_` — the prefix of a tenant's API-key index rows in [`Tbl::Tenants`].
+pub(crate) fn api_keys_prefix(tenant: impl std::fmt::Display) -> String {
+    format!("{tenant}/key_")
 }
 
 /// The last `/`-separated part of a key.
@@ -132,6 +141,24 @@ mod tests {
             assert!(p.as_str() <= inside && inside < end.as_str(), "{inside}");
         }
         for outside in ["ten_A", "ten_AB/x", "ten_B/x", "ten_/x"] {
+            assert!(
+                !(p.as_str() <= outside && outside < end.as_str()),
+                "{outside}"
+            );
+        }
+    }
+
+    #[test]
+    fn tenant_and_key_ranges_hold_exactly_their_rows() {
+        let end = prefix_end("ten_");
+        assert_eq!(end, "ten`");
+        for inside in ["ten_", "ten_01ARZ3NDEKTSV4RRFFQ69G5FAV", "ten_ZZZ/key_ZZZ"] {
+            assert!("ten_" <= inside && inside < end.as_str(), "{inside}");
+        }
+        let p = api_keys_prefix("ten_A");
+        let end = prefix_end(&p);
+        assert!(p.as_str() <= "ten_A/key_Z" && "ten_A/key_Z" < end.as_str());
+        for outside in ["ten_A", "ten_A/sub_Z", "ten_AB/key_Z", "ten_B/key_Z"] {
             assert!(
                 !(p.as_str() <= outside && outside < end.as_str()),
                 "{outside}"

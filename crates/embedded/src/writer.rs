@@ -3,7 +3,8 @@
 //! Callers hand the writer an operation (a closure over [`WriteCtx`]) and await a oneshot reply.
 //! The thread blocks for the first pending operation, drains everything else already queued (up to
 //! [`MAX_BATCH`]), applies them all in one redb write transaction, commits it once with
-//! `Durability::Immediate` (one fsync for the whole batch) and only then answers every caller. Under
+//! `Durability::Immediate` (one fsync for the whole batch; a batch of only acknowledgements skips
+//! the fsync, see [`Writer::write_then_lazy`]) and only then answers every caller. Under
 //! load the batch grows by itself: while one commit is syncing, the next batch is queueing up.
 //!
 //! Atomicity per operation: operations check their conditions before their first write, so a
@@ -20,6 +21,9 @@ use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use crate::tables::{Tbl, QUEUE_MESSAGES};
+
+/// How long a batch of only lazy writes waits for company.
+const LAZY_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The most operations one transaction takes; bounds commit size and reply latency.
 pub(crate) const MAX_BATCH: usize = 4096;
@@ -156,12 +160,15 @@ trait Job: Send {
     fn apply(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
     /// Called exactly once, after the batch committed (`Ok`) or was rolled back (`Err`).
     fn finish(self: Box<Self>, batch: Result<(), &str>);
+    /// Whether this operation needs its commit synced to disk before it is answered.
+    fn durable(&self) -> bool;
 }
 
 struct OpJob<R, F, D> {
     op: Option<F>,
     result: Option<Result<R, StoreError>>,
     done: D,
+    durable: bool,
 }
 
 impl<R, F, D> Job for OpJob<R, F, D>
@@ -190,6 +197,10 @@ where
             (Err(why), _) => Err(StoreError::backend(format!("write not committed: {why}"))),
         };
         (this.done)(result);
+    }
+
+    fn durable(&self) -> bool {
+        self.durable
     }
 }
 
@@ -257,8 +268,32 @@ impl Writer {
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
         A: FnOnce(Result<R, StoreError>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(op, then, true).await
+    }
+
+    /// Like [`Writer::write_then`] for writes whose loss in a crash is harmless (acknowledgements:
+    /// a message whose delete is lost comes back, and every handler is idempotent). A batch of only
+    /// such writes commits without an fsync; the next durable commit makes them durable too.
+    pub(crate) async fn write_then_lazy<R, T, F, A>(&self, op: F, then: A) -> Result<T, StoreError>
+    where
+        R: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+        A: FnOnce(Result<R, StoreError>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(op, then, false).await
+    }
+
+    async fn submit<R, T, F, A>(&self, op: F, then: A, durable: bool) -> Result<T, StoreError>
+    where
+        R: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R, StoreError> + Send + 'static,
+        A: FnOnce(Result<R, StoreError>) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(OpJob {
+            durable,
             op: Some(op),
             result: None,
             done: move |result| {
@@ -302,6 +337,16 @@ fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
                 Err(_) => break,
             }
         }
+        // A batch of only lazy writes (acknowledgements) waits a moment for a durable write to ride
+        // along with, instead of costing a commit of its own.
+        let linger_until = std::time::Instant::now() + LAZY_LINGER;
+        while batch.len() < MAX_BATCH && !batch.iter().any(|job| job.durable()) {
+            let left = linger_until.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
         let outcome = apply_and_commit(db, &mut batch);
         match &outcome {
             Ok(()) => {
@@ -323,7 +368,12 @@ fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
 
 fn apply_and_commit(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-    txn.set_durability(Durability::Immediate);
+    let durable = batch.iter().any(|job| job.durable());
+    txn.set_durability(if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    });
     let broken = {
         let mut ctx = WriteCtx::open(&txn).map_err(|e| e.to_string())?;
         let mut broken = false;

@@ -72,7 +72,9 @@ async fn everything_is_there_after_reopen_and_unacked_messages_are_visible_again
     let mut attempts: Vec<u32> = got.iter().map(|m| attempt_of(&m.message)).collect();
     attempts.sort();
     assert_eq!(attempts, vec![2, 3, 4]);
-    assert!(got.iter().all(|m| m.receive_count == 1));
+    // Recovered messages may have been received before the restart, so they count as received
+    // once already: handlers then run their crash-recovery checks.
+    assert!(got.iter().all(|m| m.receive_count == 2));
 
     // New sequence numbers continue after the recovered ones.
     queue.send(vec![now(delivery_message(5))]).await.unwrap();

@@ -1,11 +1,18 @@
-//! Lambda glue shared by the `fanout` and `deliver` functions: an SQS batch goes through the same
-//! services `herald dev` runs, and the answer names exactly the messages that failed.
+//! Herald on AWS, shared by the four Lambda functions and by `herald dev` pointed at AWS: the typed
+//! configuration ([`AwsConfig`]), the application state on DynamoDB and SQS with clients built and
+//! warmed once ([`build_state`]), and the SQS batch handler ([`handle_sqs_batch`]).
 //!
 //! Workers report honestly: a message counts as done only when its service returned `Ok`. A store or
 //! queue error, an unreadable body or a panic in a handler puts that message in
 //! `batchItemFailures`, so SQS hands it out again (and, after `maxReceiveCount`, to the DLQ).
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod config;
+mod state;
+
+pub use config::{AwsConfig, ConfigError};
+pub use state::{build_state, warm_up, AwsState, StateError};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use herald_app::worker::process;

@@ -1,0 +1,445 @@
+//! What the shared contract does not cover: the table and queue setup, TTL attributes, the claim
+//! check, redrive to the dead-letter queue, and how AWS failures surface. On the moto emulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::error::Error as _;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use aws_sdk_sqs::types::QueueAttributeName;
+use common::{dynamo_store, dynamodb_client, moto, sqs_client, sqs_queue, unique};
+use herald_aws::{
+    aws_sdk_dynamodb, aws_sdk_sqs, create_queues, create_table, AwsError, DynamoConfig,
+    DynamoStore, SqsConfig, SqsQueue, BY_EVENT_INDEX, BY_SUBSCRIPTION_INDEX,
+};
+use herald_contract::fixtures::{after, attempt, delivery, delivery_message, event, now};
+use herald_core::ids::{SubscriptionId, TenantId};
+use herald_core::model::IdempotencyRecord;
+use herald_core::ports::{InsertEventOutcome, Queue, QueueError, QueueName, Store, StoreError};
+use jiff::Timestamp;
+
+const D: QueueName = QueueName::Deliveries;
+
+/// The raw item at `pk`/`sk`, to look at what the adapter wrote.
+async fn raw_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    sk: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_else(|| panic!("no item"))
+}
+
+fn expires_at(item: &std::collections::HashMap<String, AttributeValue>) -> Option<i64> {
+    item.get("expires_at")
+        .map(|v| v.as_n().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn create_table_makes_the_indexes_enables_ttl_and_is_conditional() {
+    let client = dynamodb_client();
+    let config = DynamoConfig::new(unique("herald"));
+    create_table(&client, &config).await.unwrap();
+    assert!(matches!(
+        create_table(&client, &config).await,
+        Err(StoreError::AlreadyExists)
+    ));
+
+    let table = client
+        .describe_table()
+        .table_name(&config.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let mut indexes: Vec<&str> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, vec![BY_EVENT_INDEX, BY_SUBSCRIPTION_INDEX]);
+    assert_eq!(
+        table.billing_mode_summary().and_then(|b| b.billing_mode()),
+        Some(&aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+    );
+
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&config.table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+}
+
+#[tokio::test]
+async fn ttl_attributes_follow_the_config() {
+    let mut config = DynamoConfig::new(unique("herald"));
+    config.event_ttl = Some(Duration::from_secs(3600));
+    config.delivery_ttl = Some(Duration::from_secs(7200));
+    config.attempt_ttl = Duration::from_secs(60);
+    config.idempotency_ttl = Duration::from_secs(600);
+    let table = config.table.clone();
+    let store = dynamo_store(config).await;
+    let client = dynamodb_client();
+
+    let t = TenantId::new();
+    let ev = event(t, "document.created");
+    let record = IdempotencyRecord {
+        tenant_id: t,
+        key: "key:ttl".into(),
+        body_sha256: "h".into(),
+        event_id: ev.id,
+        created_at: Timestamp::now(),
+    };
+    store.insert_event(&ev, Some(&record)).await.unwrap();
+    let d = delivery(t, SubscriptionId::new(), &ev);
+    store
+        .create_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    let a = attempt(&d, 1);
+    store.record_attempt(&a, &d).await.unwrap();
+
+    let item = raw_item(&client, &table, format!("{t}#{}", ev.id), "EVENT").await;
+    assert_eq!(expires_at(&item), Some(ev.timestamp.as_second() + 3600));
+    let item = raw_item(&client, &table, format!("{t}#{}", d.id), "DELIVERY").await;
+    assert_eq!(expires_at(&item), Some(d.created_at.as_second() + 7200));
+    let item = raw_item(
+        &client,
+        &table,
+        format!("{t}#{}", d.id),
+        "ATTEMPT#0000000001",
+    )
+    .await;
+    assert_eq!(expires_at(&item), Some(a.started_at.as_second() + 60));
+
+    // By default events and deliveries stay; attempts and idempotency keys still expire.
+    let config = DynamoConfig::new(unique("herald"));
+    let table = config.table.clone();
+    let store = dynamo_store(config).await;
+    store.insert_event(&ev, Some(&record)).await.unwrap();
+    store
+        .create_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    store.record_attempt(&a, &d).await.unwrap();
+    let item = raw_item(&client, &table, format!("{t}#{}", ev.id), "EVENT").await;
+    assert_eq!(expires_at(&item), None);
+    let item = raw_item(&client, &table, format!("{t}#{}", d.id), "DELIVERY").await;
+    assert_eq!(expires_at(&item), None);
+    let item = raw_item(
+        &client,
+        &table,
+        format!("{t}#{}", d.id),
+        "ATTEMPT#0000000001",
+    )
+    .await;
+    assert_eq!(
+        expires_at(&item),
+        Some(a.started_at.as_second() + 30 * 24 * 3600)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_idempotency_record_no_longer_dedupes() {
+    let mut config = DynamoConfig::new(unique("herald"));
+    config.idempotency_ttl = Duration::from_secs(3600);
+    let store = dynamo_store(config).await;
+    let t = TenantId::new();
+    let old = event(t, "document.created");
+    let stale = IdempotencyRecord {
+        tenant_id: t,
+        key: "key:old".into(),
+        body_sha256: "1".into(),
+        event_id: old.id,
+        // Expired an hour ago, but DynamoDB's TTL sweep has not removed it (it never does on
+        // moto, and takes up to days on AWS).
+        created_at: Timestamp::now() - jiff::SignedDuration::from_hours(2),
+    };
+    assert_eq!(
+        store.insert_event(&old, Some(&stale)).await.unwrap(),
+        InsertEventOutcome::Inserted
+    );
+    let new = event(t, "document.created");
+    let fresh = IdempotencyRecord {
+        event_id: new.id,
+        body_sha256: "2".into(),
+        created_at: Timestamp::now(),
+        ..stale.clone()
+    };
+    assert_eq!(
+        store.insert_event(&new, Some(&fresh)).await.unwrap(),
+        InsertEventOutcome::Inserted
+    );
+    // And the fresh record is the one that dedupes now.
+    let third = event(t, "document.created");
+    let again = IdempotencyRecord {
+        event_id: third.id,
+        ..fresh.clone()
+    };
+    assert_eq!(
+        store.insert_event(&third, Some(&again)).await.unwrap(),
+        InsertEventOutcome::Duplicate(fresh)
+    );
+}
+
+#[tokio::test]
+async fn a_256_kib_event_is_stored_once_and_its_messages_stay_tiny() {
+    let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
+    let t = TenantId::new();
+    let mut ev = event(t, "document.created");
+    ev.data = serde_json::json!({ "body": "x".repeat(256 * 1024) });
+    store.insert_event(&ev, None).await.unwrap();
+    assert_eq!(store.get_event(&t, &ev.id).await.unwrap(), Some(ev.clone()));
+    let message = herald_core::ports::QueueMessage::Event(herald_core::model::EventMessage {
+        tenant_id: t,
+        event_id: ev.id,
+    });
+    assert!(herald_aws::encode_body(&message).unwrap().len() < 1024);
+}
+
+#[tokio::test]
+async fn aws_failures_are_backend_errors_that_name_the_operation() {
+    let store = DynamoStore::new(dynamodb_client(), DynamoConfig::new(unique("missing")));
+    let err = store.get_tenant(&TenantId::new()).await.unwrap_err();
+    let StoreError::Backend(inner) = &err else {
+        panic!("{err:?}")
+    };
+    let aws = inner.downcast_ref::<AwsError>().unwrap();
+    assert_eq!(aws.operation, "DynamoDB.GetItem");
+    assert!(err.to_string().contains("ResourceNotFound"), "{err}");
+    assert!(aws.source().is_some());
+
+    let queue = SqsQueue::new(
+        sqs_client(),
+        SqsConfig {
+            events_queue_url: format!("{}/123456789012/missing-events", moto().endpoint()),
+            deliveries_queue_url: format!("{}/123456789012/missing-deliveries", moto().endpoint()),
+        },
+    );
+    let err = queue
+        .send(vec![now(delivery_message(1))])
+        .await
+        .unwrap_err();
+    let QueueError::Backend(inner) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        inner.downcast_ref::<AwsError>().unwrap().operation,
+        "SQS.SendMessageBatch"
+    );
+}
+
+#[tokio::test]
+async fn queues_redrive_to_their_dead_letter_queue() {
+    let client = sqs_client();
+    let prefix = unique("herald");
+    let (events, deliveries) = create_queues(&client, &prefix).await.unwrap();
+    for (url, name) in [(&events, "events"), (&deliveries, "deliveries")] {
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .unwrap();
+        let policy: serde_json::Value = serde_json::from_str(
+            attributes
+                .attributes()
+                .unwrap()
+                .get(&QueueAttributeName::RedrivePolicy)
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(policy["deadLetterTargetArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{prefix}-{name}-dlq")));
+        assert_eq!(policy["maxReceiveCount"].to_string().trim_matches('"'), "5");
+    }
+
+    let queue = SqsQueue::new(
+        client.clone(),
+        SqsConfig {
+            events_queue_url: events,
+            deliveries_queue_url: deliveries,
+        },
+    );
+    let message = delivery_message(1);
+    queue.send(vec![now(message.clone())]).await.unwrap();
+    // Received and never acked, five times (a zero lease makes it visible again at once).
+    let start = Instant::now();
+    let mut counts = Vec::new();
+    while counts.len() < 5 {
+        assert!(start.elapsed() < Duration::from_secs(60), "{counts:?}");
+        for m in queue
+            .receive(D, 1, Duration::ZERO, Duration::ZERO)
+            .await
+            .unwrap()
+        {
+            assert_eq!(m.message, message);
+            counts.push(m.receive_count);
+        }
+    }
+    assert_eq!(counts, vec![1, 2, 3, 4, 5]);
+    // The sixth receive finds it gone to the dead-letter queue.
+    let dlq = client
+        .get_queue_url()
+        .queue_name(format!("{prefix}-deliveries-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let start = Instant::now();
+    let body = loop {
+        assert!(queue
+            .receive(D, 10, Duration::ZERO, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty());
+        let out = client
+            .receive_message()
+            .queue_url(&dlq)
+            .send()
+            .await
+            .unwrap();
+        if let Some(m) = out.messages().first() {
+            break m.body().unwrap().to_owned();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        serde_json::from_str::<herald_core::ports::QueueMessage>(&body).unwrap(),
+        message
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_body_is_skipped_not_fatal() {
+    let queue = sqs_queue().await;
+    sqs_client()
+        .send_message()
+        .queue_url(&queue.config().deliveries_queue_url)
+        .message_body("not a Herald message")
+        .send()
+        .await
+        .unwrap();
+    let good = delivery_message(2);
+    queue.send(vec![now(good.clone())]).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let got = queue
+            .receive(D, 10, Duration::ZERO, Duration::from_secs(120))
+            .await
+            .unwrap();
+        assert!(got.iter().all(|m| m.message == good));
+        if !got.is_empty() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn delays_beyond_15_minutes_are_capped_not_refused() {
+    let queue = sqs_queue().await;
+    assert_eq!(queue.max_delay(), Duration::from_secs(900));
+    queue
+        .send(vec![after(
+            delivery_message(1),
+            Duration::from_secs(10 * 3600),
+        )])
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        assert!(queue
+            .receive(D, 10, Duration::ZERO, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn filtered_lists_page_across_dynamodb_query_pages() {
+    // More rows than one internal Query page holds, with the few matching ones far apart, so the
+    // adapter must follow LastEvaluatedKey within one list call.
+    let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
+    let t = TenantId::new();
+    let mut matching = Vec::new();
+    for i in 0..230 {
+        let wanted = i % 75 == 0;
+        let sub = herald_contract::fixtures::subscription(
+            t,
+            &[if wanted {
+                "article.created"
+            } else {
+                "book.created"
+            }],
+            !wanted || i != 150,
+        );
+        store.create_subscription(&sub).await.unwrap();
+        if wanted {
+            matching.push(sub);
+        }
+    }
+    matching.sort_by_key(|s| std::cmp::Reverse(s.id));
+    let filter = herald_core::ports::SubscriptionFilter {
+        event: Some(herald_core::pattern::EventType::parse("article.created").unwrap()),
+        enabled: None,
+    };
+    let first = store
+        .list_subscriptions(&t, &filter, &herald_contract::fixtures::page(3, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        matching[..3].iter().map(|s| s.id).collect::<Vec<_>>()
+    );
+    let second = store
+        .list_subscriptions(
+            &t,
+            &filter,
+            &herald_contract::fixtures::page(3, first.next_cursor),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        second.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![matching[3].id]
+    );
+    assert_eq!(second.next_cursor, None);
+
+    let disabled = herald_core::ports::SubscriptionFilter {
+        event: None,
+        enabled: Some(false),
+    };
+    let p = store
+        .list_subscriptions(&t, &disabled, &herald_contract::fixtures::page(10, None))
+        .await
+        .unwrap();
+    assert_eq!(p.items.len(), 1);
+    assert_eq!(p.next_cursor, None);
+    assert_eq!(store.enabled_subscriptions(&t).await.unwrap().len(), 229);
+}

@@ -1,0 +1,14 @@
+//! The shared port contract (`herald-contract`) on the DynamoDB and SQS adapters, against the moto
+//! emulator that `common` starts (see `scripts/test.sh` for installing it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{fresh_queue, fresh_store};
+
+herald_contract::store_contract_tests!(fresh_store);
+// Not `store_concurrency_contract_tests!`: moto's TransactWriteItems is not isolated (it rolls back
+// by restoring a snapshot of the whole table), so concurrent idempotent inserts race inside the
+// emulator. DynamoDB's transactions are serializable; the adapter retries `TransactionConflict`
+// and maps a failed idempotency condition to `Duplicate`, which the sequential suite checks.
+herald_contract::queue_contract_tests!(fresh_queue);

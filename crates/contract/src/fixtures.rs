@@ -1,0 +1,131 @@
+//! Valid records and messages to feed the adapters.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use herald_core::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
+use herald_core::model::{
+    Attempt, Delivery, DeliveryMessage, DeliveryStatus, Event, EventMessage, PlatformConfig,
+    SecretEntry, Subscription, Tenant,
+};
+use herald_core::pattern::{EventPattern, EventType};
+use herald_core::ports::{OutgoingMessage, PageRequest, QueueMessage};
+use herald_core::signing::SigningSecret;
+use jiff::Timestamp;
+
+pub fn tenant() -> Tenant {
+    Tenant {
+        id: TenantId::new(),
+        name: "Acme".into(),
+        created_at: Timestamp::now(),
+    }
+}
+
+pub fn subscription(tenant: TenantId, patterns: &[&str], enabled: bool) -> Subscription {
+    Subscription {
+        id: SubscriptionId::new(),
+        tenant_id: tenant,
+        name: Some("hook".into()),
+        description: None,
+        platform: PlatformConfig::Custom,
+        url: "https://example.com/hook".into(),
+        events: patterns
+            .iter()
+            .map(|p| EventPattern::parse(p).unwrap())
+            .collect(),
+        enabled,
+        disabled_reason: None,
+        secrets: vec![SecretEntry {
+            secret: SigningSecret::generate(),
+            expires_at: None,
+        }],
+        headers: BTreeMap::new(),
+        auth_token: None,
+        rate_limit_per_sec: None,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+    }
+}
+
+pub fn event(tenant: TenantId, event_type: &str) -> Event {
+    Event {
+        id: EventId::new(),
+        tenant_id: tenant,
+        event_type: EventType::parse(event_type).unwrap(),
+        timestamp: Timestamp::now(),
+        data: serde_json::json!({"title": "Hello"}),
+    }
+}
+
+pub fn delivery(tenant: TenantId, sub: SubscriptionId, event: &Event) -> Delivery {
+    Delivery {
+        id: DeliveryId::derive(&event.id, &sub),
+        tenant_id: tenant,
+        subscription_id: sub,
+        event_id: event.id,
+        event_type: event.event_type.clone(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        run_started_at: 0,
+        last_status_code: None,
+        last_error: None,
+        next_attempt_at: None,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+    }
+}
+
+pub fn attempt(delivery: &Delivery, number: u32) -> Attempt {
+    Attempt {
+        id: AttemptId::new(),
+        delivery_id: delivery.id,
+        tenant_id: delivery.tenant_id,
+        subscription_id: delivery.subscription_id,
+        number,
+        started_at: Timestamp::now(),
+        status_code: Some(500),
+        latency_ms: 12,
+        response_excerpt: Some("oops".into()),
+        error: None,
+        succeeded: false,
+    }
+}
+
+/// A deliveries-queue message whose `attempt` tells messages apart.
+pub fn delivery_message(attempt: u32) -> QueueMessage {
+    QueueMessage::Delivery(DeliveryMessage {
+        tenant_id: TenantId::new(),
+        delivery_id: DeliveryId::new(),
+        attempt,
+        not_before: None,
+    })
+}
+
+pub fn event_message() -> QueueMessage {
+    QueueMessage::Event(EventMessage {
+        tenant_id: TenantId::new(),
+        event_id: EventId::new(),
+    })
+}
+
+/// `message`, visible at once.
+pub fn now(message: QueueMessage) -> OutgoingMessage {
+    after(message, Duration::ZERO)
+}
+
+/// `message`, visible after `delay`.
+pub fn after(message: QueueMessage, delay: Duration) -> OutgoingMessage {
+    OutgoingMessage { message, delay }
+}
+
+/// The `attempt` of a delivery message (panics on an event message).
+pub fn attempt_of(message: &QueueMessage) -> u32 {
+    match message {
+        QueueMessage::Delivery(m) => m.attempt,
+        QueueMessage::Event(_) => panic!("not a delivery message: {message:?}"),
+    }
+}
+
+pub fn page(limit: usize, cursor: Option<String>) -> PageRequest {
+    PageRequest { limit, cursor }
+}

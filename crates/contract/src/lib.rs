@@ -1,0 +1,135 @@
+//! The contract of Herald's ports, as one test suite that every adapter runs: the embedded store
+//! and queue, and the DynamoDB/SQS adapters (on an emulator). If both pass, the application sees
+//! the same behaviour on either.
+//!
+//! Each property is a plain `async fn` taking the adapter under test ([`store`], [`queue`]); it
+//! panics on a violation. The macros [`store_contract_tests!`] and [`queue_contract_tests!`] turn
+//! every property into its own `#[tokio::test]`, each on a fresh instance from a factory:
+//!
+//! ```ignore
+//! async fn fresh_store() -> herald_contract::Fixture<dyn herald_core::ports::Store> {
+//!     herald_contract::Fixture::new(std::sync::Arc::new(make_a_store().await))
+//! }
+//! herald_contract::store_contract_tests!(fresh_store);
+//! ```
+//!
+//! [`store_concurrency_contract_tests!`] adds the properties that need isolated transactions
+//! under concurrent writers.
+//!
+//! The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+//!
+//! Timing: queues with whole-second granularity (SQS) must pass, so delays and visibility timeouts
+//! are 1–2 s. Lower bounds (not visible before its time) are asserted strictly, upper bounds only
+//! loosely (generous deadlines), so a slow machine does not fail a correct adapter.
+#![forbid(unsafe_code)]
+// This is test code: a panic is how a property reports a violation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+pub mod fixtures;
+pub mod queue;
+pub mod store;
+
+/// An adapter under test, and whatever must live as long as it (a temporary directory, say).
+pub struct Fixture<T: ?Sized> {
+    subject: Arc<T>,
+    _guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl<T: ?Sized> Fixture<T> {
+    pub fn new(subject: Arc<T>) -> Self {
+        Self {
+            subject,
+            _guard: None,
+        }
+    }
+
+    /// Keeps `guard` alive until the fixture is dropped, after the test.
+    pub fn with_guard(subject: Arc<T>, guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            subject,
+            _guard: Some(Box::new(guard)),
+        }
+    }
+
+    pub fn subject(&self) -> Arc<T> {
+        Arc::clone(&self.subject)
+    }
+}
+
+/// One `#[tokio::test]` per store property, each on a fresh store from `$make`: a function (or
+/// closure) of no arguments returning a future of [`Fixture<dyn Store>`](Fixture).
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:expr) => {
+        $crate::__contract_tests!(
+            store,
+            $make,
+            [
+                tenants_and_api_keys,
+                tenants_are_listed_newest_first,
+                api_keys_are_listed_newest_first_per_tenant,
+                revoked_keys_are_found_revoked_and_only_by_their_tenant,
+                subscription_crud_is_conditional,
+                tenants_never_see_each_other,
+                insert_event_is_idempotent_and_atomic,
+                subscriptions_page_newest_first_without_gaps,
+                subscription_filters_and_enabled_list,
+                deliveries_are_created_if_absent_indexed_and_paged,
+                attempts_are_recorded_with_the_delivery_and_listed_oldest_first,
+            ]
+        );
+    };
+}
+
+/// The store properties under concurrent writers, one `#[tokio::test]` each. They need a back end
+/// whose transactions are isolated: the embedded store and DynamoDB are, moto is not (its
+/// TransactWriteItems checks and writes item by item and rolls back by restoring a snapshot of the
+/// table, so concurrent transactions on one table overwrite each other).
+#[macro_export]
+macro_rules! store_concurrency_contract_tests {
+    ($make:expr) => {
+        $crate::__contract_tests!(
+            store,
+            $make,
+            [concurrent_inserts_with_one_key_store_one_event]
+        );
+    };
+}
+
+/// One `#[tokio::test]` per queue property, each on fresh queues from `$make`: a function (or
+/// closure) of no arguments returning a future of [`Fixture<dyn Queue>`](Fixture).
+#[macro_export]
+macro_rules! queue_contract_tests {
+    ($make:expr) => {
+        $crate::__contract_tests!(
+            queue,
+            $make,
+            [
+                send_receive_ack,
+                delay_is_honoured,
+                visibility_timeout_brings_a_message_back,
+                release_makes_a_message_visible_again,
+                a_batch_arrives_exactly_once_on_the_right_queues,
+                a_waiting_receive_gets_a_message_sent_during_its_wait,
+                bad_receipts_are_refused,
+            ]
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_tests {
+    ($module:ident, $make:expr, [$($case:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = ($make)().await;
+                $crate::$module::$case(fixture.subject()).await;
+                drop(fixture);
+            }
+        )*
+    };
+}

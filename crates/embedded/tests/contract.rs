@@ -1,0 +1,30 @@
+//! The shared port contract (`herald-contract`) on the embedded store and queue: the same suite
+//! the DynamoDB/SQS adapters pass on an emulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use herald_contract::Fixture;
+use herald_core::ports::{Queue, Store};
+use herald_embedded::EmbeddedDb;
+
+/// A fresh database in its own temporary directory, which lives as long as the fixture.
+fn fresh() -> (EmbeddedDb, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (EmbeddedDb::open(dir.path()).unwrap(), dir)
+}
+
+async fn fresh_store() -> Fixture<dyn Store> {
+    let (db, dir) = fresh();
+    // The database before the directory: the file is closed before the directory goes.
+    Fixture::with_guard(Arc::new(db.store()), (db, dir))
+}
+
+async fn fresh_queue() -> Fixture<dyn Queue> {
+    let (db, dir) = fresh();
+    Fixture::with_guard(Arc::new(db.queue()), (db, dir))
+}
+
+herald_contract::store_contract_tests!(fresh_store);
+herald_contract::store_concurrency_contract_tests!(fresh_store);
+herald_contract::queue_contract_tests!(fresh_queue);

@@ -1,0 +1,110 @@
+//! The application state on DynamoDB and SQS: SDK and HTTP clients built once per process (one
+//! Lambda container), and warmed so the first request after a cold start does not pay for the
+//! TLS handshakes.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use herald_app::sender::{HttpSender, HttpSenderConfig, SenderBuildError};
+use herald_app::{AppState, Settings};
+use herald_aws::aws_config::SdkConfig;
+use herald_aws::aws_sdk_sqs::types::QueueAttributeName;
+use herald_aws::{aws_sdk_dynamodb, aws_sdk_sqs, DynamoConfig, DynamoStore, SqsConfig, SqsQueue};
+use herald_core::ports::SystemClock;
+use herald_core::TenantId;
+
+use crate::config::AwsConfig;
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("building the HTTP client: {0}")]
+    Sender(#[from] SenderBuildError),
+}
+
+/// The state and the raw clients (for warm-up and operator commands).
+#[derive(Clone)]
+pub struct AwsState {
+    pub app: AppState,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub config: AwsConfig,
+}
+
+/// Builds the clients and the application state. `sdk` comes from `herald_aws::load_sdk_config()`
+/// in Lambda, or `emulator_sdk_config(url)` for an emulator.
+pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, StateError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let dynamo_config = DynamoConfig {
+        table: config.table.clone(),
+        attempt_ttl: config.attempt_retention,
+        idempotency_ttl: config.idempotency_retention,
+        event_ttl: config.event_retention,
+        delivery_ttl: config.event_retention,
+    };
+    let store = DynamoStore::new(dynamodb.clone(), dynamo_config);
+    let queue = SqsQueue::new(
+        sqs.clone(),
+        SqsConfig {
+            events_queue_url: config.events_queue_url.clone(),
+            deliveries_queue_url: config.deliveries_queue_url.clone(),
+        },
+    );
+    let sender = HttpSender::new(HttpSenderConfig {
+        timeout: config.attempt_timeout,
+        policy: config.address_policy,
+        ..HttpSenderConfig::default()
+    })?;
+    let settings = Settings {
+        address_policy: config.address_policy,
+        retry: config.retry.clone(),
+        ..Settings::default()
+    };
+    let app = AppState::new(
+        Arc::new(store),
+        Arc::new(queue),
+        Arc::new(sender),
+        Arc::new(SystemClock),
+        settings,
+    );
+    Ok(AwsState {
+        app,
+        dynamodb,
+        sqs,
+        config: config.clone(),
+    })
+}
+
+/// Opens the connections to DynamoDB and to `queue_url` with one cheap call each (a GetItem of a
+/// key that cannot exist, GetQueueAttributes), so their TLS sessions exist before the first event.
+/// Failures are logged, not fatal: the first real call will report them properly.
+pub async fn warm_up(state: &AwsState, queue_urls: &[&str]) {
+    if !state.config.warm_up {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let nobody = TenantId::new();
+    let dynamo = state.app.store.get_tenant(&nobody);
+    let queues = queue_urls.iter().map(|url| {
+        state
+            .sqs
+            .get_queue_attributes()
+            .queue_url(*url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+    });
+    let (dynamo, queues) = tokio::join!(dynamo, join_all(queues));
+    if let Err(e) = dynamo {
+        tracing::warn!(error = %e, "warm-up: DynamoDB call failed");
+    }
+    for result in queues {
+        if let Err(e) = result {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "warm-up: SQS call failed");
+        }
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "warm-up done"
+    );
+}

@@ -1,0 +1,15 @@
+//! The `ingest` function: `POST /v1/events` behind API Gateway — store the event once
+//! (idempotently) and queue it for fan-out. The same axum router as `herald dev`.
+#![forbid(unsafe_code)]
+
+use herald_lambda::{build_state, warm_up, AwsConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = AwsConfig::from_env()?;
+    let sdk = herald_aws::load_sdk_config().await;
+    let state = build_state(&sdk, &config)?;
+    warm_up(&state, &[&config.events_queue_url]).await;
+    lambda_http::run(herald_app::api::intake_router(state.app)).await
+}

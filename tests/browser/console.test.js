@@ -1,0 +1,390 @@
+// The Herald console in a real browser: headless Chromium against `herald dev` and a receiver,
+// both on 127.0.0.1. One person's story, step by step; controls are found by their label and
+// role. Screenshots go to test-output/browser/ (git-ignored).
+//
+// Environment: HERALD_BIN (default target/debug/herald), CHROMIUM_BIN (default /usr/bin/chromium).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import {
+  apiClient, eventually, startBrowser, startHerald, startReceiver,
+} from './harness.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const outDir = path.join(root, 'test-output', 'browser');
+const heraldBin = process.env.HERALD_BIN ?? path.join(root, 'target', 'debug', 'herald');
+const chromiumBin = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+
+const STEP_TIMEOUT = 90000;
+
+let herald;
+let receiver;
+let browser;
+let page;
+let call;
+const pageErrors = [];
+const consoleErrors = [];
+const requests = [];
+
+// The story's shared facts.
+let subId;
+let okEventId;
+let failEventId;
+
+let broken = false;
+/** A step of the story; once one fails, the later ones are skipped (they depend on it). */
+function step(name, fn) {
+  test(name, { timeout: STEP_TIMEOUT }, async (t) => {
+    if (broken) {
+      t.skip('an earlier step failed');
+      return;
+    }
+    try {
+      await fn(t);
+    } catch (err) {
+      broken = true;
+      const file = `failed-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`;
+      await page?.screenshot({ path: path.join(outDir, file), fullPage: true }).catch(() => {});
+      throw err;
+    }
+  });
+}
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(outDir, name), fullPage: true });
+}
+
+/** Waits until `locator`'s visible text matches `pattern`. */
+async function expectText(locator, pattern, { timeout = 20000 } = {}) {
+  return eventually(async () => {
+    const text = await locator.innerText({ timeout: 2000 });
+    if (!pattern.test(text)) throw new Error(`text was: ${text.slice(0, 400)}`);
+    return text;
+  }, { timeout, what: `text ${pattern}` });
+}
+
+function deliveryItem(eventId) {
+  return page.getByRole('list', { name: 'Deliveries, newest first' })
+    .getByRole('listitem').filter({ hasText: eventId });
+}
+
+async function sendEvent(type, data) {
+  const r = await call('POST', '/v1/events', { type, data });
+  assert.equal(r.status, 202, JSON.stringify(r.json));
+  return r.json.id;
+}
+
+async function subscriptionCount() {
+  const r = await call('GET', '/v1/subscriptions');
+  assert.equal(r.status, 200);
+  return r.json.data.length;
+}
+
+describe('Herald console', () => {
+  before(async () => {
+    await fs.mkdir(outDir, { recursive: true });
+    receiver = await startReceiver();
+    herald = await startHerald({ bin: heraldBin, logFile: path.join(outDir, 'herald.log') });
+    call = apiClient(herald.url, herald.apiKey);
+    browser = await startBrowser({ executablePath: chromiumBin });
+    page = browser.context.pages()[0] ?? await browser.context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(String(err)));
+    page.on('console', (msg) => {
+      // Chromium logs every 4xx answer as "Failed to load resource"; the story causes some
+      // (a wrong key, a bad URL) on purpose. Anything else is a fault of the console.
+      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) {
+        consoleErrors.push(msg.text());
+      }
+    });
+    page.on('request', (req) => requests.push(req.url()));
+  }, { timeout: 180000 });
+
+  after(async () => {
+    await browser?.stop();
+    await herald?.stop();
+    await receiver?.stop();
+  }, { timeout: 30000 });
+
+  step('the console is served by herald with a strict content security policy', async () => {
+    const root = await fetch(`${herald.url}/`, { redirect: 'manual' });
+    assert.ok(root.status >= 300 && root.status < 400, `GET / answered ${root.status}`);
+    const index = await fetch(`${herald.url}/console/`);
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get('content-type'), /^text\/html/);
+    const csp = index.headers.get('content-security-policy');
+    assert.match(csp, /default-src 'self'/);
+    assert.match(csp, /script-src 'self'(;|$)/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    const js = await fetch(`${herald.url}/console/app.js`);
+    assert.match(js.headers.get('content-type'), /^text\/javascript/);
+  });
+
+  step('sign in with the API key, by keyboard', async () => {
+    await page.goto(`${herald.url}/`);
+    await page.getByRole('heading', { name: 'Sign in to Herald' }).waitFor();
+    const key = page.getByLabel('API key', { exact: true });
+    await key.fill('hk_not_the_right_key');
+    await key.press('Enter');
+    await expectText(page.locator('#api-key-error'), /did not accept this API key/);
+    assert.equal(await key.getAttribute('aria-invalid'), 'true');
+
+    await key.fill(herald.apiKey);
+    await key.press('Enter');
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    await page.getByText('No webhooks yet').waitFor();
+    await page.getByText(/Click “Add webhook”/).waitFor();
+    const stored = await page.evaluate(() => ({
+      session: sessionStorage.getItem('herald.apiKey'),
+      local: localStorage.length,
+    }));
+    assert.equal(stored.session, herald.apiKey);
+    assert.equal(stored.local, 0, 'nothing is kept in localStorage');
+  });
+
+  step('add a Custom webhook with two event types; "Save and test" shows success', async () => {
+    await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+    await page.getByRole('heading', { name: 'Add webhook', level: 1 }).waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('Docs receiver');
+
+    const platform = page.getByLabel('Platform', { exact: true });
+    const options = await platform.locator('option').allInnerTexts();
+    assert.deepEqual(options, ['Slack', 'Mattermost', 'Microsoft Teams', 'Trello', 'Custom']);
+    // Trello's own fields appear only for Trello.
+    await platform.selectOption({ label: 'Trello' });
+    await page.getByLabel('Trello list ID', { exact: true }).waitFor({ state: 'visible' });
+    await page.getByLabel('Trello API key', { exact: true }).waitFor({ state: 'visible' });
+    await page.getByLabel('Trello token', { exact: true }).waitFor({ state: 'visible' });
+    await platform.selectOption({ label: 'Custom' });
+    await page.getByLabel('Trello list ID', { exact: true }).waitFor({ state: 'hidden' });
+
+    const events = page.getByRole('group', { name: 'Events' });
+    await events.getByLabel('All document events', { exact: true }).waitFor();
+    await events.getByLabel('All events', { exact: true }).waitFor();
+    await events.getByLabel('document.created', { exact: true }).check();
+    await events.getByLabel('article.published', { exact: true }).check();
+    await page.getByLabel('Callback URL', { exact: true }).fill(`${receiver.url}/hooks`);
+    await page.getByRole('button', { name: 'Save and test', exact: true }).click();
+
+    const result = page.locator('.test-result');
+    await page.getByRole('heading', { name: 'Test delivery arrived' }).waitFor({ timeout: 30000 });
+    await expectText(result, /HTTP 200/);
+    await expectText(result, /\d+ ms/);
+
+    const m = page.url().match(/#\/webhooks\/(sub_[0-9A-Za-z]+)$/);
+    assert.ok(m, `the page went to the webhook: ${page.url()}`);
+    subId = m[1];
+    await page.getByRole('heading', { name: 'Docs receiver', level: 1 }).waitFor();
+
+    const sub = await call('GET', `/v1/subscriptions/${subId}`);
+    assert.equal(sub.status, 200);
+    assert.equal(sub.json.platform, 'custom');
+    assert.equal(sub.json.name, 'Docs receiver');
+    assert.equal(sub.json.url, `${receiver.url}/hooks`);
+    assert.deepEqual([...sub.json.events].sort(), ['article.published', 'document.created']);
+    const test = receiver.received.find((r) => r.json?.type === 'webhook.test');
+    assert.ok(test, 'the receiver got the test event');
+    assert.match(test.headers['webhook-signature'], /^v1,/);
+  });
+
+  step('an event sent through the API appears in the delivery log with its attempt', async () => {
+    okEventId = await sendEvent('document.created', {
+      title: 'Getting started', author: 'Ada', url: 'https://docs.example.com/getting-started',
+    });
+    const item = deliveryItem(okEventId);
+    await expectText(item, /Delivered/);
+    await expectText(item, /Attempt 1[\s\S]*HTTP 200/);
+    assert.ok(receiver.received.some((r) => r.headers['webhook-id'] === okEventId));
+    // The test delivery is in the log too, older than the event.
+    const all = await page.getByRole('list', { name: 'Deliveries, newest first' })
+      .locator(':scope > li').allInnerTexts();
+    assert.ok(all[0].includes(okEventId), 'newest first');
+    assert.ok(all.some((t) => t.includes('webhook.test')));
+  });
+
+  step('when the receiver fails, the failed attempt and its status show', async () => {
+    receiver.answer(500);
+    failEventId = await sendEvent('article.published', { title: 'Release notes', author: 'Grace' });
+    const item = deliveryItem(failEventId);
+    await expectText(item, /Attempt 1[\s\S]*HTTP 500/);
+    await expectText(item, /HTTP 500/);
+    // The short schedule (500 ms × 3) runs out: the delivery fails, and the webhook is disabled.
+    await expectText(item, /Failed/, { timeout: 30000 });
+    const attempts = await item.getByRole('list').getByRole('listitem').allInnerTexts();
+    assert.ok(attempts.length >= 2, `retried: ${attempts.length} attempts`);
+    assert.ok(attempts.every((a) => /HTTP 500/.test(a)));
+    await page.getByText('This webhook is disabled').waitFor({ timeout: 20000 });
+    await page.getByRole('button', { name: 'Enable', exact: true }).waitFor();
+  });
+
+  step('after the receiver recovers, "Retry" delivers it', async () => {
+    receiver.answer(200);
+    await page.getByRole('button', { name: 'Enable', exact: true }).click();
+    await page.getByRole('button', { name: 'Disable', exact: true }).waitFor();
+    const before = receiver.received.filter((r) => r.headers['webhook-id'] === failEventId).length;
+    const item = deliveryItem(failEventId);
+    await item.getByRole('button', { name: 'Retry', exact: true }).click();
+    await expectText(item, /Delivered/, { timeout: 30000 });
+    await expectText(item, /HTTP 200/);
+    const after = receiver.received.filter((r) => r.headers['webhook-id'] === failEventId);
+    assert.ok(after.length > before, 'the receiver got the event again');
+    assert.equal(after.at(-1).status, 200);
+  });
+
+  step('the signing secret can be revealed and rotated', async () => {
+    await page.getByRole('button', { name: 'Reveal secret', exact: true }).click();
+    const secret = page.getByRole('textbox', { name: 'Signing secret', exact: true });
+    const shown = await secret.inputValue();
+    const fromApi = await call('GET', `/v1/subscriptions/${subId}/secret`);
+    assert.equal(shown, fromApi.json.secret);
+    assert.match(shown, /^whsec_/);
+    await page.getByRole('button', { name: 'Rotate secret', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Rotate the signing secret?' });
+    await dialog.getByRole('button', { name: 'Rotate secret', exact: true }).click();
+    await page.getByText(/New secret created/).waitFor();
+    await eventually(async () => {
+      const now = await secret.inputValue();
+      assert.notEqual(now, shown);
+      const fresh = await call('GET', `/v1/subscriptions/${subId}/secret`);
+      assert.equal(now, fresh.json.secret);
+    }, { what: 'the rotated secret' });
+  });
+
+  step('edit the webhook, send a test event, recover failed deliveries', async () => {
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    await page.getByRole('heading', { name: 'Edit webhook', level: 1 }).waitFor();
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'Docs receiver');
+    const events = page.getByRole('group', { name: 'Events' });
+    assert.ok(await events.getByLabel('document.created', { exact: true }).isChecked());
+    assert.ok(await events.getByLabel('article.published', { exact: true }).isChecked());
+    await page.getByText('More options', { exact: true }).click();
+    await page.getByLabel('Description', { exact: true }).fill('Release notes for the docs team');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByRole('heading', { name: 'Docs receiver', level: 1 }).waitFor();
+    await page.getByText('Release notes for the docs team').waitFor();
+    const sub = await call('GET', `/v1/subscriptions/${subId}`);
+    assert.equal(sub.json.description, 'Release notes for the docs team');
+    assert.deepEqual([...sub.json.events].sort(), ['article.published', 'document.created']);
+
+    await page.getByRole('button', { name: 'Send test event', exact: true }).click();
+    await page.getByRole('heading', { name: 'Test delivery arrived' }).waitFor({ timeout: 30000 });
+
+    await page.getByLabel('Failed since', { exact: true }).fill('2020-01-01T00:00');
+    await page.getByRole('button', { name: 'Recover failed', exact: true }).click();
+    await page.getByText(/No failed deliveries since/).waitFor();
+  });
+
+  step('screenshots of the list and the detail page, also at phone width', async () => {
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    await expectText(page.locator('.webhook .last'), /Delivered/);
+    await shot('list.png');
+    await page.getByRole('link', { name: 'Docs receiver' }).click();
+    await expectText(deliveryItem(failEventId), /Delivered/);
+    await shot('detail.png');
+
+    await page.setViewportSize({ width: 375, height: 812 });
+    try {
+      await expectText(deliveryItem(failEventId), /Delivered/);
+      await shot('detail-phone.png');
+      const detailWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(detailWidth <= 375, `the detail page fits 375 px (it is ${detailWidth} px wide)`);
+      await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+      await expectText(page.locator('.webhook .last'), /Delivered/);
+      await shot('list-phone.png');
+      const listWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(listWidth <= 375, `the list fits 375 px (it is ${listWidth} px wide)`);
+      await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+      await page.getByRole('heading', { name: 'Add webhook', level: 1 }).waitFor();
+      await shot('form-phone.png');
+      await page.getByRole('link', { name: 'Cancel', exact: true }).click();
+      await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
+  step('a bad callback URL shows the error beside the field and creates nothing', async () => {
+    const count = await subscriptionCount();
+    await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+    await page.getByLabel('Name', { exact: true }).fill('Broken');
+    await page.getByLabel('Platform', { exact: true }).selectOption({ label: 'Custom' });
+    const events = page.getByRole('group', { name: 'Events' });
+    await events.getByLabel('document.created', { exact: true }).check();
+    const url = page.getByLabel('Callback URL', { exact: true });
+    await url.fill('ftp://x');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+
+    await eventually(async () => assert.equal(await url.getAttribute('aria-invalid'), 'true'),
+      { what: 'the URL field to be marked invalid' });
+    const describedBy = (await url.getAttribute('aria-describedby')).split(/\s+/);
+    const errorId = describedBy.find((id) => id.endsWith('-error'));
+    assert.ok(errorId, `the error describes the field: ${describedBy}`);
+    const error = page.locator(`[id="${errorId}"]`);
+    await expectText(error, /https:\/\//);
+    // Beside the field: in the same field block, right under the input.
+    const fieldBlock = page.locator('.field').filter({ has: url });
+    assert.equal(await fieldBlock.locator('.field-error').count(), 1);
+    assert.ok(await fieldBlock.locator('.field-error').isVisible());
+    assert.ok(await url.evaluate((el) => el === document.activeElement), 'focus moved to the field');
+    await page.getByRole('alert').filter({ hasText: 'The webhook was not saved' }).waitFor();
+    await shot('form-error.png');
+    assert.equal(await subscriptionCount(), count, 'nothing was created');
+
+    // No event ticked: the error sits with the Events group.
+    await url.fill(`${receiver.url}/other`);
+    await events.getByLabel('document.created', { exact: true }).uncheck();
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await expectText(events, /Choose at least one event/);
+    assert.equal(await url.getAttribute('aria-invalid'), null, 'the URL error went away');
+    assert.equal(await subscriptionCount(), count, 'still nothing was created');
+    await page.getByRole('link', { name: 'Cancel', exact: true }).click();
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+  });
+
+  step('the Event types page lists the catalog', async () => {
+    await page.getByRole('link', { name: 'Event types', exact: true }).click();
+    await page.getByRole('heading', { name: 'Event types', level: 1 }).waitFor();
+    const table = page.getByRole('table');
+    await table.getByRole('rowheader', { name: 'document.published' }).waitFor();
+    await table.getByRole('rowheader', { name: 'webhook.test' }).waitFor();
+  });
+
+  step('delete the webhook, after confirming', async () => {
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByRole('link', { name: 'Docs receiver' }).click();
+    await page.getByRole('heading', { name: 'Docs receiver', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: /Delete “Docs receiver”/ });
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal((await call('GET', `/v1/subscriptions/${subId}`)).status, 200, 'Cancel keeps it');
+
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete webhook', exact: true }).click();
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    await page.getByText('No webhooks yet').waitFor();
+    assert.equal((await call('GET', `/v1/subscriptions/${subId}`)).status, 404);
+  });
+
+  step('sign out removes the key from the browser', async () => {
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sign in to Herald' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('herald.apiKey')), null);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Sign in to Herald' }).waitFor();
+  });
+
+  step('the page loaded nothing from elsewhere and raised no errors', async () => {
+    assert.deepEqual(browser.offHost, []);
+    const elsewhere = requests.filter((u) => !u.startsWith(`${herald.url}/`));
+    assert.deepEqual(elsewhere, []);
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(consoleErrors, []);
+  });
+});

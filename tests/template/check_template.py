@@ -1,0 +1,116 @@
+"""Invariants of template.yaml, checked on the template as SAM expands it (samtranslator), so the
+policies and event source mappings SAM adds are checked too.
+
+- every SQS queue that is not a DLQ has a redrive policy to a DLQ;
+- each queue's visibility timeout is >= 6 x the timeout of the function it triggers;
+- every SQS trigger reports batch item failures;
+- no IAM policy statement has a `*` resource, and none allows `*` actions;
+- the four functions exist and are built with rust-cargolambda on provided.al2023.
+
+Prints "N passed, M failed" and exits non-zero on any failure.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from cfnlint.decode import decode
+from samtranslator.translator.transform import transform
+
+ROOT = Path(__file__).resolve().parents[2]
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append((name, ok, detail))
+
+
+class NoManagedPolicies:
+    """The template uses no managed policy names; anything asked for is an error."""
+
+    def load(self):
+        return {}
+
+
+def main():
+    # The translator only needs a region name to build ARNs; nothing is called.
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    template, errors = decode(str(ROOT / "template.yaml"))
+    if errors:
+        print("template does not parse:", errors)
+        sys.exit(1)
+    source = json.loads(json.dumps(template, default=str))
+    # What `sam package` does before the transform: local code folders become S3 locations.
+    packaged = json.loads(json.dumps(source))
+    for r in packaged["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            r["Properties"]["CodeUri"] = "s3://bucket/key.zip"
+    expanded = transform(packaged, {}, NoManagedPolicies())
+    resources = expanded["Resources"]
+    raw = source["Resources"]
+
+    functions = {k: v for k, v in raw.items() if v["Type"] == "AWS::Serverless::Function"}
+    for name in ["ApiFunction", "IngestFunction", "FanoutFunction", "DeliverFunction"]:
+        fn = functions.get(name)
+        check(f"{name} exists", fn is not None)
+        if fn:
+            check(f"{name} uses rust-cargolambda", fn.get("Metadata", {}).get("BuildMethod") == "rust-cargolambda")
+            runtime = fn["Properties"].get("Runtime") or source["Globals"]["Function"].get("Runtime")
+            check(f"{name} runs on provided.al2023", runtime == "provided.al2023")
+
+    queues = {k: v for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue"}
+    dlq_names = set()
+    for name, q in queues.items():
+        redrive = q["Properties"].get("RedrivePolicy")
+        if redrive:
+            target = redrive["deadLetterTargetArn"]
+            dlq_names.add(target["Fn::GetAtt"][0] if isinstance(target, dict) else target)
+    for name, q in queues.items():
+        if name in dlq_names:
+            continue
+        check(f"{name} has a DLQ", "RedrivePolicy" in q["Properties"], json.dumps(q["Properties"]))
+
+    # Event source mappings as SAM generated them.
+    mappings = [v for v in resources.values() if v["Type"] == "AWS::Lambda::EventSourceMapping"]
+    check("there are two SQS triggers", len(mappings) == 2, str(len(mappings)))
+    globals_timeout = source.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+    for m in mappings:
+        props = m["Properties"]
+        fn_logical = props["FunctionName"]["Ref"]
+        queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
+        check(f"{fn_logical} reports batch item failures", props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"])
+        timeout = raw[fn_logical]["Properties"].get("Timeout", globals_timeout)
+        visibility = queues[queue_logical]["Properties"].get("VisibilityTimeout", 30)
+        check(f"{queue_logical} visibility {visibility} >= 6 x {fn_logical} timeout {timeout}", visibility >= 6 * timeout)
+
+    # Every IAM statement, including the ones SAM adds for the SQS pollers.
+    statements = 0
+    for name, r in resources.items():
+        if r["Type"] != "AWS::IAM::Role":
+            continue
+        managed = r["Properties"].get("ManagedPolicyArns", [])
+        for arn in managed:
+            text = json.dumps(arn)
+            check(f"{name} managed policy is only basic execution", "AWSLambdaBasicExecutionRole" in text, text)
+        for policy in r["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                statements += 1
+                res = st.get("Resource", [])
+                res = res if isinstance(res, list) else [res]
+                actions = st.get("Action", [])
+                actions = actions if isinstance(actions, list) else [actions]
+                check(f"{name}/{policy['PolicyName']} has no '*' resource", all(x != "*" and not (isinstance(x, str) and x.endswith(":*")) for x in res), json.dumps(res))
+                check(f"{name}/{policy['PolicyName']} has no '*' action", all(isinstance(a, str) and not a.endswith("*") for a in actions), json.dumps(actions))
+    check("policies were found", statements > 0, str(statements))
+
+    failed = [r for r in results if not r[1]]
+    for name, ok, detail in results:
+        if not ok:
+            print(f"FAIL {name}: {detail}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
