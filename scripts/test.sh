@@ -25,3 +25,6 @@ sam validate --region us-east-1
 
 echo "== unit, contract and integration tests (cargo test --workspace) =="
 cargo test --workspace --all-targets --locked
+
+echo "== console in a real browser (headless Chromium) =="
+./scripts/browser-test.sh

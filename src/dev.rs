@@ -182,13 +182,15 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
         retry: config.retry.clone(),
         ..Settings::default()
     };
+    // Store and queue share the file: writes and the messages they cause commit together.
     Ok(AppState::new(
         Arc::new(db.store()),
         Arc::new(db.queue()),
         Arc::new(sender),
         Arc::new(SystemClock),
         settings,
-    ))
+    )
+    .with_outbox(Arc::new(db.outbox())))
 }
 
 /// The Lambda functions' state, with the development policies of `config`.

@@ -68,6 +68,24 @@ async function expectText(locator, pattern, { timeout = 20000 } = {}) {
   }, { timeout, what: `text ${pattern}` });
 }
 
+/** Presses Tab until the focused element's text is `text` (at most 40 times). */
+async function tabTo(text) {
+  for (let i = 0; i < 40; i += 1) {
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => document.activeElement?.textContent?.trim());
+    if (focused === text) return;
+  }
+  throw new Error(`Tab never reached “${text}”`);
+}
+
+/** Every form control on the page has a real <label> (or is inside one). */
+async function assertAllLabelled() {
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+    .filter((el) => el.type !== 'hidden' && (!el.labels || el.labels.length === 0))
+    .map((el) => el.outerHTML.slice(0, 120)));
+  assert.deepEqual(unlabelled, []);
+}
+
 function deliveryItem(eventId) {
   return page.getByRole('list', { name: 'Deliveries, newest first' })
     .getByRole('listitem').filter({ hasText: eventId });
@@ -147,8 +165,13 @@ describe('Herald console', () => {
   });
 
   step('add a Custom webhook with two event types; "Save and test" shows success', async () => {
-    await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+    // By keyboard: Tab reaches "Add webhook", its focus is visible, Enter opens the form.
+    await tabTo('Add webhook');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert.notEqual(outline, 'none', 'the focused button shows a focus outline');
+    await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Add webhook', level: 1 }).waitFor();
+    await assertAllLabelled();
     await page.getByLabel('Name', { exact: true }).fill('Docs receiver');
 
     const platform = page.getByLabel('Platform', { exact: true });
@@ -179,6 +202,7 @@ describe('Herald console', () => {
     assert.ok(m, `the page went to the webhook: ${page.url()}`);
     subId = m[1];
     await page.getByRole('heading', { name: 'Docs receiver', level: 1 }).waitFor();
+    await assertAllLabelled();
 
     const sub = await call('GET', `/v1/subscriptions/${subId}`);
     assert.equal(sub.status, 200);

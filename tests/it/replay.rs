@@ -180,3 +180,47 @@ async fn the_event_catalog_lists_the_builtin_types_and_health_needs_no_key() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retry_and_recover_on_a_disabled_subscription_say_to_enable_it_first() {
+    // Arrange: a delivered event, then the subscription is disabled.
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start().await;
+    let sub = app.subscribe(&receiver, &["*"]).await;
+    let sub_id = sub["id"].as_str().unwrap();
+    let event = app
+        .send_event(json!({"type": "document.created", "data": {}}))
+        .await;
+    let delivery = app
+        .wait_for_status(sub_id, event["id"].as_str().unwrap(), "succeeded")
+        .await;
+    app.patch(
+        &format!("/v1/subscriptions/{sub_id}"),
+        json!({"enabled": false}),
+    )
+    .await
+    .expect(200);
+
+    // Act
+    let retry = app
+        .send(app.request(
+            Method::POST,
+            &format!("/v1/deliveries/{}/retry", delivery["id"].as_str().unwrap()),
+        ))
+        .await;
+    let recover = app
+        .post(
+            &format!("/v1/subscriptions/{sub_id}/recover"),
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+
+    // Assert: both refused with a message that says what to do; nothing is sent.
+    for refused in [&retry, &recover] {
+        assert_eq!(refused.status, 409, "{}", refused.text);
+        assert_eq!(refused.error_code(), "conflict");
+        assert!(refused.error_message().contains("enable it first"));
+    }
+    receiver.wait_for(1, WAIT).await;
+    receiver.assert_no_more(QUIET).await;
+}

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod metrics;
 pub mod rate_limit;
 pub mod sender;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use herald_core::ports::{Clock, Queue, Sender, Store};
+use herald_core::ports::{Clock, Outbox, Queue, Sender, Store};
 
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -13,6 +13,8 @@ use crate::settings::Settings;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
+    /// Set when store and queue share one database: writes and their messages commit together.
+    pub outbox: Option<Arc<dyn Outbox>>,
     pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
@@ -31,11 +33,18 @@ impl AppState {
         Self {
             store,
             queue,
+            outbox: None,
             sender,
             clock,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::default()),
         }
+    }
+
+    /// Uses `outbox` for the writes that queue messages (the embedded adapters offer one).
+    pub fn with_outbox(mut self, outbox: Arc<dyn Outbox>) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 }

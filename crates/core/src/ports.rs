@@ -319,3 +319,34 @@ impl Clock for SystemClock {
         Timestamp::now()
     }
 }
+
+/// Optional capability of adapters whose store and queue live in one database (the embedded one):
+/// a record write and the queue messages it causes commit together, as a transactional outbox.
+/// That saves a commit per step and closes the window between "stored" and "queued". Services use
+/// it when the state has one and otherwise write to the store, then send to the queue.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// [`Store::insert_event`]; when the event is inserted, `messages` are sent in the same commit
+    /// (on a duplicate nothing is written or sent).
+    async fn insert_event_and_send(
+        &self,
+        event: &Event,
+        idempotency: Option<&IdempotencyRecord>,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<InsertEventOutcome, StoreError>;
+
+    /// [`Store::create_deliveries`]; the message paired with each delivery it creates is sent in
+    /// the same commit. Returns the ids it created.
+    async fn create_deliveries_and_send(
+        &self,
+        deliveries: Vec<(Delivery, OutgoingMessage)>,
+    ) -> Result<Vec<DeliveryId>, StoreError>;
+
+    /// [`Store::record_attempt`] and `messages` (the next try) in one commit.
+    async fn record_attempt_and_send(
+        &self,
+        attempt: &Attempt,
+        delivery: &Delivery,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), StoreError>;
+}

@@ -21,6 +21,8 @@ pub enum TargetUrlError {
     Malformed(String),
     #[error("the URL must start with https://")]
     SchemeNotAllowed,
+    #[error("the URL must start with https:// (or http:// while plain http is allowed)")]
+    SchemeNotHttp,
     #[error("the URL must not contain a user name or password; use auth_token or headers instead")]
     UserInfo,
     #[error("the URL must not contain a #fragment")]
@@ -68,6 +70,7 @@ impl TargetUrl {
         match url.scheme() {
             "https" => {}
             "http" if policy.allow_http => {}
+            _ if policy.allow_http => return Err(TargetUrlError::SchemeNotHttp),
             _ => return Err(TargetUrlError::SchemeNotAllowed),
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -253,6 +256,10 @@ mod tests {
             );
         }
         assert!(TargetUrl::parse("http://example.com/", AddressPolicy::DEVELOPMENT).is_ok());
+        assert_eq!(
+            TargetUrl::parse("ftp://example.com/", AddressPolicy::DEVELOPMENT),
+            Err(TargetUrlError::SchemeNotHttp)
+        );
     }
 
     #[test]

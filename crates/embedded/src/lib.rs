@@ -20,6 +20,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod outbox;
 mod queue;
 mod store;
 mod tables;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableTable};
 
+pub use outbox::EmbeddedOutbox;
 pub use queue::{EmbeddedQueue, MAX_DELAY};
 pub use store::EmbeddedStore;
 pub use writer::WriterStats;
@@ -142,6 +144,11 @@ impl EmbeddedDb {
     /// The queues over this database.
     pub fn queue(&self) -> EmbeddedQueue {
         EmbeddedQueue::new(Arc::clone(&self.inner))
+    }
+
+    /// Store writes and queue sends in one commit (see [`EmbeddedOutbox`]).
+    pub fn outbox(&self) -> EmbeddedOutbox {
+        EmbeddedOutbox::new(Arc::clone(&self.inner))
     }
 
     /// The database file.

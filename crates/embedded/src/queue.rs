@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::tables::QUEUE_MESSAGES;
+use crate::writer::WriteCtx;
 use crate::{EmbeddedError, Inner};
 
 /// The longest delay `send` and `release` honour. Herald's longest retry wait is 10 h.
@@ -175,6 +176,65 @@ impl Lane {
     }
 }
 
+/// Messages encoded and numbered for one commit: [`PreparedSend::write`] inside the transaction,
+/// [`PreparedSend::publish`] after it committed. Shared by `send` and the outbox.
+pub(crate) struct PreparedSend {
+    rows: Vec<(QueueName, u64, Vec<u8>)>,
+    slots: Vec<(QueueName, u64, Slot)>,
+}
+
+impl PreparedSend {
+    pub(crate) fn new(
+        shared: &QueueShared,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<Self, QueueError> {
+        let (now, now_ms) = (Instant::now(), wall_ms());
+        let mut rows = Vec::with_capacity(messages.len());
+        let mut slots = Vec::with_capacity(messages.len());
+        for out in messages {
+            let delay = out.delay.min(MAX_DELAY);
+            let queue = out.message.queue();
+            let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+            rows.push((
+                queue,
+                seq,
+                encode_stored(now_ms.saturating_add(ms(delay)), &out.message)?,
+            ));
+            slots.push((
+                queue,
+                seq,
+                Slot {
+                    message: out.message,
+                    visible_at: now + delay,
+                    receive_count: 0,
+                },
+            ));
+        }
+        Ok(Self { rows, slots })
+    }
+
+    pub(crate) fn write(&self, ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
+        for (queue, seq, bytes) in &self.rows {
+            ctx.queue_put(queue.as_str(), *seq, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the committed messages receivable and wakes the receivers.
+    pub(crate) fn publish(self, shared: &QueueShared) {
+        let mut touched = [false; 2];
+        for (queue, seq, slot) in self.slots {
+            shared.lane(queue).lock().insert(seq, slot);
+            touched[queue as usize] = true;
+        }
+        for queue in [QueueName::Events, QueueName::Deliveries] {
+            if touched[queue as usize] {
+                shared.lane(queue).changed.notify_waiters();
+            }
+        }
+    }
+}
+
 /// The in-memory side of both queues, shared with the writer thread's completions.
 pub(crate) struct QueueShared {
     events: Lane,
@@ -288,54 +348,14 @@ impl Queue for EmbeddedQueue {
         if messages.is_empty() {
             return Ok(());
         }
-        let (now, now_ms) = (Instant::now(), wall_ms());
-        let mut rows = Vec::with_capacity(messages.len());
-        let mut slots = Vec::with_capacity(messages.len());
-        for out in messages {
-            let delay = out.delay.min(MAX_DELAY);
-            let queue = out.message.queue();
-            let seq = self.inner.queues.next_seq.fetch_add(1, Ordering::Relaxed);
-            rows.push((
-                queue,
-                seq,
-                encode_stored(now_ms.saturating_add(ms(delay)), &out.message)?,
-            ));
-            slots.push((
-                queue,
-                seq,
-                Slot {
-                    message: out.message,
-                    visible_at: now + delay,
-                    receive_count: 0,
-                },
-            ));
-        }
+        let prepared = PreparedSend::new(&self.inner.queues, messages)?;
         let shared = Arc::clone(&self.inner.queues);
         self.inner
             .writer
             .write_then(
-                move |ctx| {
-                    for (queue, seq, bytes) in &rows {
-                        ctx.queue_put(queue.as_str(), *seq, bytes)?;
-                    }
-                    Ok(())
-                },
+                move |ctx| prepared.write(ctx).map(|()| prepared),
                 // Indexed only once durable, so nothing un-committed is ever handed out.
-                move |result| {
-                    if result.is_ok() {
-                        let mut touched = [false; 2];
-                        for (queue, seq, slot) in slots {
-                            shared.lane(queue).lock().insert(seq, slot);
-                            touched[queue as usize] = true;
-                        }
-                        for queue in [QueueName::Events, QueueName::Deliveries] {
-                            if touched[queue as usize] {
-                                shared.lane(queue).changed.notify_waiters();
-                            }
-                        }
-                    }
-                    result
-                },
+                move |result| result.map(|prepared| prepared.publish(&shared)),
             )
             .await
             .map_err(to_queue_error)

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::tables::{
     api_keys_prefix, attempt_key, key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl,
 };
+use crate::writer::WriteCtx;
 use crate::Inner;
 
 /// The durable store. Cheap to clone.
@@ -129,6 +130,111 @@ struct DeliveryRow {
     by_subscription: String,
     by_event: String,
     value: Vec<u8>,
+}
+
+/// An event (and its idempotency record) encoded for the writer. Shared with the outbox.
+pub(crate) struct EventWrite {
+    event_key: String,
+    event_value: Vec<u8>,
+    record: Option<(String, Vec<u8>)>,
+}
+
+impl EventWrite {
+    pub(crate) fn new(
+        event: &Event,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            event_key: key2(event.tenant_id, event.id),
+            event_value: encode(event)?,
+            record: idempotency
+                .map(|r| Ok::<_, StoreError>((key2(r.tenant_id, &r.key), encode(r)?)))
+                .transpose()?,
+        })
+    }
+
+    pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<InsertEventOutcome, StoreError> {
+        if let Some((key, _)) = &self.record {
+            if let Some(existing) = ctx.get(Tbl::Idempotency, key)? {
+                return Ok(InsertEventOutcome::Duplicate(decode(&existing)?));
+            }
+        }
+        // Event ids are fresh ULIDs; a clash means a caller bug, and an event is never overwritten.
+        if ctx.contains(Tbl::Events, &self.event_key)? {
+            return Err(StoreError::AlreadyExists);
+        }
+        ctx.put(Tbl::Events, &self.event_key, &self.event_value)?;
+        if let Some((key, value)) = &self.record {
+            ctx.put(Tbl::Idempotency, key, value)?;
+        }
+        Ok(InsertEventOutcome::Inserted)
+    }
+}
+
+/// Deliveries encoded for the writer, created if absent. Shared with the outbox.
+pub(crate) struct DeliveriesWrite {
+    rows: Vec<DeliveryRow>,
+}
+
+impl DeliveriesWrite {
+    pub(crate) fn new(deliveries: &[Delivery]) -> Result<Self, StoreError> {
+        let rows = deliveries
+            .iter()
+            .map(|d| {
+                Ok(DeliveryRow {
+                    id: d.id,
+                    key: key2(d.tenant_id, d.id),
+                    by_subscription: key3(d.tenant_id, d.subscription_id, d.id),
+                    by_event: key3(d.tenant_id, d.event_id, d.id),
+                    value: encode(d)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self { rows })
+    }
+
+    /// The ids of the deliveries it created.
+    pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<Vec<DeliveryId>, StoreError> {
+        let mut created = Vec::new();
+        for row in &self.rows {
+            if ctx.contains(Tbl::Deliveries, &row.key)? {
+                continue;
+            }
+            ctx.put(Tbl::Deliveries, &row.key, &row.value)?;
+            ctx.put(Tbl::DeliveriesBySubscription, &row.by_subscription, &[])?;
+            ctx.put(Tbl::DeliveriesByEvent, &row.by_event, &[])?;
+            created.push(row.id);
+        }
+        Ok(created)
+    }
+}
+
+/// An attempt and its delivery's new state, encoded for the writer. Shared with the outbox.
+pub(crate) struct AttemptWrite {
+    attempt_key: String,
+    attempt_value: Vec<u8>,
+    delivery_key: String,
+    delivery_value: Vec<u8>,
+}
+
+impl AttemptWrite {
+    pub(crate) fn new(attempt: &Attempt, delivery: &Delivery) -> Result<Self, StoreError> {
+        Ok(Self {
+            attempt_key: attempt_key(attempt.tenant_id, attempt.delivery_id, attempt.number),
+            attempt_value: encode(attempt)?,
+            delivery_key: key2(delivery.tenant_id, delivery.id),
+            delivery_value: encode(delivery)?,
+        })
+    }
+
+    pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
+        if !ctx.contains(Tbl::Deliveries, &self.delivery_key)? {
+            return Err(StoreError::NotFound);
+        }
+        // Re-recording an attempt number (a redelivered message) replaces the record.
+        ctx.put(Tbl::Attempts, &self.attempt_key, &self.attempt_value)?;
+        ctx.put(Tbl::Deliveries, &self.delivery_key, &self.delivery_value)
+    }
 }
 
 impl EmbeddedStore {
@@ -388,31 +494,8 @@ impl Store for EmbeddedStore {
         event: &Event,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<InsertEventOutcome, StoreError> {
-        let event_key = key2(event.tenant_id, event.id);
-        let event_value = encode(event)?;
-        let record = idempotency
-            .map(|r| Ok::<_, StoreError>((key2(r.tenant_id, &r.key), encode(r)?)))
-            .transpose()?;
-        self.inner
-            .writer
-            .write(move |ctx| {
-                if let Some((key, _)) = &record {
-                    if let Some(existing) = ctx.get(Tbl::Idempotency, key)? {
-                        return Ok(InsertEventOutcome::Duplicate(decode(&existing)?));
-                    }
-                }
-                // Event ids are fresh ULIDs; a clash means a caller bug, and an event is never
-                // overwritten.
-                if ctx.contains(Tbl::Events, &event_key)? {
-                    return Err(StoreError::AlreadyExists);
-                }
-                ctx.put(Tbl::Events, &event_key, &event_value)?;
-                if let Some((key, value)) = &record {
-                    ctx.put(Tbl::Idempotency, key, value)?;
-                }
-                Ok(InsertEventOutcome::Inserted)
-            })
-            .await
+        let write = EventWrite::new(event, idempotency)?;
+        self.inner.writer.write(move |ctx| write.apply(ctx)).await
     }
 
     async fn get_event(
@@ -430,34 +513,8 @@ impl Store for EmbeddedStore {
         if deliveries.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = deliveries
-            .iter()
-            .map(|d| {
-                Ok(DeliveryRow {
-                    id: d.id,
-                    key: key2(d.tenant_id, d.id),
-                    by_subscription: key3(d.tenant_id, d.subscription_id, d.id),
-                    by_event: key3(d.tenant_id, d.event_id, d.id),
-                    value: encode(d)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.inner
-            .writer
-            .write(move |ctx| {
-                let mut created = Vec::new();
-                for row in &rows {
-                    if ctx.contains(Tbl::Deliveries, &row.key)? {
-                        continue;
-                    }
-                    ctx.put(Tbl::Deliveries, &row.key, &row.value)?;
-                    ctx.put(Tbl::DeliveriesBySubscription, &row.by_subscription, &[])?;
-                    ctx.put(Tbl::DeliveriesByEvent, &row.by_event, &[])?;
-                    created.push(row.id);
-                }
-                Ok(created)
-            })
-            .await
+        let write = DeliveriesWrite::new(deliveries)?;
+        self.inner.writer.write(move |ctx| write.apply(ctx)).await
     }
 
     async fn get_delivery(
@@ -479,21 +536,8 @@ impl Store for EmbeddedStore {
         attempt: &Attempt,
         delivery: &Delivery,
     ) -> Result<(), StoreError> {
-        let attempt_key = attempt_key(attempt.tenant_id, attempt.delivery_id, attempt.number);
-        let attempt_value = encode(attempt)?;
-        let delivery_key = key2(delivery.tenant_id, delivery.id);
-        let delivery_value = encode(delivery)?;
-        self.inner
-            .writer
-            .write(move |ctx| {
-                if !ctx.contains(Tbl::Deliveries, &delivery_key)? {
-                    return Err(StoreError::NotFound);
-                }
-                // Re-recording an attempt number (a redelivered message) replaces the record.
-                ctx.put(Tbl::Attempts, &attempt_key, &attempt_value)?;
-                ctx.put(Tbl::Deliveries, &delivery_key, &delivery_value)
-            })
-            .await
+        let write = AttemptWrite::new(attempt, delivery)?;
+        self.inner.writer.write(move |ctx| write.apply(ctx)).await
     }
 
     async fn list_deliveries(

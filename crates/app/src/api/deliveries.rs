@@ -49,6 +49,24 @@ async fn retry(
         .get_delivery(&caller.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
+    // A disabled subscription's deliveries are given up by the worker; say so now instead.
+    let sub = state
+        .store
+        .get_subscription(&caller.tenant_id, &delivery.subscription_id)
+        .await?;
+    match sub {
+        None => {
+            return Err(ApiError::conflict(
+                "the subscription of this delivery was deleted",
+            ))
+        }
+        Some(sub) if !sub.enabled => {
+            return Err(ApiError::conflict(
+                "the subscription is disabled: enable it first, then retry",
+            ))
+        }
+        Some(_) => {}
+    }
     let delivery = recover::requeue(&state, delivery).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery_view(&delivery))))
 }

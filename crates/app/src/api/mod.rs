@@ -25,6 +25,7 @@ pub fn management_router(state: AppState) -> Router {
         .merge(deliveries::router())
         .merge(events::router())
         .route("/healthz", get(healthz))
+        .merge(crate::console::router())
         .fallback(not_found)
         .with_state(state)
 }
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::intake_router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::console::router())
         .fallback(not_found)
         .with_state(state)
 }

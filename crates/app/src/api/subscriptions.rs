@@ -355,6 +355,11 @@ async fn recover_failed(
     JsonObject(body): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let sub = load(&state, &caller, &id).await?;
+    if !sub.enabled {
+        return Err(ApiError::conflict(
+            "the subscription is disabled: enable it first, then recover",
+        ));
+    }
     let mut fields = Fields::new(body);
     let since_raw = required_string(&mut fields, "since")?;
     let since: Timestamp = since_raw.parse().map_err(|_| {

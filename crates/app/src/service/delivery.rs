@@ -165,31 +165,43 @@ pub async fn handle(
             }
         }
     }
-    state.store.record_attempt(&attempt, &delivery).await?;
-    if let Some((delay, next)) = retry {
-        requeue_message(state, next, delay).await?;
+    let retry = retry.map(|(delay, next)| delayed(state, next, delay));
+    match &state.outbox {
+        Some(outbox) => {
+            outbox
+                .record_attempt_and_send(&attempt, &delivery, retry.into_iter().collect())
+                .await?
+        }
+        None => {
+            state.store.record_attempt(&attempt, &delivery).await?;
+            if let Some(message) = retry {
+                state.queue.send(vec![message]).await?;
+            }
+        }
     }
     Ok(())
+}
+
+/// `msg` to be handed out after `delay`, chained through the queue's maximum delay (`not_before`
+/// carries the real time when the wait is longer).
+fn delayed(state: &AppState, mut msg: DeliveryMessage, delay: Duration) -> OutgoingMessage {
+    let max = state.queue.max_delay();
+    if delay <= max {
+        msg.not_before = None;
+    }
+    OutgoingMessage {
+        message: QueueMessage::Delivery(msg),
+        delay: delay.min(max),
+    }
 }
 
 /// Sends `msg` again after `delay`, chaining through the queue's maximum delay.
 async fn requeue_message(
     state: &AppState,
-    mut msg: DeliveryMessage,
+    msg: DeliveryMessage,
     delay: Duration,
 ) -> Result<(), WorkerError> {
-    let max = state.queue.max_delay();
-    if delay <= max {
-        msg.not_before = None;
-    }
-    let delay = delay.min(max);
-    state
-        .queue
-        .send(vec![OutgoingMessage {
-            message: QueueMessage::Delivery(msg),
-            delay,
-        }])
-        .await?;
+    state.queue.send(vec![delayed(state, msg, delay)]).await?;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Event intake: parse, store once (idempotently), queue for fan-out.
 //!
-//! The event is stored before it is queued, and the answer is sent only after both. A client that
-//! saw an error retries with the same key; the duplicate path queues the event again, so an event
+//! The event is stored and queued before the answer is sent: in one commit where the adapters offer
+//! an outbox (embedded), otherwise stored first, then queued. In the second case a client that saw
+//! an error retries with the same key and the duplicate path queues the event again, so an event
 //! stored but not queued (crash between the two) still goes out. Fan-out is idempotent, so queueing
 //! twice never delivers twice to the same subscription.
 
@@ -146,8 +147,26 @@ pub async fn accept(
         event_id: event.id,
         created_at: now,
     });
-    let accepted = match state.store.insert_event(&event, record.as_ref()).await? {
+    let message = OutgoingMessage {
+        message: QueueMessage::Event(EventMessage {
+            tenant_id: tenant,
+            event_id: event.id,
+        }),
+        delay: Duration::ZERO,
+    };
+    let outcome = match &state.outbox {
+        Some(outbox) => {
+            outbox
+                .insert_event_and_send(&event, record.as_ref(), vec![message.clone()])
+                .await?
+        }
+        None => state.store.insert_event(&event, record.as_ref()).await?,
+    };
+    let accepted = match outcome {
         InsertEventOutcome::Inserted => {
+            if state.outbox.is_none() {
+                state.queue.send(vec![message]).await?;
+            }
             Metrics::add(&state.metrics.events_accepted, 1);
             tracing::info!(tenant = %tenant, event = %event.id, event_type = %event.event_type, "event accepted");
             Accepted {
@@ -165,6 +184,21 @@ pub async fn accept(
                 .get_event(&tenant, &previous.event_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
+            if state.outbox.is_none() {
+                // The first request may have stopped between storing and queueing: queue again
+                // (fan-out is idempotent). With an outbox both happened in one commit.
+                let message = QueueMessage::Event(EventMessage {
+                    tenant_id: tenant,
+                    event_id: earlier.id,
+                });
+                state
+                    .queue
+                    .send(vec![OutgoingMessage {
+                        message,
+                        delay: Duration::ZERO,
+                    }])
+                    .await?;
+            }
             Accepted {
                 id: earlier.id,
                 event_type: earlier.event_type,
@@ -172,17 +206,6 @@ pub async fn accept(
             }
         }
     };
-    let message = QueueMessage::Event(EventMessage {
-        tenant_id: tenant,
-        event_id: accepted.id,
-    });
-    state
-        .queue
-        .send(vec![OutgoingMessage {
-            message,
-            delay: Duration::ZERO,
-        }])
-        .await?;
     Ok(accepted)
 }
 

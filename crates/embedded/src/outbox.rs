@@ -1,0 +1,138 @@
+//! [`EmbeddedOutbox`]: store writes and the queue messages they cause in one group commit.
+//!
+//! Intake's event and its fan-out message, fan-out's deliveries and their first-attempt messages,
+//! an attempt and its retry message: each pair lands atomically, in one commit instead of two, so
+//! there is no moment where a record exists without its message (or the reverse).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use herald_core::ids::DeliveryId;
+use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
+use herald_core::ports::{InsertEventOutcome, Outbox, OutgoingMessage, StoreError};
+
+use crate::queue::PreparedSend;
+use crate::store::{AttemptWrite, DeliveriesWrite, EventWrite};
+use crate::Inner;
+
+/// The outbox over the embedded store and queue. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedOutbox {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedOutbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedOutbox").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedOutbox {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+}
+
+fn queue_error(err: herald_core::ports::QueueError) -> StoreError {
+    StoreError::backend(err)
+}
+
+#[async_trait]
+impl Outbox for EmbeddedOutbox {
+    async fn insert_event_and_send(
+        &self,
+        event: &Event,
+        idempotency: Option<&IdempotencyRecord>,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<InsertEventOutcome, StoreError> {
+        let write = EventWrite::new(event, idempotency)?;
+        let send = PreparedSend::new(&self.inner.queues, messages).map_err(queue_error)?;
+        let shared = Arc::clone(&self.inner.queues);
+        self.inner
+            .writer
+            .write_then(
+                move |ctx| {
+                    let outcome = write.apply(ctx)?;
+                    let sent = match outcome {
+                        InsertEventOutcome::Inserted => {
+                            send.write(ctx)?;
+                            Some(send)
+                        }
+                        InsertEventOutcome::Duplicate(_) => None,
+                    };
+                    Ok((outcome, sent))
+                },
+                move |result| {
+                    result.map(|(outcome, sent)| {
+                        if let Some(send) = sent {
+                            send.publish(&shared);
+                        }
+                        outcome
+                    })
+                },
+            )
+            .await
+    }
+
+    async fn create_deliveries_and_send(
+        &self,
+        deliveries: Vec<(Delivery, OutgoingMessage)>,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (records, messages): (Vec<Delivery>, Vec<OutgoingMessage>) =
+            deliveries.into_iter().unzip();
+        let write = DeliveriesWrite::new(&records)?;
+        let ids: Vec<DeliveryId> = records.iter().map(|d| d.id).collect();
+        let queues = Arc::clone(&self.inner.queues);
+        let shared = Arc::clone(&self.inner.queues);
+        self.inner
+            .writer
+            .write_then(
+                move |ctx| {
+                    let created = write.apply(ctx)?;
+                    // Only the created deliveries get their message; numbering happens here, inside
+                    // the writer, so sequence numbers stay in commit order.
+                    let to_send = ids
+                        .iter()
+                        .zip(messages)
+                        .filter(|(id, _)| created.contains(id))
+                        .map(|(_, m)| m)
+                        .collect::<Vec<_>>();
+                    let send = PreparedSend::new(&queues, to_send).map_err(queue_error)?;
+                    send.write(ctx)?;
+                    Ok((created, send))
+                },
+                move |result| {
+                    result.map(|(created, send)| {
+                        send.publish(&shared);
+                        created
+                    })
+                },
+            )
+            .await
+    }
+
+    async fn record_attempt_and_send(
+        &self,
+        attempt: &Attempt,
+        delivery: &Delivery,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), StoreError> {
+        let write = AttemptWrite::new(attempt, delivery)?;
+        let send = PreparedSend::new(&self.inner.queues, messages).map_err(queue_error)?;
+        let shared = Arc::clone(&self.inner.queues);
+        self.inner
+            .writer
+            .write_then(
+                move |ctx| {
+                    write.apply(ctx)?;
+                    send.write(ctx)?;
+                    Ok(send)
+                },
+                move |result| result.map(|send| send.publish(&shared)),
+            )
+            .await
+    }
+}
