@@ -26,5 +26,8 @@ sam validate --region us-east-1
 echo "== unit, contract and integration tests (cargo test --workspace) =="
 cargo test --workspace --all-targets --locked
 
+echo "== the four functions under cargo lambda watch, invoked with events/ =="
+VENV="$VENV" ./scripts/lambda-invoke-test.sh
+
 echo "== console in a real browser (headless Chromium) =="
 ./scripts/browser-test.sh

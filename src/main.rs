@@ -162,6 +162,9 @@ enum TenantsCommand {
         /// The tenant's name.
         #[arg(long)]
         name: String,
+        /// Give the tenant this id (`ten_…`) instead of a new one; it must not exist yet.
+        #[arg(long)]
+        id: Option<TenantId>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -189,6 +192,22 @@ enum KeysCommand {
         tenant: TenantId,
         /// A name to recognise the key by.
         #[arg(long, default_value = "default")]
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Register a key you already have (its text in a file; `-` reads stdin) for a tenant, stored
+    /// hashed like a created one. For keys known in advance, such as the events/ fixtures'.
+    #[command(after_help = OPS_HELP)]
+    Import {
+        /// The tenant (`ten_…`).
+        #[arg(long)]
+        tenant: TenantId,
+        /// The file holding the key (one line; never pass a key as an argument).
+        #[arg(long, value_name = "PATH")]
+        key_file: PathBuf,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "imported")]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -293,9 +312,9 @@ async fn main() -> anyhow::Result<()> {
 async fn run_tenants(command: TenantsCommand) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
     match command {
-        TenantsCommand::Create { name, store } => {
+        TenantsCommand::Create { name, id, store } => {
             let store = ops::open_store(store.data_dir.as_deref()).await?;
-            let new = ops::create_tenant(store.as_ref(), &name, now).await?;
+            let new = ops::create_tenant_with_id(store.as_ref(), &name, id, now).await?;
             print!("{}", ops::format_new_tenant(&new));
             eprintln!("The API key is shown only this once; Herald keeps only its hash.");
         }
@@ -328,6 +347,17 @@ async fn run_keys(command: KeysCommand) -> anyhow::Result<()> {
             print!("{}", ops::format_new_key(&key));
             eprintln!("The API key is shown only this once; Herald keeps only its hash.");
         }
+        KeysCommand::Import {
+            tenant,
+            key_file,
+            name,
+            store,
+        } => {
+            let text = read_key_file(&key_file)?;
+            let store = ops::open_store(store.data_dir.as_deref()).await?;
+            let record = ops::import_key(store.as_ref(), &tenant, &name, &text, now).await?;
+            print!("{}", ops::format_imported_key(&record));
+        }
         KeysCommand::List { tenant, store } => {
             let store = ops::open_store(store.data_dir.as_deref()).await?;
             let keys = ops::list_keys(store.as_ref(), &tenant).await?;
@@ -340,6 +370,23 @@ async fn run_keys(command: KeysCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The text of a key file, or of stdin for `-` (bounded: a key is short).
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    const LIMIT: u64 = 4096;
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(LIMIT)
+            .read_to_string(&mut text)
+            .context("reading the key from stdin")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(LIMIT).read_to_string(&mut text))
+            .with_context(|| format!("reading the key file {}", path.display()))?;
+    }
+    Ok(text)
 }
 
 async fn run_aws(command: AwsCommand) -> anyhow::Result<()> {
@@ -508,6 +555,68 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn keys_import_takes_a_tenant_and_a_key_file_and_tenants_an_id() {
+        let tenant = TenantId::new();
+        let cli = Cli::try_parse_from([
+            "herald",
+            "keys",
+            "import",
+            "--tenant",
+            &tenant.to_string(),
+            "--key-file",
+            "key.txt",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Keys(KeysCommand::Import {
+                tenant: t,
+                key_file,
+                name,
+                ..
+            }) => {
+                assert_eq!(t, tenant);
+                assert_eq!(key_file, PathBuf::from("key.txt"));
+                assert_eq!(name, "imported");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The key itself is never an argument.
+        assert!(Cli::try_parse_from([
+            "herald",
+            "keys",
+            "import",
+            "--tenant",
+            &tenant.to_string(),
+            "--key",
+            "hk_x"
+        ])
+        .is_err());
+        let cli = Cli::try_parse_from([
+            "herald",
+            "tenants",
+            "create",
+            "--name",
+            "Fixture",
+            "--id",
+            "ten_01JDXF0000000000000000TEST",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Tenants(TenantsCommand::Create { id: Some(_), .. })
+        ));
+    }
+
+    #[test]
+    fn read_key_file_reads_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "hk_abc\n").unwrap();
+        assert_eq!(read_key_file(&path).unwrap(), "hk_abc\n");
+        assert!(read_key_file(&dir.path().join("missing")).is_err());
     }
 
     #[test]

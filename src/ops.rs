@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use herald_app::auth::{generate_api_key, NewApiKey};
+use herald_app::auth::{generate_api_key, record_for_key, NewApiKey};
 use herald_aws::aws_config::SdkConfig;
 use herald_aws::{aws_sdk_dynamodb, aws_sdk_sqs, DynamoConfig};
 use herald_core::ports::{Page, PageRequest, Store, StoreError};
@@ -65,11 +65,32 @@ pub async fn create_tenant(
     name: &str,
     now: Timestamp,
 ) -> anyhow::Result<NewTenant> {
+    create_tenant_with_id(store, name, None, now).await
+}
+
+/// [`create_tenant`], with the tenant id `id` when given (recreating a known tenant, fixtures).
+/// A given id in use is an error (the store's `put_tenant` overwrites, so it is checked first).
+pub async fn create_tenant_with_id(
+    store: &dyn Store,
+    name: &str,
+    id: Option<TenantId>,
+    now: Timestamp,
+) -> anyhow::Result<NewTenant> {
     let tenant = Tenant {
-        id: TenantId::new(),
+        // `TenantId::default()` is a new id.
+        id: id.unwrap_or_default(),
         name: checked_name(name, "tenant")?,
         created_at: now,
     };
+    if id.is_some()
+        && store
+            .get_tenant(&tenant.id)
+            .await
+            .context("reading the tenant")?
+            .is_some()
+    {
+        anyhow::bail!("there is a tenant {} already", tenant.id);
+    }
     store
         .put_tenant(&tenant)
         .await
@@ -107,6 +128,52 @@ pub async fn create_key(
         .await
         .context("storing the API key")?;
     Ok(key)
+}
+
+/// The shortest API key `import_key` accepts: generated keys have 46 characters.
+const MIN_IMPORTED_KEY_CHARS: usize = 32;
+/// The longest: more is surely not a key.
+const MAX_IMPORTED_KEY_CHARS: usize = 512;
+
+/// The key text of a key file: surrounding whitespace (the final newline) removed; printable
+/// ASCII without spaces, as it travels in `Authorization: Bearer <key>`.
+pub fn checked_key_text(text: &str) -> anyhow::Result<&str> {
+    let key = text.trim();
+    anyhow::ensure!(!key.is_empty(), "the key file is empty");
+    anyhow::ensure!(
+        key.chars().all(|c| c.is_ascii_graphic()),
+        "the key must be one word of printable ASCII (no spaces, no line breaks)"
+    );
+    let chars = key.len();
+    anyhow::ensure!(
+        (MIN_IMPORTED_KEY_CHARS..=MAX_IMPORTED_KEY_CHARS).contains(&chars),
+        "the key has {chars} characters; an API key needs {MIN_IMPORTED_KEY_CHARS} to {MAX_IMPORTED_KEY_CHARS}"
+    );
+    Ok(key)
+}
+
+/// Registers a key given by the operator (its text read from a file, never from the command line)
+/// for an existing tenant, storing only its hash, like a generated one. For keys that must be known
+/// in advance: fixtures, or moving a tenant to another deployment. A key registered already (for
+/// any tenant) is an error.
+pub async fn import_key(
+    store: &dyn Store,
+    tenant: &TenantId,
+    name: &str,
+    key_text: &str,
+    now: Timestamp,
+) -> anyhow::Result<ApiKeyRecord> {
+    let name = checked_name(name, "key")?;
+    let key = checked_key_text(key_text)?;
+    existing_tenant(store, tenant).await?;
+    let record = record_for_key(key, *tenant, &name, now);
+    match store.put_api_key(&record).await {
+        Ok(()) => Ok(record),
+        Err(StoreError::AlreadyExists) => {
+            anyhow::bail!("this API key is registered already (`herald keys list` shows the keys)")
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("storing the API key")),
+    }
 }
 
 /// An existing tenant's keys, newest first.
@@ -167,6 +234,11 @@ pub fn format_new_tenant(new: &NewTenant) -> String {
 /// The text `keys create` prints: the key id and the key (shown this once).
 pub fn format_new_key(key: &NewApiKey) -> String {
     format!("key id   {}\napi key  {}\n", key.record.id, key.key)
+}
+
+/// The text `keys import` prints: the key id (the key itself is the operator's already).
+pub fn format_imported_key(record: &ApiKeyRecord) -> String {
+    format!("key id   {}\ntenant   {}\n", record.id, record.tenant_id)
 }
 
 /// A table of keys: id, name, created, revoked (never the hash).
@@ -316,6 +388,64 @@ mod tests {
         assert!(exports.contains("export HERALD_TABLE='herald'\n"));
         assert!(exports.contains("export HERALD_DELIVERIES_QUEUE_URL='it'\\''s'\n"));
         assert_eq!(resources.aws_config().unwrap().table, "herald");
+    }
+
+    #[test]
+    fn key_files_hold_one_printable_word() {
+        let key = "hk_fixture_key_for_local_invocations_only_0000";
+        assert_eq!(checked_key_text(&format!("{key}\n")).unwrap(), key);
+        assert!(checked_key_text("  \n").is_err());
+        assert!(checked_key_text("hk_short").is_err());
+        assert!(checked_key_text(&format!("{key} {key}")).is_err());
+        assert!(checked_key_text(&format!("{key}\n{key}")).is_err());
+        assert!(checked_key_text(&"k".repeat(513)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_given_key_is_registered_for_a_given_tenant_and_stored_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(dir.path()).unwrap();
+        let store = db.store();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let tenant: TenantId = "ten_01JDXF0000000000000000TEST".parse().unwrap();
+        let key = "hk_fixture_key_for_local_invocations_only_0000";
+
+        // Importing needs the tenant.
+        assert!(import_key(&store, &tenant, "fixture", key, now)
+            .await
+            .is_err());
+        let new = create_tenant_with_id(&store, "Fixture", Some(tenant), now)
+            .await
+            .unwrap();
+        assert_eq!(new.tenant.id, tenant);
+        assert_eq!(
+            store.get_tenant(&tenant).await.unwrap().unwrap().name,
+            "Fixture"
+        );
+        // The id is taken now.
+        assert!(create_tenant_with_id(&store, "Other", Some(tenant), now)
+            .await
+            .is_err());
+
+        let record = import_key(&store, &tenant, "fixture", &format!("{key}\n"), now)
+            .await
+            .unwrap();
+        assert_eq!(record.tenant_id, tenant);
+        assert_ne!(record.hash, key);
+        assert!(!record.hash.contains(&key[3..]));
+        let found = store
+            .find_api_key(&herald_app::auth::hash_api_key(key))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.id, found.tenant_id), (record.id, tenant));
+        let printed = format_imported_key(&record);
+        assert!(printed.contains(&record.id.to_string()) && !printed.contains(key));
+
+        // Once only, whichever tenant asks.
+        let other = create_tenant(&store, "Other", now).await.unwrap().tenant.id;
+        assert!(import_key(&store, &other, "again", key, now).await.is_err());
+        assert_eq!(list_keys(&store, &tenant).await.unwrap().len(), 2);
     }
 
     #[test]

@@ -350,7 +350,14 @@ impl Store for EmbeddedStore {
     }
 
     async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.get_record(Tbl::ApiKeys, hash)
+        let cache = &self.inner.cache;
+        if let Some(found) = cache.api_key(hash) {
+            return Ok(found);
+        }
+        let seen = cache.generation();
+        let found: Option<ApiKeyRecord> = self.inner.get_record(Tbl::ApiKeys, hash)?;
+        cache.put_api_key(seen, hash.to_owned(), found.clone());
+        Ok(found)
     }
 
     async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
@@ -419,7 +426,15 @@ impl Store for EmbeddedStore {
         tenant: &TenantId,
         id: &SubscriptionId,
     ) -> Result<Option<Subscription>, StoreError> {
-        self.inner.get_record(Tbl::Subscriptions, &key2(tenant, id))
+        let key = key2(tenant, id);
+        let cache = &self.inner.cache;
+        if let Some(found) = cache.subscription(&key) {
+            return Ok(found);
+        }
+        let seen = cache.generation();
+        let found: Option<Subscription> = self.inner.get_record(Tbl::Subscriptions, &key)?;
+        cache.put_subscription(seen, key, found.clone());
+        Ok(found)
     }
 
     async fn update_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
@@ -479,14 +494,23 @@ impl Store for EmbeddedStore {
         tenant: &TenantId,
     ) -> Result<Vec<Subscription>, StoreError> {
         let tenant = *tenant;
-        self.scan(move |inner| {
-            let table = inner.read_table(Tbl::Subscriptions)?;
-            scan_prefix(&table, &prefix1(tenant), |_, bytes| {
-                let sub: Subscription = decode(bytes)?;
-                Ok(sub.enabled.then_some(sub))
+        if let Some(found) = self.inner.cache.enabled(&tenant) {
+            return Ok(found.as_ref().clone());
+        }
+        let seen = self.inner.cache.generation();
+        let found = self
+            .scan(move |inner| {
+                let table = inner.read_table(Tbl::Subscriptions)?;
+                scan_prefix(&table, &prefix1(tenant), |_, bytes| {
+                    let sub: Subscription = decode(bytes)?;
+                    Ok(sub.enabled.then_some(sub))
+                })
             })
-        })
-        .await
+            .await?;
+        self.inner
+            .cache
+            .put_enabled(seen, tenant, Arc::new(found.clone()));
+        Ok(found)
     }
 
     async fn insert_event(

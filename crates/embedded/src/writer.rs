@@ -20,6 +20,7 @@ use herald_core::ports::StoreError;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
+use crate::cache::ReadCache;
 use crate::tables::{Tbl, QUEUE_MESSAGES};
 
 /// How long a small batch waits for more writes before it commits.
@@ -35,76 +36,69 @@ pub(crate) const MAX_BATCH: usize = 4096;
 
 type RecordTableHandle<'txn> = Table<'txn, &'static str, &'static [u8]>;
 
-/// The open tables of the batch's transaction, as seen by one operation.
+/// The tables of the batch's transaction, as seen by one operation. Each is opened on first use:
+/// redb does work at commit for every open table, and most batches touch only a few.
 pub(crate) struct WriteCtx<'txn> {
-    tenants: RecordTableHandle<'txn>,
-    api_keys: RecordTableHandle<'txn>,
-    subscriptions: RecordTableHandle<'txn>,
-    events: RecordTableHandle<'txn>,
-    idempotency: RecordTableHandle<'txn>,
-    deliveries: RecordTableHandle<'txn>,
-    deliveries_by_subscription: RecordTableHandle<'txn>,
-    deliveries_by_event: RecordTableHandle<'txn>,
-    attempts: RecordTableHandle<'txn>,
-    queue: Table<'txn, (&'static str, u64), &'static [u8]>,
+    txn: &'txn WriteTransaction,
+    tables: [Option<RecordTableHandle<'txn>>; Tbl::ALL.len()],
+    queue: Option<Table<'txn, (&'static str, u64), &'static [u8]>>,
     /// Whether the current operation has (possibly) changed anything yet.
     wrote: bool,
+    /// Whether the batch touched a table the read cache holds.
+    touched_cached: bool,
 }
 
 impl<'txn> WriteCtx<'txn> {
-    fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::TableError> {
-        Ok(Self {
-            tenants: txn.open_table(Tbl::Tenants.def())?,
-            api_keys: txn.open_table(Tbl::ApiKeys.def())?,
-            subscriptions: txn.open_table(Tbl::Subscriptions.def())?,
-            events: txn.open_table(Tbl::Events.def())?,
-            idempotency: txn.open_table(Tbl::Idempotency.def())?,
-            deliveries: txn.open_table(Tbl::Deliveries.def())?,
-            deliveries_by_subscription: txn.open_table(Tbl::DeliveriesBySubscription.def())?,
-            deliveries_by_event: txn.open_table(Tbl::DeliveriesByEvent.def())?,
-            attempts: txn.open_table(Tbl::Attempts.def())?,
-            queue: txn.open_table(QUEUE_MESSAGES)?,
+    fn new(txn: &'txn WriteTransaction) -> Self {
+        Self {
+            txn,
+            tables: Default::default(),
+            queue: None,
             wrote: false,
-        })
-    }
-
-    fn table(&self, t: Tbl) -> &RecordTableHandle<'txn> {
-        match t {
-            Tbl::Tenants => &self.tenants,
-            Tbl::ApiKeys => &self.api_keys,
-            Tbl::Subscriptions => &self.subscriptions,
-            Tbl::Events => &self.events,
-            Tbl::Idempotency => &self.idempotency,
-            Tbl::Deliveries => &self.deliveries,
-            Tbl::DeliveriesBySubscription => &self.deliveries_by_subscription,
-            Tbl::DeliveriesByEvent => &self.deliveries_by_event,
-            Tbl::Attempts => &self.attempts,
+            touched_cached: false,
         }
     }
 
-    fn table_mut(&mut self, t: Tbl) -> &mut RecordTableHandle<'txn> {
-        match t {
-            Tbl::Tenants => &mut self.tenants,
-            Tbl::ApiKeys => &mut self.api_keys,
-            Tbl::Subscriptions => &mut self.subscriptions,
-            Tbl::Events => &mut self.events,
-            Tbl::Idempotency => &mut self.idempotency,
-            Tbl::Deliveries => &mut self.deliveries,
-            Tbl::DeliveriesBySubscription => &mut self.deliveries_by_subscription,
-            Tbl::DeliveriesByEvent => &mut self.deliveries_by_event,
-            Tbl::Attempts => &mut self.attempts,
+    fn table(&mut self, t: Tbl) -> Result<&mut RecordTableHandle<'txn>, StoreError> {
+        let slot = &mut self.tables[t as usize];
+        if slot.is_none() {
+            *slot = Some(self.txn.open_table(t.def()).map_err(StoreError::backend)?);
         }
+        slot.as_mut()
+            .ok_or_else(|| StoreError::backend("the table did not open"))
+    }
+
+    fn table_mut(&mut self, t: Tbl) -> Result<&mut RecordTableHandle<'txn>, StoreError> {
+        if matches!(t, Tbl::Subscriptions | Tbl::ApiKeys) {
+            self.touched_cached = true;
+        }
+        self.table(t)
+    }
+
+    fn queue(
+        &mut self,
+    ) -> Result<&mut Table<'txn, (&'static str, u64), &'static [u8]>, StoreError> {
+        if self.queue.is_none() {
+            self.queue = Some(
+                self.txn
+                    .open_table(QUEUE_MESSAGES)
+                    .map_err(StoreError::backend)?,
+            );
+        }
+        self.queue
+            .as_mut()
+            .ok_or_else(|| StoreError::backend("the table did not open"))
     }
 
     /// The stored bytes under `key`, as this transaction sees them (earlier operations included).
-    pub(crate) fn get(&self, t: Tbl, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let guard = self.table(t).get(key).map_err(StoreError::backend)?;
+    pub(crate) fn get(&mut self, t: Tbl, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let guard = self.table(t)?.get(key).map_err(StoreError::backend)?;
         Ok(guard.map(|g| g.value().to_vec()))
     }
 
-    pub(crate) fn contains(&self, t: Tbl, key: &str) -> Result<bool, StoreError> {
+    pub(crate) fn contains(&mut self, t: Tbl, key: &str) -> Result<bool, StoreError> {
         Ok(self
-            .table(t)
+            .table(t)?
             .get(key)
             .map_err(StoreError::backend)?
             .is_some())
@@ -113,7 +107,7 @@ impl<'txn> WriteCtx<'txn> {
     pub(crate) fn put(&mut self, t: Tbl, key: &str, value: &[u8]) -> Result<(), StoreError> {
         // Marked before the call: a failed insert may still have touched pages.
         self.wrote = true;
-        self.table_mut(t)
+        self.table_mut(t)?
             .insert(key, value)
             .map(drop)
             .map_err(StoreError::backend)
@@ -121,7 +115,7 @@ impl<'txn> WriteCtx<'txn> {
 
     /// Removes `key`; whether it was there.
     pub(crate) fn remove(&mut self, t: Tbl, key: &str) -> Result<bool, StoreError> {
-        let result = self.table_mut(t).remove(key).map(|old| old.is_some());
+        let result = self.table_mut(t)?.remove(key).map(|old| old.is_some());
         // Removing a missing key changes nothing, so it does not count as a write.
         if !matches!(result, Ok(false)) {
             self.wrote = true;
@@ -129,9 +123,9 @@ impl<'txn> WriteCtx<'txn> {
         result.map_err(StoreError::backend)
     }
 
-    pub(crate) fn queue_contains(&self, queue: &str, seq: u64) -> Result<bool, StoreError> {
+    pub(crate) fn queue_contains(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
         Ok(self
-            .queue
+            .queue()?
             .get((queue, seq))
             .map_err(StoreError::backend)?
             .is_some())
@@ -144,14 +138,14 @@ impl<'txn> WriteCtx<'txn> {
         value: &[u8],
     ) -> Result<(), StoreError> {
         self.wrote = true;
-        self.queue
+        self.queue()?
             .insert((queue, seq), value)
             .map(drop)
             .map_err(StoreError::backend)
     }
 
     pub(crate) fn queue_remove(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
-        let result = self.queue.remove((queue, seq)).map(|old| old.is_some());
+        let result = self.queue()?.remove((queue, seq)).map(|old| old.is_some());
         if !matches!(result, Ok(false)) {
             self.wrote = true;
         }
@@ -233,13 +227,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(db: Arc<Database>) -> std::io::Result<Self> {
+    pub(crate) fn spawn(db: Arc<Database>, cache: Arc<ReadCache>) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("herald-redb-writer".into())
-            .spawn(move || run(&db, &rx, &thread_counters))?;
+            .spawn(move || run(&db, &rx, &thread_counters, &cache))?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -332,7 +326,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
+fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters, cache: &ReadCache) {
     let mut batch: Vec<Box<dyn Job>> = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -366,7 +360,11 @@ fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
                 }
             }
         }
-        let outcome = apply_and_commit(db, &mut batch);
+        let (outcome, touched_cached) = apply_and_commit(db, &mut batch);
+        // Before anyone is answered, so a read after a write never meets the old record.
+        if touched_cached {
+            cache.invalidate();
+        }
         match &outcome {
             Ok(()) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -385,16 +383,20 @@ fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
     }
 }
 
-fn apply_and_commit(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
-    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+/// The batch's outcome, and whether it touched a table the read cache holds (true when unsure).
+fn apply_and_commit(db: &Database, batch: &mut [Box<dyn Job>]) -> (Result<(), String>, bool) {
+    let mut txn = match db.begin_write() {
+        Ok(txn) => txn,
+        Err(e) => return (Err(e.to_string()), true),
+    };
     let durable = batch.iter().any(|job| job.durable());
     txn.set_durability(if durable {
         Durability::Immediate
     } else {
         Durability::None
     });
-    let broken = {
-        let mut ctx = WriteCtx::open(&txn).map_err(|e| e.to_string())?;
+    let (broken, touched_cached) = {
+        let mut ctx = WriteCtx::new(&txn);
         let mut broken = false;
         for job in batch.iter_mut() {
             ctx.wrote = false;
@@ -403,11 +405,16 @@ fn apply_and_commit(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), Str
                 break;
             }
         }
-        broken
+        (broken, ctx.touched_cached)
     };
     if broken {
-        txn.abort().map_err(|e| e.to_string())?;
-        return Err("an operation failed after writing; the whole batch was rolled back".into());
+        let outcome = match txn.abort() {
+            Ok(()) => {
+                Err("an operation failed after writing; the whole batch was rolled back".to_owned())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        return (outcome, touched_cached);
     }
-    txn.commit().map_err(|e| e.to_string())
+    (txn.commit().map_err(|e| e.to_string()), touched_cached)
 }

@@ -204,11 +204,19 @@ async fn an_attempt_and_its_retry_land_together_and_survive_a_reopen() {
             .len(),
         1
     );
-    let got = db
-        .queue()
-        .receive(QueueName::Deliveries, 10, Duration::from_secs(5), LEASE)
-        .await
-        .unwrap();
+    // The first-try message (leased, never acked) is visible at once, the retry only after its
+    // 100 ms delay: keep receiving until both are in, within a generous bound.
+    let queue = db.queue();
+    let mut got = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < 2 && std::time::Instant::now() < until {
+        got.extend(
+            queue
+                .receive(QueueName::Deliveries, 10, Duration::from_secs(1), LEASE)
+                .await
+                .unwrap(),
+        );
+    }
     let attempts: Vec<u32> = got
         .iter()
         .map(|m| match &m.message {
