@@ -110,11 +110,6 @@ impl Running {
         let _ = self.server.await;
         let _ = self.workers.await;
     }
-
-    /// Waits until a signal or `stop` ends the server.
-    pub async fn wait(self) {
-        let _ = (&mut { self.server }).await;
-    }
 }
 
 /// Opens the store (the data folder, or DynamoDB and SQS), ensures the development tenant and key,

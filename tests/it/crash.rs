@@ -86,8 +86,8 @@ async fn accepted_events_survive_a_sigkill_and_are_delivered_after_restart() {
 async fn a_retry_lost_between_recording_an_attempt_and_queueing_it_is_queued_at_restart() {
     use herald_core::ports::{OutgoingMessage, QueueMessage};
     use herald_core::{
-        Attempt, AttemptId, Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, Event, EventId,
-        EventType, SubscriptionId,
+        Attempt, AttemptId, Delivery, DeliveryMessage, DeliveryStatus, Event, EventId, EventType,
+        SubscriptionId,
     };
 
     // Arrange: a subscription made through the API, then the app stops.
@@ -107,21 +107,7 @@ async fn a_retry_lost_between_recording_an_attempt_and_queueing_it_is_queued_at_
         timestamp: now,
         data: json!({"id": "doc_1"}),
     };
-    let mut delivery = Delivery {
-        id: DeliveryId::derive(&event.id, &sub_id),
-        tenant_id,
-        subscription_id: sub_id,
-        event_id: event.id,
-        event_type: event.event_type.clone(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        run_started_at: 0,
-        last_status_code: None,
-        last_error: None,
-        next_attempt_at: Some(now),
-        created_at: now,
-        updated_at: now,
-    };
+    let mut delivery = Delivery::pending(&event, sub_id, now);
     let attempt = Attempt {
         id: AttemptId::new(),
         delivery_id: delivery.id,

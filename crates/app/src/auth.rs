@@ -48,10 +48,15 @@ pub fn record_for_key(key: &str, tenant: TenantId, name: &str, now: Timestamp) -
 
 /// Lowercase hex SHA-256 of the key text.
 pub fn hash_api_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Lowercase hex of `bytes` (digests for key hashes, idempotency body hashes, ETags).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
     }
     out
 }

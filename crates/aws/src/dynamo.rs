@@ -930,28 +930,16 @@ impl Store for DynamoStore {
             Some(expiry(attempt.started_at, self.config.attempt_ttl)),
         )?;
         let delivery_item = self.delivery_item(delivery)?;
-        for try_number in 0..=CONFLICT_RETRIES {
-            // Re-recording an attempt number (a redelivered message) replaces the record.
-            let puts = vec![
-                self.put_request(attempt_item.clone(), Condition::None)?,
-                self.put_request(delivery_item.clone(), Condition::Present)?,
-            ];
-            let cancelled = match self.transact(puts).await? {
-                Ok(()) => return Ok(()),
-                Err(cancelled) => cancelled,
-            };
-            if cancelled.condition_failed(1) {
-                return Err(StoreError::NotFound);
-            }
-            if cancelled.conflict() && try_number < CONFLICT_RETRIES {
-                conflict_pause(try_number).await;
-                continue;
-            }
-            return Err(cancelled_error(&cancelled));
-        }
-        Err(StoreError::backend(
-            "record_attempt: too many conflicting transactions",
-        ))
+        // Re-recording an attempt number (a redelivered message) replaces the record; a missing
+        // delivery fails its `Present` condition: NotFound.
+        self.transact_all(
+            "record_attempt",
+            vec![
+                (attempt_item, Condition::None),
+                (delivery_item, Condition::Present),
+            ],
+        )
+        .await
     }
 
     async fn list_deliveries(

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use herald_core::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
-    Attempt, Delivery, DeliveryMessage, DeliveryStatus, Event, EventMessage, PlatformConfig,
-    SecretEntry, Subscription, Tenant,
+    Attempt, Delivery, DeliveryMessage, Event, EventMessage, PlatformConfig, SecretEntry,
+    Subscription, Tenant,
 };
 use herald_core::pattern::{EventPattern, EventType};
 use herald_core::ports::{OutgoingMessage, PageRequest, QueueMessage};
@@ -59,19 +59,9 @@ pub fn event(tenant: TenantId, event_type: &str) -> Event {
 
 pub fn delivery(tenant: TenantId, sub: SubscriptionId, event: &Event) -> Delivery {
     Delivery {
-        id: DeliveryId::derive(&event.id, &sub),
         tenant_id: tenant,
-        subscription_id: sub,
-        event_id: event.id,
-        event_type: event.event_type.clone(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        run_started_at: 0,
-        last_status_code: None,
-        last_error: None,
         next_attempt_at: None,
-        created_at: Timestamp::now(),
-        updated_at: Timestamp::now(),
+        ..Delivery::pending(event, sub, Timestamp::now())
     }
 }
 

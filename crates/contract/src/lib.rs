@@ -28,6 +28,7 @@
 use std::sync::Arc;
 
 pub mod fixtures;
+pub mod moto;
 pub mod queue;
 pub mod store;
 

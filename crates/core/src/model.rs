@@ -220,6 +220,28 @@ pub struct Delivery {
     pub updated_at: Timestamp,
 }
 
+impl Delivery {
+    /// The delivery of `event` to `subscription`, not tried yet and due now. Its id derives from
+    /// both, so creating it twice (an at-least-once fan-out) names the same delivery.
+    pub fn pending(event: &Event, subscription: SubscriptionId, now: Timestamp) -> Self {
+        Self {
+            id: DeliveryId::derive(&event.id, &subscription),
+            tenant_id: event.tenant_id,
+            subscription_id: subscription,
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            run_started_at: 0,
+            last_status_code: None,
+            last_error: None,
+            next_attempt_at: Some(now),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// One HTTP attempt of a delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {

@@ -32,21 +32,9 @@ fn event_message(e: &Event) -> OutgoingMessage {
 }
 
 fn delivery(e: &Event) -> Delivery {
-    let sub = SubscriptionId::new();
     Delivery {
-        id: DeliveryId::derive(&e.id, &sub),
-        tenant_id: e.tenant_id,
-        subscription_id: sub,
-        event_id: e.id,
-        event_type: e.event_type.clone(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        run_started_at: 0,
-        last_status_code: None,
-        last_error: None,
         next_attempt_at: None,
-        created_at: Timestamp::now(),
-        updated_at: Timestamp::now(),
+        ..Delivery::pending(e, SubscriptionId::new(), Timestamp::now())
     }
 }
 

@@ -5,9 +5,6 @@
 //! the handler as an `SqsEvent`, delete exactly the ones not named in `batchItemFailures`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../aws/tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +15,7 @@ use base64::Engine;
 use herald_app::auth::record_for_key;
 use herald_aws::aws_sdk_sqs::types::MessageSystemAttributeName;
 use herald_aws::{create_queues, create_table, DynamoConfig};
+use herald_contract::moto::{moto, unique};
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::{verify, SigningSecret};
 use herald_core::{AddressPolicy, Tenant, TenantId};
@@ -74,17 +72,15 @@ struct Deployment {
 }
 
 async fn deploy() -> Deployment {
-    let moto = common::moto();
+    let moto = moto();
     let sdk = herald_aws::emulator_sdk_config(moto.endpoint());
-    let table = common::unique("herald");
+    let table = unique("herald");
     let dynamodb = herald_aws::aws_sdk_dynamodb::Client::new(&sdk);
     create_table(&dynamodb, &DynamoConfig::new(&table))
         .await
         .unwrap();
     let sqs = herald_aws::aws_sdk_sqs::Client::new(&sdk);
-    let (events, deliveries) = create_queues(&sqs, &common::unique("herald"))
-        .await
-        .unwrap();
+    let (events, deliveries) = create_queues(&sqs, &unique("herald")).await.unwrap();
     let mut config = AwsConfig::from_lookup(|name| match name {
         "HERALD_TABLE" => Some(table.clone()),
         "HERALD_EVENTS_QUEUE_URL" => Some(events.clone()),

@@ -405,21 +405,7 @@ pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestRepor
         }),
     };
     state.store.insert_event(&event, None).await?;
-    let mut delivery = Delivery {
-        id: DeliveryId::derive(&event.id, &sub.id),
-        tenant_id: sub.tenant_id,
-        subscription_id: sub.id,
-        event_id: event.id,
-        event_type: event.event_type.clone(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        run_started_at: 0,
-        last_status_code: None,
-        last_error: None,
-        next_attempt_at: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut delivery = Delivery::pending(&event, sub.id, now);
     state
         .store
         .create_deliveries(std::slice::from_ref(&delivery))
@@ -433,6 +419,8 @@ pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestRepor
     };
     delivery.last_status_code = attempt.status_code;
     delivery.last_error = attempt.error.clone();
+    // A test is tried once, never retried.
+    delivery.next_attempt_at = None;
     delivery.updated_at = state.clock.now();
     state.store.record_attempt(&attempt, &delivery).await?;
     if outcome == AttemptOutcome::Gone {

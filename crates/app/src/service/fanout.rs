@@ -34,21 +34,7 @@ pub async fn handle(
     let deliveries: Vec<Delivery> = subscriptions
         .iter()
         .filter(|s| s.enabled && s.matches(&event.event_type))
-        .map(|s| Delivery {
-            id: DeliveryId::derive(&event.id, &s.id),
-            tenant_id: event.tenant_id,
-            subscription_id: s.id,
-            event_id: event.id,
-            event_type: event.event_type.clone(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            run_started_at: 0,
-            last_status_code: None,
-            last_error: None,
-            next_attempt_at: Some(now),
-            created_at: now,
-            updated_at: now,
-        })
+        .map(|s| Delivery::pending(&event, s.id, now))
         .collect();
     if deliveries.is_empty() {
         return Ok(0);

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::auth::hex;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -96,10 +97,6 @@ pub fn parse_event_input(body: Value) -> Result<EventInput, InputError> {
         client_id,
         body_sha256,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What intake answered.
