@@ -69,6 +69,8 @@ pub struct DevConfig {
     pub address_policy: AddressPolicy,
     pub retry: RetryPolicy,
     pub attempt_timeout: Duration,
+    /// How long intake remembers an idempotency key.
+    pub idempotency_window: Duration,
     pub workers: WorkerConfig,
 }
 
@@ -83,6 +85,7 @@ impl DevConfig {
             address_policy: AddressPolicy::DEVELOPMENT,
             retry: RetryPolicy::default(),
             attempt_timeout: Duration::from_secs(15),
+            idempotency_window: Settings::default().idempotency_window,
             workers: WorkerConfig::default(),
         }
     }
@@ -175,17 +178,18 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
     let settings = Settings {
         address_policy: config.address_policy,
         retry: config.retry.clone(),
+        idempotency_window: config.idempotency_window,
         ..Settings::default()
     };
     // Store and queue share the file: writes and the messages they cause commit together.
     Ok(AppState::new(
         Arc::new(db.store()),
+        Arc::new(db.outbox()),
         Arc::new(db.queue()),
         Arc::new(sender),
         Arc::new(SystemClock),
         settings,
-    )
-    .with_outbox(Arc::new(db.outbox())))
+    ))
 }
 
 /// The Lambda functions' state, with the development policies of `config`.
@@ -196,6 +200,7 @@ fn aws_state(config: &DevConfig, sdk: &SdkConfig, aws: &AwsConfig) -> anyhow::Re
         address_policy: config.address_policy,
         retry: config.retry.clone(),
         attempt_timeout: config.attempt_timeout,
+        idempotency_retention: config.idempotency_window,
         ..aws.clone()
     };
     let state = herald_lambda::build_state(sdk, &aws).context("building the AWS clients")?;

@@ -91,6 +91,9 @@ struct DevArgs {
     /// Per-attempt timeout in milliseconds.
     #[arg(long, env = "HERALD_ATTEMPT_TIMEOUT_MS", default_value_t = 15_000)]
     attempt_timeout_ms: u64,
+    /// How long intake remembers an idempotency key, in hours (as the Lambda functions do).
+    #[arg(long, env = "HERALD_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
+    idempotency_retention_hours: u64,
     /// Deliveries in flight at once.
     #[arg(long, env = "HERALD_DELIVERY_CONCURRENCY", default_value_t = 512)]
     delivery_concurrency: usize,
@@ -425,6 +428,8 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         config.retry = RetryPolicy::parse_schedule(&schedule)?;
     }
     config.attempt_timeout = Duration::from_millis(args.attempt_timeout_ms);
+    config.idempotency_window =
+        Duration::from_secs(args.idempotency_retention_hours.max(1).saturating_mul(3600));
     config.workers.delivery_concurrency = args.delivery_concurrency.max(1);
     if config.address_policy.allow_http || config.address_policy.allow_private {
         tracing::warn!(

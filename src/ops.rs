@@ -357,6 +357,7 @@ pub async fn aws_init(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herald_core::ports::TenantStore;
 
     #[test]
     fn key_tables_show_ids_names_and_times_but_no_hash() {

@@ -177,7 +177,7 @@ async fn a_500_is_retried_with_the_same_id_a_fresh_signature_and_both_attempts_l
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_redirect_is_not_followed_and_fails_the_delivery() {
+async fn a_redirect_is_not_followed_and_is_retried_as_a_failure() {
     // Arrange: the receiver answers 302 to another of its own routes.
     let app = spawn_app().await;
     let receiver = TestReceiver::start().await;
@@ -191,11 +191,13 @@ async fn a_redirect_is_not_followed_and_fails_the_delivery() {
         .await;
     let event_id = event["id"].as_str().unwrap();
 
-    // Assert: one request, failed for good with 302, the other route never hit.
-    receiver.wait_for(1, WAIT).await;
+    // Assert: the four tries of the schedule, each a 302 to the hook itself, the other route never
+    // hit; then the delivery fails, saying why.
+    let requests = receiver.wait_for(4, WAIT).await;
+    assert!(requests.iter().all(|r| r.answered == 302));
     let delivery = app.wait_for_status(sub_id, event_id, "failed").await;
     assert_eq!(delivery["last_status_code"], 302);
-    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(delivery["attempts"], 4);
     assert!(
         delivery["last_error"]
             .as_str()
@@ -203,7 +205,37 @@ async fn a_redirect_is_not_followed_and_fails_the_delivery() {
         "{delivery}"
     );
     receiver.assert_no_more(QUIET).await;
-    assert!(receiver.requests().iter().all(|r| r.path == "/hook"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_4xx_is_retried_on_the_schedule_not_final() {
+    // Arrange: the receiver is misconfigured for a moment: 404, then 401, then it accepts.
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start().await;
+    receiver.script([Reply::status(404), Reply::status(401)]);
+    let sub = app.subscribe(&receiver, &["*"]).await;
+
+    // Act
+    let event = app
+        .send_event(json!({"type": "document.updated", "data": {}}))
+        .await;
+
+    // Assert: the event is not lost: the third try succeeds, with the same webhook-id each time.
+    let requests = receiver.wait_for(3, WAIT).await;
+    let answered: Vec<u16> = requests.iter().map(|r| r.answered).collect();
+    assert_eq!(answered, vec![404, 401, 200]);
+    assert!(requests
+        .iter()
+        .all(|r| r.webhook_id() == event["id"].as_str().unwrap()));
+    let delivery = app
+        .wait_for_status(
+            sub["id"].as_str().unwrap(),
+            event["id"].as_str().unwrap(),
+            "succeeded",
+        )
+        .await;
+    assert_eq!(delivery["attempts"], 3);
+    receiver.assert_no_more(QUIET).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -364,8 +396,9 @@ async fn retry_after_replaces_the_scheduled_delay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_subscription_that_keeps_failing_is_disabled_when_the_schedule_runs_out() {
-    // Arrange: the schedule is 200 ms, 400 ms, 800 ms: four tries in all.
+async fn a_delivery_that_exhausts_its_schedule_fails_alone() {
+    // Arrange: the schedule is 200 ms, 400 ms, 800 ms: four tries in all. The receiver rejects
+    // one event's deliveries only.
     let app = spawn_app().await;
     let receiver = TestReceiver::start_with(Reply::status(500)).await;
     let sub = app.subscribe(&receiver, &["*"]).await;
@@ -376,7 +409,7 @@ async fn a_subscription_that_keeps_failing_is_disabled_when_the_schedule_runs_ou
         .send_event(json!({"type": "document.deleted", "data": {}}))
         .await;
 
-    // Assert: four requests, then the delivery fails and the subscription is disabled.
+    // Assert: four requests, then the delivery fails; the subscription stays enabled.
     receiver.wait_for(4, WAIT).await;
     let delivery = app
         .wait_for_status(sub_id, event["id"].as_str().unwrap(), "failed")
@@ -387,26 +420,16 @@ async fn a_subscription_that_keeps_failing_is_disabled_when_the_schedule_runs_ou
         .get(&format!("/v1/subscriptions/{sub_id}"))
         .await
         .expect(200);
-    assert_eq!(after["enabled"], false, "{after}");
-    assert!(
-        after["disabled_reason"]
-            .as_str()
-            .is_some_and(|r| !r.is_empty()),
-        "{after}"
-    );
+    assert_eq!(after["enabled"], true, "{after}");
+    assert_eq!(after["disabled_reason"], json!(null), "{after}");
     receiver.assert_no_more(QUIET).await;
 
-    // Re-enabling clears the reason and deliveries resume.
-    let enabled = app
-        .patch(
-            &format!("/v1/subscriptions/{sub_id}"),
-            json!({"enabled": true}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(enabled["disabled_reason"], json!(null));
+    // Later events still go out.
     receiver.set_default(Reply::ok());
-    app.send_event(json!({"type": "document.deleted", "data": {}}))
+    let next = app
+        .send_event(json!({"type": "document.deleted", "data": {}}))
         .await;
     receiver.wait_for(5, WAIT).await;
+    app.wait_for_status(sub_id, next["id"].as_str().unwrap(), "succeeded")
+        .await;
 }

@@ -50,7 +50,7 @@ async fn replaying_a_delivery_makes_a_new_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn recover_requeues_the_failed_deliveries_since_a_time_and_nothing_else() {
-    // Arrange: two events fail for good (400), a third succeeds.
+    // Arrange: two events fail for good (400 on all four tries of the schedule), a third succeeds.
     let app = spawn_app().await;
     let receiver = TestReceiver::start_with(Reply::status(400)).await;
     let sub = app.subscribe(&receiver, &["*"]).await;
@@ -65,14 +65,14 @@ async fn recover_requeues_the_failed_deliveries_since_a_time_and_nothing_else() 
         app.wait_for_status(sub_id, &id, "failed").await;
         failed.push(id);
     }
-    receiver.wait_for(2, WAIT).await;
+    receiver.wait_for(8, WAIT).await;
     receiver.set_default(Reply::ok());
     let succeeded = app
         .send_event(json!({"type": "document.updated", "data": {"n": 2}}))
         .await;
     let succeeded_id = succeeded["id"].as_str().unwrap();
     app.wait_for_status(sub_id, succeeded_id, "succeeded").await;
-    receiver.wait_for(3, WAIT).await;
+    receiver.wait_for(9, WAIT).await;
 
     // A time after everything recovers nothing; a bad time is refused.
     let recover_path = format!("/v1/subscriptions/{sub_id}/recover");
@@ -95,10 +95,10 @@ async fn recover_requeues_the_failed_deliveries_since_a_time_and_nothing_else() 
     // Assert: the two failed deliveries go out again and succeed; the succeeded one does not.
     assert_eq!(recovered["recovered"], 2, "{recovered}");
     let resent: Vec<String> = receiver
-        .wait_for(5, WAIT)
+        .wait_for(11, WAIT)
         .await
         .iter()
-        .skip(3)
+        .skip(9)
         .map(|r| r.webhook_id().to_owned())
         .collect();
     let mut resent_sorted = resent.clone();
@@ -108,7 +108,7 @@ async fn recover_requeues_the_failed_deliveries_since_a_time_and_nothing_else() 
     assert_eq!(resent_sorted, failed_sorted);
     for id in &failed {
         let d = app.wait_for_status(sub_id, id, "succeeded").await;
-        assert_eq!(d["attempts"], 2, "{d}");
+        assert_eq!(d["attempts"], 5, "{d}");
     }
     receiver.assert_no_more(QUIET).await;
 }

@@ -31,6 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use herald_core::ports::{OutboundRequest, OutboundResponse, SendError, Sender};
+use herald_core::retry::RetryAfter;
 use herald_core::{AddressPolicy, TargetUrl, TargetUrlError};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -184,7 +185,7 @@ impl HttpSender {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty() && v.len() <= MAX_RETRY_AFTER_LEN)
-            .map(str::to_owned);
+            .and_then(RetryAfter::parse);
         let body_excerpt = read_excerpt(response, self.max_response_bytes).await?;
         Ok(OutboundResponse {
             status,
@@ -549,7 +550,10 @@ mod tests {
             .unwrap();
 
         assert_eq!(response.status, 503);
-        assert_eq!(response.retry_after.as_deref(), Some("120"));
+        assert_eq!(
+            response.retry_after,
+            Some(RetryAfter::Delay(Duration::from_secs(120)))
+        );
         assert_eq!(response.body_excerpt, b"busy");
     }
 

@@ -19,6 +19,9 @@ pub struct Settings {
     pub visibility_timeout: Duration,
     /// Subscriptions a tenant may have (fan-out reads them all).
     pub max_subscriptions_per_tenant: usize,
+    /// How long intake remembers an idempotency key (or a client event id): a reuse within it gets
+    /// the first answer (or 409 with another body); after it, the key makes a new event.
+    pub idempotency_window: Duration,
 }
 
 impl Default for Settings {
@@ -30,6 +33,7 @@ impl Default for Settings {
             max_event_bytes: 256 * 1024,
             visibility_timeout: Duration::from_secs(90),
             max_subscriptions_per_tenant: 1000,
+            idempotency_window: Duration::from_secs(24 * 3600),
         }
     }
 }

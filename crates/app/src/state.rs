@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use herald_core::ports::{Clock, Outbox, Queue, Sender, Store};
+use herald_core::ports::{Clock, Queue, Sender, Store, UnitOfWork};
 
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -11,10 +11,12 @@ use crate::settings::Settings;
 /// Cheap to clone: everything is behind `Arc`.
 #[derive(Clone)]
 pub struct AppState {
+    /// Reads, and the writes that queue nothing (tenants, keys, subscriptions).
     pub store: Arc<dyn Store>,
+    /// The one path for writes that queue messages (events, deliveries, attempts).
+    pub writes: Arc<dyn UnitOfWork>,
+    /// What the workers receive from.
     pub queue: Arc<dyn Queue>,
-    /// Set when store and queue share one database: writes and their messages commit together.
-    pub outbox: Option<Arc<dyn Outbox>>,
     pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
@@ -25,6 +27,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
+        writes: Arc<dyn UnitOfWork>,
         queue: Arc<dyn Queue>,
         sender: Arc<dyn Sender>,
         clock: Arc<dyn Clock>,
@@ -32,19 +35,13 @@ impl AppState {
     ) -> Self {
         Self {
             store,
+            writes,
             queue,
-            outbox: None,
             sender,
             clock,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             rate_limiter: Arc::new(RateLimiter::default()),
         }
-    }
-
-    /// Uses `outbox` for the writes that queue messages (the embedded adapters offer one).
-    pub fn with_outbox(mut self, outbox: Arc<dyn Outbox>) -> Self {
-        self.outbox = Some(outbox);
-        self
     }
 }

@@ -18,8 +18,8 @@
 //! | subscription | `ten_…#SUB` | `sub_…` | | |
 //! | event | `ten_…#evt_…` | `EVENT` | | optional |
 //! | idempotency record | `ten_…#IDEM#<sha256 hex of the key>` | `IDEM` | | always |
-//! | delivery | `ten_…#del_…` | `DELIVERY` | `bysub_pk` = `ten_…#sub_…`, `bysub_sk` = `del_…`; `byevt_pk` = `ten_…#evt_…`, `byevt_sk` = `del_…` | optional |
-//! | attempt | `ten_…#del_…` | `ATTEMPT#<number, 10 digits>` | | always |
+//! | delivery (+ `attempts`, a number) | `ten_…#del_…` | `DELIVERY` | `bysub_pk` = `ten_…#sub_…`, `bysub_sk` = `del_…`; `byevt_pk` = `ten_…#evt_…`, `byevt_sk` = `del_…` | optional |
+//! | attempt | `ten_…#del_…` | `ATTEMPT#<number, 10 digits>#att_…` | | always |
 //!
 //! Indexes (projection ALL, so a page is one Query): `by_subscription` (`bysub_pk`, `bysub_sk`) and
 //! `by_event` (`byevt_pk`, `byevt_sk`); only deliveries carry their attributes (sparse indexes).
@@ -40,14 +40,18 @@
 //!   key order is creation order); the cursor is the last id returned (`sk < :cursor`). Filters run
 //!   in code on the decoded records, paging on until the page is full or the partition ends.
 //!   Fan-out's `enabled_subscriptions` is the same Query, read to the end.
-//! - intake: TransactWriteItems of the event and the idempotency record, each conditional. An
-//!   idempotency record whose TTL has passed but which DynamoDB has not deleted yet counts as
-//!   absent (`OR expires_at < :now`), so the dedup window is exactly the configured TTL.
+//! - intake: TransactWriteItems of the event and the idempotency record, each conditional. The
+//!   record's `expires_at` is its own (the window is the application's setting); one whose time has
+//!   passed but which DynamoDB has not deleted yet counts as absent (`OR expires_at <= :now`, now
+//!   being the new record's `created_at`), so the window is exact.
 //! - a subscription's delivery log, newest first: Query `by_subscription`, descending, cursor =
 //!   last delivery id. An event's deliveries: Query `by_event`.
-//! - an attempt and the delivery's new state: one TransactWriteItems (the delivery conditional on
-//!   existing). A delivery's attempts, oldest first: Query `pk = ten_…#del_…`,
+//! - an attempt and the delivery's new state: one TransactWriteItems, the delivery conditional on
+//!   its `attempts` attribute being `number - 1`. When another worker recorded that number first
+//!   (a redelivered message racing the original), the attempt item is written alone, so every
+//!   request made is in the log. A delivery's attempts, oldest first: Query `pk = ten_…#del_…`,
 //!   `begins_with(sk, "ATTEMPT#")`, ascending; the zero-padded number makes text order numeric.
+//! - the subscription limit: a Query of the tenant's subscriptions, stopped at the limit.
 //!
 //! Pages look one item ahead (`limit + 1`), so the last page has no `next_cursor` even when
 //! DynamoDB hands back a `LastEvaluatedKey`.
@@ -70,12 +74,13 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt};
-use herald_core::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
+use herald_core::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
     ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
 };
 use herald_core::ports::{
-    InsertEventOutcome, Page, PageRequest, Store, StoreError, SubscriptionFilter,
+    DeliveryStore, EventStore, InsertEventOutcome, Page, PageRequest, Recorded, StoreError,
+    SubscriptionFilter, SubscriptionStore, TenantStore,
 };
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
@@ -88,6 +93,8 @@ const PK: &str = "pk";
 const SK: &str = "sk";
 const DOC: &str = "doc";
 const EXPIRES_AT: &str = "expires_at";
+/// A delivery's attempt count, beside its `doc`: the condition of `record_attempt`.
+const ATTEMPTS: &str = "attempts";
 
 /// The delivery log index.
 pub const BY_SUBSCRIPTION_INDEX: &str = "by_subscription";
@@ -122,8 +129,6 @@ pub struct DynamoConfig {
     pub table: String,
     /// How long attempts are kept after they started.
     pub attempt_ttl: Duration,
-    /// How long an idempotency key is remembered after its first use.
-    pub idempotency_ttl: Duration,
     /// How long events are kept after their timestamp; `None` keeps them.
     pub event_ttl: Option<Duration>,
     /// How long deliveries are kept after they were created; `None` keeps them.
@@ -131,12 +136,11 @@ pub struct DynamoConfig {
 }
 
 impl DynamoConfig {
-    /// Attempts 30 days, idempotency keys 24 hours, events and deliveries forever.
+    /// Attempts 30 days, events and deliveries forever. (Idempotency records carry their own expiry.)
     pub fn new(table: impl Into<String>) -> Self {
         Self {
             table: table.into(),
             attempt_ttl: Duration::from_secs(30 * 24 * 3600),
-            idempotency_ttl: Duration::from_secs(24 * 3600),
             event_ttl: None,
             delivery_ttl: None,
         }
@@ -197,8 +201,8 @@ fn delivery_pk(tenant: &TenantId, delivery: &DeliveryId) -> String {
 fn by_subscription_pk(tenant: &TenantId, subscription: &SubscriptionId) -> String {
     format!("{tenant}#{subscription}")
 }
-fn attempt_sk(number: u32) -> String {
-    format!("{ATTEMPT_PREFIX}{number:010}")
+fn attempt_sk(number: u32, attempt: &AttemptId) -> String {
+    format!("{ATTEMPT_PREFIX}{number:010}#{attempt}")
 }
 
 /// An item: its keys, the record as JSON, and its expiry if it has one.
@@ -400,6 +404,21 @@ impl DynamoStore {
         Ok((out.items.unwrap_or_default(), next))
     }
 
+    /// How many items the query matches, counting no further than `up_to`.
+    async fn count(&self, q: &KeyQuery, up_to: usize) -> Result<usize, StoreError> {
+        let mut count = 0;
+        let mut start = None;
+        while count < up_to {
+            let (items, next) = self.query_page(q, Some(up_to - count), start).await?;
+            count += items.len();
+            match next {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        Ok(count.min(up_to))
+    }
+
     /// Every record the query matches, in its order, that `keep` keeps.
     async fn query_all<T: DeserializeOwned>(
         &self,
@@ -489,6 +508,7 @@ impl DynamoStore {
         item.insert(BY_SUB_SK.into(), s(d.id.to_string()));
         item.insert(BY_EVENT_PK.into(), s(event_pk(&d.tenant_id, &d.event_id)));
         item.insert(BY_EVENT_SK.into(), s(d.id.to_string()));
+        item.insert(ATTEMPTS.into(), n(i64::from(d.attempts)));
         Ok(item)
     }
 
@@ -589,8 +609,180 @@ fn cancelled_error(cancelled: &Cancelled) -> StoreError {
     ))
 }
 
+/// The writes of events and deliveries. The services reach them only through
+/// [`crate::AwsUnitOfWork`], which sends their messages after them.
+impl DynamoStore {
+    /// Stores the event and its idempotency record (see `UnitOfWork::insert_event_and_send`).
+    pub async fn insert_event(
+        &self,
+        event: &Event,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<InsertEventOutcome, StoreError> {
+        let event_item = item(
+            event_pk(&event.tenant_id, &event.id),
+            SK_EVENT.into(),
+            event,
+            self.config
+                .event_ttl
+                .map(|ttl| expiry(event.timestamp, ttl)),
+        )?;
+        let Some(record) = idempotency else {
+            self.put(event_item, Condition::Absent).await?;
+            return Ok(InsertEventOutcome::Inserted);
+        };
+        let record_pk = idempotency_pk(&record.tenant_id, &record.key);
+        let record_item = item(
+            record_pk.clone(),
+            SK_IDEMPOTENCY.into(),
+            record,
+            Some(record.expires_at.as_second()),
+        )?;
+        for try_number in 0..=CONFLICT_RETRIES {
+            let record_put = Put::builder()
+                .table_name(&self.config.table)
+                .set_item(Some(record_item.clone()))
+                // An expired record that DynamoDB has not swept yet no longer counts.
+                .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#exp", EXPIRES_AT)
+                .expression_attribute_values(":now", n(record.created_at.as_second()))
+                // The duplicate's answer comes back with the cancellation: no second read.
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(StoreError::backend)?;
+            let event_put = self.put_request(event_item.clone(), Condition::Absent)?;
+            let cancelled = match self.transact(vec![record_put, event_put]).await? {
+                Ok(()) => return Ok(InsertEventOutcome::Inserted),
+                Err(cancelled) => cancelled,
+            };
+            if cancelled.condition_failed(0) {
+                let existing = match cancelled.items.first().cloned().flatten() {
+                    Some(item) => Some(decode(&item)?),
+                    None => self.get_record(record_pk.clone(), SK_IDEMPOTENCY).await?,
+                };
+                match existing {
+                    Some(existing) => return Ok(InsertEventOutcome::Duplicate(existing)),
+                    // Swept between the write and the read: the key is free again, try again.
+                    None => continue,
+                }
+            }
+            if cancelled.condition_failed(1) {
+                // Event ids are fresh ULIDs; a clash is a caller bug, and events are never
+                // overwritten.
+                return Err(StoreError::AlreadyExists);
+            }
+            if cancelled.conflict() && try_number < CONFLICT_RETRIES {
+                conflict_pause(try_number).await;
+                continue;
+            }
+            return Err(cancelled_error(&cancelled));
+        }
+        Err(StoreError::backend(
+            "insert_event: the idempotency record kept changing under concurrent writers",
+        ))
+    }
+
+    /// Creates the deliveries that do not exist yet; returns the ones it created.
+    pub async fn create_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        let rows = deliveries
+            .iter()
+            .map(|d| Ok((d.id, self.delivery_item(d)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // One conditional put each (a transaction would fail whole on the first existing one);
+        // `buffered` keeps the input order.
+        let results: Vec<Result<Option<DeliveryId>, StoreError>> = stream::iter(rows)
+            .map(|(id, item)| async move {
+                match self.put(item, Condition::Absent).await {
+                    Ok(()) => Ok(Some(id)),
+                    Err(StoreError::AlreadyExists) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffered(CREATE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut created = Vec::new();
+        for result in results {
+            if let Some(id) = result? {
+                created.push(id);
+            }
+        }
+        Ok(created)
+    }
+
+    /// Replaces an existing delivery.
+    pub async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let item = self.delivery_item(delivery)?;
+        self.put(item, Condition::Present).await
+    }
+
+    /// Records the attempt; replaces the delivery only if it has made `attempt.number - 1`
+    /// attempts (the `attempts` attribute), else keeps the attempt record alone.
+    pub async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        delivery: &Delivery,
+    ) -> Result<Recorded, StoreError> {
+        let attempt_item = item(
+            delivery_pk(&attempt.tenant_id, &attempt.delivery_id),
+            attempt_sk(attempt.number, &attempt.id),
+            attempt,
+            Some(expiry(attempt.started_at, self.config.attempt_ttl)),
+        )?;
+        let delivery_item = self.delivery_item(delivery)?;
+        let expected = i64::from(attempt.number.saturating_sub(1));
+        for try_number in 0..=CONFLICT_RETRIES {
+            let delivery_put = Put::builder()
+                .table_name(&self.config.table)
+                .set_item(Some(delivery_item.clone()))
+                .condition_expression("attribute_exists(#pk) AND #att = :expected")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#att", ATTEMPTS)
+                .expression_attribute_values(":expected", n(expected))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(StoreError::backend)?;
+            let attempt_put = self.put_request(attempt_item.clone(), Condition::None)?;
+            let cancelled = match self.transact(vec![attempt_put, delivery_put]).await? {
+                Ok(()) => return Ok(Recorded::Applied),
+                Err(cancelled) => cancelled,
+            };
+            if cancelled.condition_failed(1) {
+                let exists = match cancelled.items.get(1).cloned().flatten() {
+                    Some(_) => true,
+                    None => self
+                        .get_item(delivery_pk(&delivery.tenant_id, &delivery.id), SK_DELIVERY)
+                        .await?
+                        .is_some(),
+                };
+                if !exists {
+                    return Err(StoreError::NotFound);
+                }
+                // Another worker recorded this number first: keep this request in the log.
+                self.put(attempt_item, Condition::None).await?;
+                return Ok(Recorded::Superseded);
+            }
+            if cancelled.conflict() && try_number < CONFLICT_RETRIES {
+                conflict_pause(try_number).await;
+                continue;
+            }
+            return Err(cancelled_error(&cancelled));
+        }
+        Err(StoreError::backend(
+            "record_attempt: the delivery kept changing under concurrent writers",
+        ))
+    }
+}
+
 #[async_trait]
-impl Store for DynamoStore {
+impl TenantStore for DynamoStore {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let record = item(tenant_pk(&tenant.id), SK_TENANT.into(), tenant, None)?;
         let entry = item(PK_TENANTS.into(), tenant.id.to_string(), tenant, None)?;
@@ -688,7 +880,10 @@ impl Store for DynamoStore {
         )
         .await
     }
+}
 
+#[async_trait]
+impl SubscriptionStore for DynamoStore {
     async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
         let item = item(
             subscriptions_pk(&sub.tenant_id),
@@ -796,77 +991,25 @@ impl Store for DynamoStore {
         self.query_all(&q, |sub: &Subscription| sub.enabled).await
     }
 
-    async fn insert_event(
+    async fn count_subscriptions(
         &self,
-        event: &Event,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<InsertEventOutcome, StoreError> {
-        let event_item = item(
-            event_pk(&event.tenant_id, &event.id),
-            SK_EVENT.into(),
-            event,
-            self.config
-                .event_ttl
-                .map(|ttl| expiry(event.timestamp, ttl)),
-        )?;
-        let Some(record) = idempotency else {
-            self.put(event_item, Condition::Absent).await?;
-            return Ok(InsertEventOutcome::Inserted);
+        tenant: &TenantId,
+        up_to: usize,
+    ) -> Result<usize, StoreError> {
+        let q = KeyQuery {
+            index: None,
+            pk_name: PK,
+            sk_name: SK,
+            pk: subscriptions_pk(tenant),
+            sort: SortCondition::Any,
+            forward: true,
         };
-        let record_pk = idempotency_pk(&record.tenant_id, &record.key);
-        let record_item = item(
-            record_pk.clone(),
-            SK_IDEMPOTENCY.into(),
-            record,
-            Some(expiry(record.created_at, self.config.idempotency_ttl)),
-        )?;
-        for try_number in 0..=CONFLICT_RETRIES {
-            let record_put = Put::builder()
-                .table_name(&self.config.table)
-                .set_item(Some(record_item.clone()))
-                // An expired record that DynamoDB has not swept yet no longer counts.
-                .condition_expression("attribute_not_exists(#pk) OR #exp < :now")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#exp", EXPIRES_AT)
-                .expression_attribute_values(":now", n(Timestamp::now().as_second()))
-                // The duplicate's answer comes back with the cancellation: no second read.
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .map_err(StoreError::backend)?;
-            let event_put = self.put_request(event_item.clone(), Condition::Absent)?;
-            let cancelled = match self.transact(vec![record_put, event_put]).await? {
-                Ok(()) => return Ok(InsertEventOutcome::Inserted),
-                Err(cancelled) => cancelled,
-            };
-            if cancelled.condition_failed(0) {
-                let existing = match cancelled.items.first().cloned().flatten() {
-                    Some(item) => Some(decode(&item)?),
-                    None => self.get_record(record_pk.clone(), SK_IDEMPOTENCY).await?,
-                };
-                match existing {
-                    Some(existing) => return Ok(InsertEventOutcome::Duplicate(existing)),
-                    // Swept between the write and the read: the key is free again, try again.
-                    None => continue,
-                }
-            }
-            if cancelled.condition_failed(1) {
-                // Event ids are fresh ULIDs; a clash is a caller bug, and events are never
-                // overwritten.
-                return Err(StoreError::AlreadyExists);
-            }
-            if cancelled.conflict() && try_number < CONFLICT_RETRIES {
-                conflict_pause(try_number).await;
-                continue;
-            }
-            return Err(cancelled_error(&cancelled));
-        }
-        Err(StoreError::backend(
-            "insert_event: the idempotency record kept changing under concurrent writers",
-        ))
+        self.count(&q, up_to).await
     }
+}
 
+#[async_trait]
+impl EventStore for DynamoStore {
     async fn get_event(
         &self,
         tenant: &TenantId,
@@ -874,72 +1017,16 @@ impl Store for DynamoStore {
     ) -> Result<Option<Event>, StoreError> {
         self.get_record(event_pk(tenant, id), SK_EVENT).await
     }
+}
 
-    async fn create_deliveries(
-        &self,
-        deliveries: &[Delivery],
-    ) -> Result<Vec<DeliveryId>, StoreError> {
-        let rows = deliveries
-            .iter()
-            .map(|d| Ok((d.id, self.delivery_item(d)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        // One conditional put each (a transaction would fail whole on the first existing one);
-        // `buffered` keeps the input order.
-        let results: Vec<Result<Option<DeliveryId>, StoreError>> = stream::iter(rows)
-            .map(|(id, item)| async move {
-                match self.put(item, Condition::Absent).await {
-                    Ok(()) => Ok(Some(id)),
-                    Err(StoreError::AlreadyExists) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffered(CREATE_CONCURRENCY)
-            .collect()
-            .await;
-        let mut created = Vec::new();
-        for result in results {
-            if let Some(id) = result? {
-                created.push(id);
-            }
-        }
-        Ok(created)
-    }
-
+#[async_trait]
+impl DeliveryStore for DynamoStore {
     async fn get_delivery(
         &self,
         tenant: &TenantId,
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
         self.get_record(delivery_pk(tenant, id), SK_DELIVERY).await
-    }
-
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let item = self.delivery_item(delivery)?;
-        self.put(item, Condition::Present).await
-    }
-
-    async fn record_attempt(
-        &self,
-        attempt: &Attempt,
-        delivery: &Delivery,
-    ) -> Result<(), StoreError> {
-        let attempt_item = item(
-            delivery_pk(&attempt.tenant_id, &attempt.delivery_id),
-            attempt_sk(attempt.number),
-            attempt,
-            Some(expiry(attempt.started_at, self.config.attempt_ttl)),
-        )?;
-        let delivery_item = self.delivery_item(delivery)?;
-        // Re-recording an attempt number (a redelivered message) replaces the record; a missing
-        // delivery fails its `Present` condition: NotFound.
-        self.transact_all(
-            "record_attempt",
-            vec![
-                (attempt_item, Condition::None),
-                (delivery_item, Condition::Present),
-            ],
-        )
-        .await
     }
 
     async fn list_deliveries(
@@ -1108,8 +1195,9 @@ mod tests {
         assert_ne!(tenant_keys_pk(&t), subscriptions_pk(&t));
         assert!(delivery_pk(&t, &d).starts_with(&t.to_string()));
         assert!(idempotency_pk(&t, &"x".repeat(5000)).len() < 200);
-        assert!(attempt_sk(9) < attempt_sk(10));
-        assert!(attempt_sk(99) < attempt_sk(u32::MAX));
+        let a = AttemptId::new();
+        assert!(attempt_sk(9, &a) < attempt_sk(10, &AttemptId::new()));
+        assert!(attempt_sk(99, &a) < attempt_sk(u32::MAX, &a));
         assert_ne!(idempotency_pk(&t, "key:a"), idempotency_pk(&t, "key:b"));
     }
 

@@ -1,5 +1,6 @@
-//! Herald's AWS adapters: the [`Store`](herald_core::ports::Store) on DynamoDB ([`DynamoStore`])
-//! and the [`Queue`](herald_core::ports::Queue) on SQS ([`SqsQueue`]).
+//! Herald's AWS adapters: the store ports on DynamoDB ([`DynamoStore`]), the
+//! [`Queue`](herald_core::ports::Queue) on SQS ([`SqsQueue`]), and the services' write path over
+//! both, "write, then send" ([`AwsUnitOfWork`]).
 //!
 //! The SDK is built without its default aws-lc TLS stack: [`http_client`] is hyper + rustls with
 //! ring, which the rest of Herald already uses. Use [`load_sdk_config`] in the Lambda functions
@@ -29,6 +30,7 @@
 mod dynamo;
 mod error;
 mod sqs;
+mod unit_of_work;
 
 pub use aws_config;
 pub use aws_sdk_dynamodb;
@@ -40,6 +42,7 @@ pub use sqs::{
     create_queue_with_dlq, create_queues, delay_seconds, encode_body, BatchSendError, SqsConfig,
     SqsQueue, DEFAULT_MAX_RECEIVE_COUNT, MAX_DELAY,
 };
+pub use unit_of_work::AwsUnitOfWork;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};

@@ -17,7 +17,10 @@ use herald_aws::{
 use herald_contract::fixtures::{after, attempt, delivery, delivery_message, event, now};
 use herald_core::ids::{SubscriptionId, TenantId};
 use herald_core::model::IdempotencyRecord;
-use herald_core::ports::{InsertEventOutcome, Queue, QueueError, QueueName, Store, StoreError};
+use herald_core::ports::{
+    EventStore, InsertEventOutcome, Queue, QueueError, QueueName, StoreError, SubscriptionStore,
+    TenantStore,
+};
 use jiff::Timestamp;
 
 const D: QueueName = QueueName::Deliveries;
@@ -94,7 +97,6 @@ async fn ttl_attributes_follow_the_config() {
     config.event_ttl = Some(Duration::from_secs(3600));
     config.delivery_ttl = Some(Duration::from_secs(7200));
     config.attempt_ttl = Duration::from_secs(60);
-    config.idempotency_ttl = Duration::from_secs(600);
     let table = config.table.clone();
     let store = dynamo_store(config).await;
     let client = dynamodb_client();
@@ -107,6 +109,7 @@ async fn ttl_attributes_follow_the_config() {
         body_sha256: "h".into(),
         event_id: ev.id,
         created_at: Timestamp::now(),
+        expires_at: Timestamp::now() + jiff::SignedDuration::from_secs(600),
     };
     store.insert_event(&ev, Some(&record)).await.unwrap();
     let d = delivery(t, SubscriptionId::new(), &ev);
@@ -125,7 +128,7 @@ async fn ttl_attributes_follow_the_config() {
         &client,
         &table,
         format!("{t}#{}", d.id),
-        "ATTEMPT#0000000001",
+        &format!("ATTEMPT#0000000001#{}", a.id),
     )
     .await;
     assert_eq!(expires_at(&item), Some(a.started_at.as_second() + 60));
@@ -148,7 +151,7 @@ async fn ttl_attributes_follow_the_config() {
         &client,
         &table,
         format!("{t}#{}", d.id),
-        "ATTEMPT#0000000001",
+        &format!("ATTEMPT#0000000001#{}", a.id),
     )
     .await;
     assert_eq!(
@@ -159,9 +162,7 @@ async fn ttl_attributes_follow_the_config() {
 
 #[tokio::test]
 async fn an_expired_idempotency_record_no_longer_dedupes() {
-    let mut config = DynamoConfig::new(unique("herald"));
-    config.idempotency_ttl = Duration::from_secs(3600);
-    let store = dynamo_store(config).await;
+    let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
     let t = TenantId::new();
     let old = event(t, "document.created");
     let stale = IdempotencyRecord {
@@ -172,6 +173,7 @@ async fn an_expired_idempotency_record_no_longer_dedupes() {
         // Expired an hour ago, but DynamoDB's TTL sweep has not removed it (it never does on
         // moto, and takes up to days on AWS).
         created_at: Timestamp::now() - jiff::SignedDuration::from_hours(2),
+        expires_at: Timestamp::now() - jiff::SignedDuration::from_hours(1),
     };
     assert_eq!(
         store.insert_event(&old, Some(&stale)).await.unwrap(),
@@ -182,6 +184,7 @@ async fn an_expired_idempotency_record_no_longer_dedupes() {
         event_id: new.id,
         body_sha256: "2".into(),
         created_at: Timestamp::now(),
+        expires_at: Timestamp::now() + jiff::SignedDuration::from_hours(1),
         ..stale.clone()
     };
     assert_eq!(

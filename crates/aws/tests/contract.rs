@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{fresh_queue, fresh_store};
+use common::{fresh_backend, fresh_queue};
 
-herald_contract::store_contract_tests!(fresh_store);
+herald_contract::store_contract_tests!(fresh_backend);
 // Not `store_concurrency_contract_tests!`: moto's TransactWriteItems is not isolated (it rolls back
 // by restoring a snapshot of the whole table), so concurrent idempotent inserts race inside the
 // emulator. DynamoDB's transactions are serializable; the adapter retries `TransactionConflict`

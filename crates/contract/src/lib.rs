@@ -2,16 +2,20 @@
 //! and queue, and the DynamoDB/SQS adapters (on an emulator). If both pass, the application sees
 //! the same behaviour on either.
 //!
-//! Each property is a plain `async fn` taking the adapter under test ([`store`], [`queue`]); it
-//! panics on a violation. The macros [`store_contract_tests!`] and [`queue_contract_tests!`] turn
-//! every property into its own `#[tokio::test]`, each on a fresh instance from a factory:
+//! Each property is a plain `async fn` taking the adapters under test (a [`Backend`]: the store
+//! ports, the unit of work and the queue it sends to; or a [`Queue`](herald_core::ports::Queue));
+//! it panics on a violation. The macros [`store_contract_tests!`] and [`queue_contract_tests!`]
+//! turn every property into its own `#[tokio::test]`, each on a fresh instance from a factory:
 //!
 //! ```ignore
-//! async fn fresh_store() -> herald_contract::Fixture<dyn herald_core::ports::Store> {
-//!     herald_contract::Fixture::new(std::sync::Arc::new(make_a_store().await))
+//! async fn fresh_backend() -> herald_contract::Fixture<herald_contract::Backend> {
+//!     herald_contract::Fixture::new(std::sync::Arc::new(make_a_backend().await))
 //! }
-//! herald_contract::store_contract_tests!(fresh_store);
+//! herald_contract::store_contract_tests!(fresh_backend);
 //! ```
+//!
+//! [`memory`] holds in-memory adapters of every port, which pass this suite too, for the services'
+//! unit tests.
 //!
 //! [`store_concurrency_contract_tests!`] adds the properties that need isolated transactions
 //! under concurrent writers.
@@ -27,10 +31,68 @@
 
 use std::sync::Arc;
 
+use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
+use herald_core::ports::{InsertEventOutcome, Queue, Recorded, Store, StoreError, UnitOfWork};
+
+pub mod compose;
 pub mod fixtures;
+pub mod memory;
 pub mod moto;
 pub mod queue;
 pub mod store;
+pub mod unit_of_work;
+
+/// The store side of an adapter pair: its store ports, its unit of work, and the queue that unit
+/// of work sends to. Derefs to the store, and offers the unit-of-work writes without messages.
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    pub writes: Arc<dyn UnitOfWork>,
+    pub queue: Arc<dyn Queue>,
+}
+
+impl std::ops::Deref for Backend {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
+        self.store.as_ref()
+    }
+}
+
+impl Backend {
+    pub async fn insert_event(
+        &self,
+        event: &Event,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<InsertEventOutcome, StoreError> {
+        self.writes
+            .insert_event_and_send(event, idempotency, Vec::new())
+            .await
+    }
+
+    pub async fn create_deliveries(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<herald_core::ids::DeliveryId>, StoreError> {
+        let pairs = deliveries.iter().map(|d| (d.clone(), None)).collect();
+        self.writes.create_deliveries_and_send(pairs).await
+    }
+
+    pub async fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        delivery: &Delivery,
+    ) -> Result<Recorded, StoreError> {
+        self.writes
+            .record_attempt_and_send(attempt, delivery, Vec::new())
+            .await
+    }
+
+    pub async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.writes
+            .update_delivery_and_send(delivery, Vec::new())
+            .await
+    }
+}
 
 /// An adapter under test, and whatever must live as long as it (a temporary directory, say).
 pub struct Fixture<T: ?Sized> {
@@ -59,8 +121,8 @@ impl<T: ?Sized> Fixture<T> {
     }
 }
 
-/// One `#[tokio::test]` per store property, each on a fresh store from `$make`: a function (or
-/// closure) of no arguments returning a future of [`Fixture<dyn Store>`](Fixture).
+/// One `#[tokio::test]` per store and unit-of-work property, each on a fresh backend from `$make`:
+/// a function (or closure) of no arguments returning a future of [`Fixture<Backend>`](Fixture).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
@@ -79,6 +141,16 @@ macro_rules! store_contract_tests {
                 subscription_filters_and_enabled_list,
                 deliveries_are_created_if_absent_indexed_and_paged,
                 attempts_are_recorded_with_the_delivery_and_listed_oldest_first,
+                subscriptions_are_counted_up_to_a_bound,
+            ]
+        );
+        $crate::__contract_tests!(
+            unit_of_work,
+            $make,
+            [
+                records_and_their_messages_go_together,
+                a_superseded_attempt_is_logged_and_changes_nothing_else,
+                the_idempotency_window_is_honoured,
             ]
         );
     };

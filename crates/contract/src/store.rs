@@ -8,11 +8,12 @@ use herald_core::ids::{ApiKeyId, DeliveryId, SubscriptionId, TenantId};
 use herald_core::model::{ApiKeyRecord, DeliveryStatus, Event, IdempotencyRecord};
 use herald_core::pattern::EventType;
 use herald_core::ports::{
-    InsertEventOutcome, Page, PageRequest, Store, StoreError, SubscriptionFilter,
+    InsertEventOutcome, Page, PageRequest, Recorded, StoreError, SubscriptionFilter,
 };
 use jiff::Timestamp;
 
 use crate::fixtures::{attempt, delivery, event, page, subscription, tenant};
+use crate::Backend;
 
 /// Every page of a list, following cursors; panics if it does not end within 100 pages.
 async fn all_pages<T, F, Fut>(limit: usize, mut fetch: F) -> (Vec<T>, usize)
@@ -34,7 +35,7 @@ where
     panic!("the list did not end after 100 pages");
 }
 
-pub async fn tenants_and_api_keys(store: Arc<dyn Store>) {
+pub async fn tenants_and_api_keys(store: Arc<Backend>) {
     let t = tenant();
     assert_eq!(store.get_tenant(&t.id).await.unwrap(), None);
     store.put_tenant(&t).await.unwrap();
@@ -85,7 +86,7 @@ fn api_key(tenant: TenantId, name: &str) -> ApiKeyRecord {
     }
 }
 
-pub async fn api_keys_are_listed_newest_first_per_tenant(store: Arc<dyn Store>) {
+pub async fn api_keys_are_listed_newest_first_per_tenant(store: Arc<Backend>) {
     let (a, b) = (TenantId::new(), TenantId::new());
     assert!(store.list_api_keys(&a).await.unwrap().is_empty());
     let mut keys = Vec::new();
@@ -129,7 +130,7 @@ pub async fn api_keys_are_listed_newest_first_per_tenant(store: Arc<dyn Store>) 
         .is_empty());
 }
 
-pub async fn revoked_keys_are_found_revoked_and_only_by_their_tenant(store: Arc<dyn Store>) {
+pub async fn revoked_keys_are_found_revoked_and_only_by_their_tenant(store: Arc<Backend>) {
     let (a, b) = (TenantId::new(), TenantId::new());
     let key = api_key(a, "ops");
     let other = api_key(a, "other");
@@ -177,7 +178,7 @@ pub async fn revoked_keys_are_found_revoked_and_only_by_their_tenant(store: Arc<
     assert_eq!(store.find_api_key(&other.hash).await.unwrap(), Some(other));
 }
 
-pub async fn tenants_are_listed_newest_first(store: Arc<dyn Store>) {
+pub async fn tenants_are_listed_newest_first(store: Arc<Backend>) {
     let empty = store.list_tenants(&page(10, None)).await.unwrap();
     assert!(empty.items.is_empty());
     assert_eq!(empty.next_cursor, None);
@@ -215,7 +216,7 @@ pub async fn tenants_are_listed_newest_first(store: Arc<dyn Store>) {
     }
 }
 
-pub async fn subscription_crud_is_conditional(store: Arc<dyn Store>) {
+pub async fn subscription_crud_is_conditional(store: Arc<Backend>) {
     let t = TenantId::new();
     let mut sub = subscription(t, &["document.*"], true);
 
@@ -265,7 +266,7 @@ pub async fn subscription_crud_is_conditional(store: Arc<dyn Store>) {
     ));
 }
 
-pub async fn tenants_never_see_each_other(store: Arc<dyn Store>) {
+pub async fn tenants_never_see_each_other(store: Arc<Backend>) {
     let (a, b) = (TenantId::new(), TenantId::new());
     let sub_a = subscription(a, &["*"], true);
     store.create_subscription(&sub_a).await.unwrap();
@@ -334,7 +335,7 @@ pub async fn tenants_never_see_each_other(store: Arc<dyn Store>) {
     assert_eq!(store.list_attempts(&a, &del.id).await.unwrap().len(), 1);
 }
 
-pub async fn insert_event_is_idempotent_and_atomic(store: Arc<dyn Store>) {
+pub async fn insert_event_is_idempotent_and_atomic(store: Arc<Backend>) {
     let t = TenantId::new();
     let first = event(t, "document.created");
     let record = IdempotencyRecord {
@@ -343,6 +344,7 @@ pub async fn insert_event_is_idempotent_and_atomic(store: Arc<dyn Store>) {
         body_sha256: "1111".into(),
         event_id: first.id,
         created_at: Timestamp::now(),
+        expires_at: Timestamp::MAX,
     };
     assert_eq!(
         store.insert_event(&first, Some(&record)).await.unwrap(),
@@ -435,7 +437,7 @@ pub async fn insert_event_is_idempotent_and_atomic(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn concurrent_inserts_with_one_key_store_one_event(store: Arc<dyn Store>) {
+pub async fn concurrent_inserts_with_one_key_store_one_event(store: Arc<Backend>) {
     let t = TenantId::new();
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -448,6 +450,7 @@ pub async fn concurrent_inserts_with_one_key_store_one_event(store: Arc<dyn Stor
                 body_sha256: "h".into(),
                 event_id: ev.id,
                 created_at: Timestamp::now(),
+                expires_at: Timestamp::MAX,
             };
             (ev.id, store.insert_event(&ev, Some(&rec)).await.unwrap())
         }));
@@ -475,7 +478,7 @@ pub async fn concurrent_inserts_with_one_key_store_one_event(store: Arc<dyn Stor
     }
 }
 
-pub async fn subscriptions_page_newest_first_without_gaps(store: Arc<dyn Store>) {
+pub async fn subscriptions_page_newest_first_without_gaps(store: Arc<Backend>) {
     let t = TenantId::new();
     let mut ids = Vec::new();
     for _ in 0..25 {
@@ -528,7 +531,7 @@ pub async fn subscriptions_page_newest_first_without_gaps(store: Arc<dyn Store>)
     ));
 }
 
-pub async fn subscription_filters_and_enabled_list(store: Arc<dyn Store>) {
+pub async fn subscription_filters_and_enabled_list(store: Arc<Backend>) {
     let t = TenantId::new();
     let docs_on = subscription(t, &["document.*"], true);
     let docs_off = subscription(t, &["document.created"], false);
@@ -596,7 +599,7 @@ pub async fn subscription_filters_and_enabled_list(store: Arc<dyn Store>) {
     assert!(enabled.iter().all(|s| s.enabled));
 }
 
-pub async fn deliveries_are_created_if_absent_indexed_and_paged(store: Arc<dyn Store>) {
+pub async fn deliveries_are_created_if_absent_indexed_and_paged(store: Arc<Backend>) {
     let t = TenantId::new();
     let sub = subscription(t, &["*"], true);
     let other_sub = subscription(t, &["*"], true);
@@ -686,9 +689,7 @@ pub async fn deliveries_are_created_if_absent_indexed_and_paged(store: Arc<dyn S
     assert_eq!(store.get_delivery(&t, &missing.id).await.unwrap(), None);
 }
 
-pub async fn attempts_are_recorded_with_the_delivery_and_listed_oldest_first(
-    store: Arc<dyn Store>,
-) {
+pub async fn attempts_are_recorded_with_the_delivery_and_listed_oldest_first(store: Arc<Backend>) {
     let t = TenantId::new();
     let ev = event(t, "document.created");
     let mut d = delivery(t, SubscriptionId::new(), &ev);
@@ -696,30 +697,39 @@ pub async fn attempts_are_recorded_with_the_delivery_and_listed_oldest_first(
         .create_deliveries(std::slice::from_ref(&d))
         .await
         .unwrap();
-    for n in [1, 2, 3, 9, 10, 11] {
+    for n in 1..=11 {
         d.attempts = n;
         d.status = DeliveryStatus::Retrying;
         d.last_status_code = Some(500);
-        store.record_attempt(&attempt(&d, n), &d).await.unwrap();
+        assert_eq!(
+            store.record_attempt(&attempt(&d, n), &d).await.unwrap(),
+            Recorded::Applied
+        );
     }
     let attempts = store.list_attempts(&t, &d.id).await.unwrap();
     let numbers: Vec<u32> = attempts.iter().map(|a| a.number).collect();
-    assert_eq!(numbers, vec![1, 2, 3, 9, 10, 11]);
+    assert_eq!(numbers, (1..=11).collect::<Vec<_>>(), "numeric order");
     assert_eq!(
         store.get_delivery(&t, &d.id).await.unwrap(),
         Some(d.clone())
     );
 
-    // Recording an attempt number again (a redelivered message) replaces it.
+    // Recording an attempt number again (a redelivered message that raced the original) keeps
+    // both records and leaves the delivery as the first recording made it.
     let mut redo = attempt(&d, 11);
     redo.status_code = Some(200);
     redo.succeeded = true;
-    d.status = DeliveryStatus::Succeeded;
-    d.last_status_code = Some(200);
-    store.record_attempt(&redo, &d).await.unwrap();
+    let mut other_outcome = d.clone();
+    other_outcome.status = DeliveryStatus::Succeeded;
+    other_outcome.last_status_code = Some(200);
+    assert_eq!(
+        store.record_attempt(&redo, &other_outcome).await.unwrap(),
+        Recorded::Superseded
+    );
     let attempts = store.list_attempts(&t, &d.id).await.unwrap();
-    assert_eq!(attempts.len(), 6);
-    assert_eq!(attempts.last(), Some(&redo));
+    assert_eq!(attempts.len(), 12);
+    assert!(attempts.contains(&redo));
+    assert_eq!(attempts[11].number, 11);
     assert_eq!(
         store.get_delivery(&t, &d.id).await.unwrap(),
         Some(d.clone())
@@ -733,4 +743,22 @@ pub async fn attempts_are_recorded_with_the_delivery_and_listed_oldest_first(
     ));
     assert!(store.list_attempts(&t, &ghost.id).await.unwrap().is_empty());
     assert_eq!(store.get_delivery(&t, &ghost.id).await.unwrap(), None);
+}
+
+pub async fn subscriptions_are_counted_up_to_a_bound(store: Arc<Backend>) {
+    let (t, other) = (TenantId::new(), TenantId::new());
+    assert_eq!(store.count_subscriptions(&t, 10).await.unwrap(), 0);
+    for enabled in [true, false, true] {
+        store
+            .create_subscription(&subscription(t, &["*"], enabled))
+            .await
+            .unwrap();
+    }
+    store
+        .create_subscription(&subscription(other, &["*"], true))
+        .await
+        .unwrap();
+    assert_eq!(store.count_subscriptions(&t, 10).await.unwrap(), 3);
+    assert_eq!(store.count_subscriptions(&t, 2).await.unwrap(), 2);
+    assert_eq!(store.count_subscriptions(&other, 10).await.unwrap(), 1);
 }

@@ -270,6 +270,14 @@ pub struct IdempotencyRecord {
     pub body_sha256: String,
     pub event_id: EventId,
     pub created_at: Timestamp,
+    /// The end of the idempotency window: from then on the key is free again. Records written
+    /// before windows were stored never expire.
+    #[serde(default = "never")]
+    pub expires_at: Timestamp,
+}
+
+fn never() -> Timestamp {
+    Timestamp::MAX
 }
 
 /// A message on the events queue: fan this event out.

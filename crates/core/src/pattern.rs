@@ -43,6 +43,11 @@ impl EventType {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `webhook.test`, the type of "save and test" events.
+    pub fn webhook_test() -> Self {
+        Self("webhook.test".to_owned())
+    }
 }
 
 impl fmt::Display for EventType {
@@ -217,6 +222,10 @@ mod tests {
 
     #[test]
     fn the_builtin_catalog_is_all_valid() {
+        assert_eq!(
+            EventType::parse("webhook.test").unwrap(),
+            EventType::webhook_test()
+        );
         for (name, _) in BUILTIN_EVENT_TYPES {
             EventType::parse(name).unwrap();
         }

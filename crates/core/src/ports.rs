@@ -15,6 +15,7 @@ use crate::model::{
     Subscription, Tenant,
 };
 use crate::pattern::EventType;
+use crate::retry::RetryAfter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -72,10 +73,13 @@ pub enum InsertEventOutcome {
     Duplicate(IdempotencyRecord),
 }
 
-/// Durable state. Every method is one atomic step; "create" methods are create-if-absent.
-/// Methods taking a `TenantId` never return another tenant's records.
+// Durable state, one port per aggregate. Every method is one atomic step; "create" methods are
+// create-if-absent; methods taking a `TenantId` never return another tenant's records. Events and
+// deliveries are written only through [`UnitOfWork`], together with the messages they cause.
+
+/// Tenants and their API keys.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait TenantStore: Send + Sync + 'static {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
     /// Every tenant, newest first (for operators).
@@ -94,7 +98,11 @@ pub trait Store: Send + Sync + 'static {
         id: &ApiKeyId,
         at: Timestamp,
     ) -> Result<(), StoreError>;
+}
 
+/// Subscriptions.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync + 'static {
     async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError>;
     async fn get_subscription(
         &self,
@@ -121,35 +129,30 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: &TenantId,
     ) -> Result<Vec<Subscription>, StoreError>;
-
-    /// Stores a new event, and its idempotency record if given, atomically. If the idempotency key
-    /// exists, nothing is written and the earlier record is returned.
-    async fn insert_event(
+    /// How many subscriptions the tenant has, stopping the count at `up_to` (the limit check needs
+    /// no more).
+    async fn count_subscriptions(
         &self,
-        event: &Event,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<InsertEventOutcome, StoreError>;
+        tenant: &TenantId,
+        up_to: usize,
+    ) -> Result<usize, StoreError>;
+}
+
+/// Events (their idempotency records are written with them, by [`UnitOfWork`]).
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
     async fn get_event(&self, tenant: &TenantId, id: &EventId)
         -> Result<Option<Event>, StoreError>;
+}
 
-    /// Creates the deliveries that do not exist yet; returns the ones it created.
-    async fn create_deliveries(
-        &self,
-        deliveries: &[Delivery],
-    ) -> Result<Vec<DeliveryId>, StoreError>;
+/// Deliveries and their attempts, as read back (they are written by [`UnitOfWork`]).
+#[async_trait]
+pub trait DeliveryStore: Send + Sync + 'static {
     async fn get_delivery(
         &self,
         tenant: &TenantId,
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError>;
-    /// Replaces an existing delivery.
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
-    /// Records an attempt and the delivery's new state in one step.
-    async fn record_attempt(
-        &self,
-        attempt: &Attempt,
-        delivery: &Delivery,
-    ) -> Result<(), StoreError>;
     /// A subscription's deliveries, newest first.
     async fn list_deliveries(
         &self,
@@ -163,12 +166,29 @@ pub trait Store: Send + Sync + 'static {
         tenant: &TenantId,
         event: &EventId,
     ) -> Result<Vec<Delivery>, StoreError>;
-    /// A delivery's attempts, oldest first.
+    /// A delivery's attempts, oldest first (two attempts with one number, made by two workers
+    /// that raced on a redelivered message, are both listed).
     async fn list_attempts(
         &self,
         tenant: &TenantId,
         delivery: &DeliveryId,
     ) -> Result<Vec<Attempt>, StoreError>;
+}
+
+/// Every store port, as one handle (what `AppState` holds).
+pub trait Store: TenantStore + SubscriptionStore + EventStore + DeliveryStore {}
+
+impl<T: TenantStore + SubscriptionStore + EventStore + DeliveryStore> Store for T {}
+
+/// What [`UnitOfWork::record_attempt_and_send`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The attempt, the delivery's new state and the messages were stored.
+    Applied,
+    /// Another worker had already recorded this attempt number (a redelivered message raced the
+    /// original): only the attempt record was kept, so the log shows every request made; the
+    /// delivery and the queue are as the other worker left them.
+    Superseded,
 }
 
 /// The two queues of the data flow.
@@ -276,7 +296,8 @@ pub struct OutboundRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundResponse {
     pub status: u16,
-    pub retry_after: Option<String>,
+    /// The parsed `Retry-After` header, if the receiver sent a valid one.
+    pub retry_after: Option<RetryAfter>,
     /// At most the configured cap (4 KiB) of the body.
     pub body_excerpt: Vec<u8>,
 }
@@ -320,14 +341,17 @@ impl Clock for SystemClock {
     }
 }
 
-/// Optional capability of adapters whose store and queue live in one database (the embedded one):
-/// a record write and the queue messages it causes commit together, as a transactional outbox.
-/// That saves a commit per step and closes the window between "stored" and "queued". Services use
-/// it when the state has one and otherwise write to the store, then send to the queue.
+/// The one write path of the services: store these records and send these messages.
+///
+/// The embedded adapter commits both in one transaction, so a record never exists without its
+/// messages. The AWS adapter writes to DynamoDB, then sends to SQS; the window between the two is
+/// closed there, by [`UnitOfWork::redrive`] (see `herald_aws::unit_of_work`).
 #[async_trait]
-pub trait Outbox: Send + Sync + 'static {
-    /// [`Store::insert_event`]; when the event is inserted, `messages` are sent in the same commit
-    /// (on a duplicate nothing is written or sent).
+pub trait UnitOfWork: Send + Sync + 'static {
+    /// Stores a new event, and its idempotency record if given, and sends `messages`. If the
+    /// idempotency key is taken by an unexpired record, nothing is written or sent and the earlier
+    /// record is returned. A record whose `expires_at` is at or before the new record's
+    /// `created_at` counts as absent and is replaced.
     async fn insert_event_and_send(
         &self,
         event: &Event,
@@ -335,18 +359,32 @@ pub trait Outbox: Send + Sync + 'static {
         messages: Vec<OutgoingMessage>,
     ) -> Result<InsertEventOutcome, StoreError>;
 
-    /// [`Store::create_deliveries`]; the message paired with each delivery it creates is sent in
-    /// the same commit. Returns the ids it created.
+    /// Creates the deliveries that do not exist yet, sending the message paired with each one it
+    /// creates. Returns the ids it created.
     async fn create_deliveries_and_send(
         &self,
-        deliveries: Vec<(Delivery, OutgoingMessage)>,
+        deliveries: Vec<(Delivery, Option<OutgoingMessage>)>,
     ) -> Result<Vec<DeliveryId>, StoreError>;
 
-    /// [`Store::record_attempt`] and `messages` (the next try) in one commit.
+    /// Records `attempt`. If the stored delivery has made `attempt.number - 1` attempts, also
+    /// replaces it with `delivery` and sends `messages` ([`Recorded::Applied`]); otherwise keeps
+    /// only the attempt record ([`Recorded::Superseded`]). `NotFound` if the delivery is gone.
     async fn record_attempt_and_send(
         &self,
         attempt: &Attempt,
         delivery: &Delivery,
         messages: Vec<OutgoingMessage>,
+    ) -> Result<Recorded, StoreError>;
+
+    /// Replaces an existing delivery and sends `messages` (replay, recover, giving up).
+    async fn update_delivery_and_send(
+        &self,
+        delivery: &Delivery,
+        messages: Vec<OutgoingMessage>,
     ) -> Result<(), StoreError>;
+
+    /// A message came back after the step it caused may have committed (its receive count is
+    /// above one): `messages` are what that step sends. An adapter that commits records and
+    /// messages together does nothing; one that writes, then sends, sends those still needed.
+    async fn redrive(&self, messages: Vec<OutgoingMessage>) -> Result<(), StoreError>;
 }

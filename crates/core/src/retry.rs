@@ -54,6 +54,14 @@ impl RetryPolicy {
         })
     }
 
+    /// One try and no retry ("save and test").
+    pub fn no_retries() -> Self {
+        Self {
+            schedule: Vec::new(),
+            ..Self::default()
+        }
+    }
+
     /// Total tries including the first.
     pub fn max_attempts(&self) -> u32 {
         self.schedule.len() as u32 + 1
@@ -94,15 +102,34 @@ fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_millis(n.checked_mul(unit_ms)?))
 }
 
-/// Reads a `Retry-After` value: delay-seconds or an HTTP date (relative to `now_unix`).
-pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+/// A receiver's `Retry-After`, parsed: a delay in seconds or an HTTP date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    Delay(Duration),
+    At(jiff::Timestamp),
+}
+
+impl RetryAfter {
+    /// Reads the header value (`120`, or `Tue, 14 Nov 2023 22:14:20 GMT`); `None` if it is neither.
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if let Ok(secs) = value.parse::<u64>() {
+            return Some(Self::Delay(Duration::from_secs(secs)));
+        }
+        let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+        Some(Self::At(when))
     }
-    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
-    let secs = when.as_second().saturating_sub(now.as_second());
-    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+
+    /// How long to wait from `now` (a date in the past means no wait).
+    pub fn delay_from(self, now: jiff::Timestamp) -> Duration {
+        match self {
+            Self::Delay(d) => d,
+            Self::At(when) => {
+                let secs = when.as_second().saturating_sub(now.as_second());
+                Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,10 +193,18 @@ mod tests {
     #[test]
     fn retry_after_header_forms() {
         let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
-        let date = "Tue, 14 Nov 2023 22:14:20 GMT"; // 1_700_000_060
-        assert_eq!(parse_retry_after(date, now), Some(Duration::from_secs(60)));
-        assert_eq!(parse_retry_after("soon", now), None);
+        let delay = RetryAfter::parse(" 30 ").unwrap();
+        assert_eq!(delay, RetryAfter::Delay(Duration::from_secs(30)));
+        assert_eq!(delay.delay_from(now), Duration::from_secs(30));
+        let date = RetryAfter::parse("Tue, 14 Nov 2023 22:14:20 GMT").unwrap();
+        assert_eq!(
+            date,
+            RetryAfter::At(jiff::Timestamp::from_second(1_700_000_060).unwrap())
+        );
+        assert_eq!(date.delay_from(now), Duration::from_secs(60));
+        let past = jiff::Timestamp::from_second(1_700_000_100).unwrap();
+        assert_eq!(date.delay_from(past), Duration::ZERO);
+        assert_eq!(RetryAfter::parse("soon"), None);
     }
 
     #[test]

@@ -1,18 +1,21 @@
-//! [`EmbeddedOutbox`]: store writes and the queue messages they cause in one group commit.
+//! [`EmbeddedOutbox`]: the embedded [`UnitOfWork`]: store writes and the queue messages they cause
+//! in one group commit.
 //!
 //! Intake's event and its fan-out message, fan-out's deliveries and their first-attempt messages,
-//! an attempt and its retry message: each pair lands atomically, in one commit instead of two, so
-//! there is no moment where a record exists without its message (or the reverse).
+//! an attempt and its retry message, a replay and its message: each pair lands atomically, in one
+//! commit instead of two, so there is no moment where a record exists without its message (or the
+//! reverse). That is why [`UnitOfWork::redrive`] does nothing here: a message that comes back after
+//! its step committed finds that step's messages already queued.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_core::ids::DeliveryId;
 use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
-use herald_core::ports::{InsertEventOutcome, Outbox, OutgoingMessage, StoreError};
+use herald_core::ports::{InsertEventOutcome, OutgoingMessage, Recorded, StoreError, UnitOfWork};
 
 use crate::queue::PreparedSend;
-use crate::store::{AttemptWrite, DeliveriesWrite, EventWrite};
+use crate::store::{AttemptWrite, DeliveriesWrite, DeliveryUpdate, EventWrite};
 use crate::Inner;
 
 /// The outbox over the embedded store and queue. Cheap to clone.
@@ -38,7 +41,7 @@ fn queue_error(err: herald_core::ports::QueueError) -> StoreError {
 }
 
 #[async_trait]
-impl Outbox for EmbeddedOutbox {
+impl UnitOfWork for EmbeddedOutbox {
     async fn insert_event_and_send(
         &self,
         event: &Event,
@@ -76,12 +79,12 @@ impl Outbox for EmbeddedOutbox {
 
     async fn create_deliveries_and_send(
         &self,
-        deliveries: Vec<(Delivery, OutgoingMessage)>,
+        deliveries: Vec<(Delivery, Option<OutgoingMessage>)>,
     ) -> Result<Vec<DeliveryId>, StoreError> {
         if deliveries.is_empty() {
             return Ok(Vec::new());
         }
-        let (records, messages): (Vec<Delivery>, Vec<OutgoingMessage>) =
+        let (records, messages): (Vec<Delivery>, Vec<Option<OutgoingMessage>>) =
             deliveries.into_iter().unzip();
         let write = DeliveriesWrite::new(&records)?;
         let ids: Vec<DeliveryId> = records.iter().map(|d| d.id).collect();
@@ -98,7 +101,7 @@ impl Outbox for EmbeddedOutbox {
                         .iter()
                         .zip(messages)
                         .filter(|(id, _)| created.contains(id))
-                        .map(|(_, m)| m)
+                        .filter_map(|(_, m)| m)
                         .collect::<Vec<_>>();
                     let send = PreparedSend::new(&queues, to_send).map_err(queue_error)?;
                     send.write(ctx)?;
@@ -119,8 +122,39 @@ impl Outbox for EmbeddedOutbox {
         attempt: &Attempt,
         delivery: &Delivery,
         messages: Vec<OutgoingMessage>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let write = AttemptWrite::new(attempt, delivery)?;
+        let send = PreparedSend::new(&self.inner.queues, messages).map_err(queue_error)?;
+        let shared = Arc::clone(&self.inner.queues);
+        self.inner
+            .writer
+            .write_then(
+                move |ctx| {
+                    let recorded = write.apply(ctx)?;
+                    if recorded == Recorded::Applied {
+                        send.write(ctx)?;
+                        return Ok((recorded, Some(send)));
+                    }
+                    Ok((recorded, None))
+                },
+                move |result| {
+                    result.map(|(recorded, send)| {
+                        if let Some(send) = send {
+                            send.publish(&shared);
+                        }
+                        recorded
+                    })
+                },
+            )
+            .await
+    }
+
+    async fn update_delivery_and_send(
+        &self,
+        delivery: &Delivery,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), StoreError> {
+        let write = DeliveryUpdate::new(delivery)?;
         let send = PreparedSend::new(&self.inner.queues, messages).map_err(queue_error)?;
         let shared = Arc::clone(&self.inner.queues);
         self.inner
@@ -134,5 +168,10 @@ impl Outbox for EmbeddedOutbox {
                 move |result| result.map(|send| send.publish(&shared)),
             )
             .await
+    }
+
+    async fn redrive(&self, _messages: Vec<OutgoingMessage>) -> Result<(), StoreError> {
+        // Records and their messages committed together: nothing can be missing.
+        Ok(())
     }
 }

@@ -15,7 +15,8 @@ use herald_core::model::{
     ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
 };
 use herald_core::ports::{
-    InsertEventOutcome, Page, PageRequest, Store, StoreError, SubscriptionFilter,
+    DeliveryStore, EventStore, InsertEventOutcome, Page, PageRequest, Recorded, StoreError,
+    SubscriptionFilter, SubscriptionStore, TenantStore,
 };
 use jiff::Timestamp;
 use redb::ReadOnlyTable;
@@ -136,7 +137,8 @@ struct DeliveryRow {
 pub(crate) struct EventWrite {
     event_key: String,
     event_value: Vec<u8>,
-    record: Option<(String, Vec<u8>)>,
+    /// Key, value, and the record's `created_at` (the "now" its window is judged by).
+    record: Option<(String, Vec<u8>, Timestamp)>,
 }
 
 impl EventWrite {
@@ -148,15 +150,19 @@ impl EventWrite {
             event_key: key2(event.tenant_id, event.id),
             event_value: encode(event)?,
             record: idempotency
-                .map(|r| Ok::<_, StoreError>((key2(r.tenant_id, &r.key), encode(r)?)))
+                .map(|r| Ok::<_, StoreError>((key2(r.tenant_id, &r.key), encode(r)?, r.created_at)))
                 .transpose()?,
         })
     }
 
     pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<InsertEventOutcome, StoreError> {
-        if let Some((key, _)) = &self.record {
+        if let Some((key, _, now)) = &self.record {
             if let Some(existing) = ctx.get(Tbl::Idempotency, key)? {
-                return Ok(InsertEventOutcome::Duplicate(decode(&existing)?));
+                let existing: IdempotencyRecord = decode(&existing)?;
+                // An expired record is as good as absent: it is replaced below.
+                if existing.expires_at > *now {
+                    return Ok(InsertEventOutcome::Duplicate(existing));
+                }
             }
         }
         // Event ids are fresh ULIDs; a clash means a caller bug, and an event is never overwritten.
@@ -164,7 +170,7 @@ impl EventWrite {
             return Err(StoreError::AlreadyExists);
         }
         ctx.put(Tbl::Events, &self.event_key, &self.event_value)?;
-        if let Some((key, value)) = &self.record {
+        if let Some((key, value, _)) = &self.record {
             ctx.put(Tbl::Idempotency, key, value)?;
         }
         Ok(InsertEventOutcome::Inserted)
@@ -213,6 +219,8 @@ impl DeliveriesWrite {
 pub(crate) struct AttemptWrite {
     attempt_key: String,
     attempt_value: Vec<u8>,
+    /// Attempts the stored delivery must have made for the delivery to be replaced.
+    expected_attempts: u32,
     delivery_key: String,
     delivery_value: Vec<u8>,
 }
@@ -220,20 +228,53 @@ pub(crate) struct AttemptWrite {
 impl AttemptWrite {
     pub(crate) fn new(attempt: &Attempt, delivery: &Delivery) -> Result<Self, StoreError> {
         Ok(Self {
-            attempt_key: attempt_key(attempt.tenant_id, attempt.delivery_id, attempt.number),
+            attempt_key: attempt_key(
+                attempt.tenant_id,
+                attempt.delivery_id,
+                attempt.number,
+                attempt.id,
+            ),
             attempt_value: encode(attempt)?,
+            expected_attempts: attempt.number.saturating_sub(1),
             delivery_key: key2(delivery.tenant_id, delivery.id),
             delivery_value: encode(delivery)?,
         })
     }
 
+    pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<Recorded, StoreError> {
+        let stored = ctx
+            .get(Tbl::Deliveries, &self.delivery_key)?
+            .ok_or(StoreError::NotFound)?;
+        let stored: Delivery = decode(&stored)?;
+        ctx.put(Tbl::Attempts, &self.attempt_key, &self.attempt_value)?;
+        if stored.attempts != self.expected_attempts {
+            return Ok(Recorded::Superseded);
+        }
+        ctx.put(Tbl::Deliveries, &self.delivery_key, &self.delivery_value)?;
+        Ok(Recorded::Applied)
+    }
+}
+
+/// A delivery's new state, replacing the stored one. Shared with the outbox.
+pub(crate) struct DeliveryUpdate {
+    key: String,
+    value: Vec<u8>,
+}
+
+impl DeliveryUpdate {
+    pub(crate) fn new(delivery: &Delivery) -> Result<Self, StoreError> {
+        Ok(Self {
+            key: key2(delivery.tenant_id, delivery.id),
+            value: encode(delivery)?,
+        })
+    }
+
+    /// A delivery's tenant, subscription and event never change, so its index entries stand.
     pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
-        if !ctx.contains(Tbl::Deliveries, &self.delivery_key)? {
+        if !ctx.contains(Tbl::Deliveries, &self.key)? {
             return Err(StoreError::NotFound);
         }
-        // Re-recording an attempt number (a redelivered message) replaces the record.
-        ctx.put(Tbl::Attempts, &self.attempt_key, &self.attempt_value)?;
-        ctx.put(Tbl::Deliveries, &self.delivery_key, &self.delivery_value)
+        ctx.put(Tbl::Deliveries, &self.key, &self.value)
     }
 }
 
@@ -282,7 +323,7 @@ impl EmbeddedStore {
 }
 
 #[async_trait]
-impl Store for EmbeddedStore {
+impl TenantStore for EmbeddedStore {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let key = tenant.id.to_string();
         let value = encode(tenant)?;
@@ -415,7 +456,10 @@ impl Store for EmbeddedStore {
             })
             .await
     }
+}
 
+#[async_trait]
+impl SubscriptionStore for EmbeddedStore {
     async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
         let key = key2(sub.tenant_id, sub.id);
         self.create(Tbl::Subscriptions, key, encode(sub)?).await
@@ -513,15 +557,27 @@ impl Store for EmbeddedStore {
         Ok(found)
     }
 
-    async fn insert_event(
+    async fn count_subscriptions(
         &self,
-        event: &Event,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<InsertEventOutcome, StoreError> {
-        let write = EventWrite::new(event, idempotency)?;
-        self.inner.writer.write(move |ctx| write.apply(ctx)).await
+        tenant: &TenantId,
+        up_to: usize,
+    ) -> Result<usize, StoreError> {
+        let tenant = *tenant;
+        self.scan(move |inner| {
+            let table = inner.read_table(Tbl::Subscriptions)?;
+            let prefix = prefix1(tenant);
+            let end = prefix_end(&prefix);
+            let rows = table
+                .range::<&str>(prefix.as_str()..end.as_str())
+                .map_err(StoreError::backend)?;
+            Ok(rows.take(up_to).count())
+        })
+        .await
     }
+}
 
+#[async_trait]
+impl EventStore for EmbeddedStore {
     async fn get_event(
         &self,
         tenant: &TenantId,
@@ -529,39 +585,16 @@ impl Store for EmbeddedStore {
     ) -> Result<Option<Event>, StoreError> {
         self.inner.get_record(Tbl::Events, &key2(tenant, id))
     }
+}
 
-    async fn create_deliveries(
-        &self,
-        deliveries: &[Delivery],
-    ) -> Result<Vec<DeliveryId>, StoreError> {
-        if deliveries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let write = DeliveriesWrite::new(deliveries)?;
-        self.inner.writer.write(move |ctx| write.apply(ctx)).await
-    }
-
+#[async_trait]
+impl DeliveryStore for EmbeddedStore {
     async fn get_delivery(
         &self,
         tenant: &TenantId,
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
         self.inner.get_record(Tbl::Deliveries, &key2(tenant, id))
-    }
-
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        // A delivery's tenant, subscription and event never change, so its index entries stand.
-        let key = key2(delivery.tenant_id, delivery.id);
-        self.replace(Tbl::Deliveries, key, encode(delivery)?).await
-    }
-
-    async fn record_attempt(
-        &self,
-        attempt: &Attempt,
-        delivery: &Delivery,
-    ) -> Result<(), StoreError> {
-        let write = AttemptWrite::new(attempt, delivery)?;
-        self.inner.writer.write(move |ctx| write.apply(ctx)).await
     }
 
     async fn list_deliveries(

@@ -88,12 +88,15 @@ pub(crate) fn key3(
 }
 
 /// The key of attempt `number` of a delivery.
+/// `tenant/delivery/number/attempt`: attempts sort by number, and two attempts with one number
+/// (two workers racing on a redelivered message) both keep their record.
 pub(crate) fn attempt_key(
     tenant: impl std::fmt::Display,
     delivery: impl std::fmt::Display,
     number: u32,
+    attempt: impl std::fmt::Display,
 ) -> String {
-    format!("{tenant}/{delivery}/{number:010}")
+    format!("{tenant}/{delivery}/{number:010}/{attempt}")
 }
 
 /// `a/` — the prefix of everything under `a`.
@@ -168,8 +171,8 @@ mod tests {
 
     #[test]
     fn attempt_keys_sort_numerically() {
-        assert!(attempt_key("t", "d", 9) < attempt_key("t", "d", 10));
-        assert!(attempt_key("t", "d", 99) < attempt_key("t", "d", u32::MAX));
+        assert!(attempt_key("t", "d", 9, "z") < attempt_key("t", "d", 10, "a"));
+        assert!(attempt_key("t", "d", 99, "a") < attempt_key("t", "d", u32::MAX, "a"));
         assert_eq!(last_part("a/b/c"), "c");
     }
 }

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use herald_contract::Fixture;
-use herald_core::ports::{Queue, Store};
+use herald_contract::{Backend, Fixture};
+use herald_core::ports::Queue;
 use herald_embedded::EmbeddedDb;
 
 /// A fresh database in its own temporary directory, which lives as long as the fixture.
@@ -14,10 +14,15 @@ fn fresh() -> (EmbeddedDb, tempfile::TempDir) {
     (EmbeddedDb::open(dir.path()).unwrap(), dir)
 }
 
-async fn fresh_store() -> Fixture<dyn Store> {
+async fn fresh_backend() -> Fixture<Backend> {
     let (db, dir) = fresh();
+    let backend = Backend {
+        store: Arc::new(db.store()),
+        writes: Arc::new(db.outbox()),
+        queue: Arc::new(db.queue()),
+    };
     // The database before the directory: the file is closed before the directory goes.
-    Fixture::with_guard(Arc::new(db.store()), (db, dir))
+    Fixture::with_guard(Arc::new(backend), (db, dir))
 }
 
 async fn fresh_queue() -> Fixture<dyn Queue> {
@@ -25,6 +30,6 @@ async fn fresh_queue() -> Fixture<dyn Queue> {
     Fixture::with_guard(Arc::new(db.queue()), (db, dir))
 }
 
-herald_contract::store_contract_tests!(fresh_store);
-herald_contract::store_concurrency_contract_tests!(fresh_store);
+herald_contract::store_contract_tests!(fresh_backend);
+herald_contract::store_concurrency_contract_tests!(fresh_backend);
 herald_contract::queue_contract_tests!(fresh_queue);

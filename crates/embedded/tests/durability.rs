@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use common::*;
 use herald_core::ids::TenantId;
-use herald_core::ports::{OutgoingMessage, Queue, QueueName, Store};
+use herald_core::ports::{
+    DeliveryStore, EventStore, OutgoingMessage, Queue, QueueName, SubscriptionStore, TenantStore,
+    UnitOfWork,
+};
 
 const D: QueueName = QueueName::Deliveries;
 const LONG: Duration = Duration::from_secs(30);
@@ -27,12 +30,19 @@ async fn everything_is_there_after_reopen_and_unacked_messages_are_visible_again
         let (store, queue) = (db.store(), db.queue());
         store.put_tenant(&t).await.unwrap();
         store.create_subscription(&sub).await.unwrap();
-        store.insert_event(&ev, None).await.unwrap();
-        store
-            .create_deliveries(std::slice::from_ref(&del))
+        let writes = db.outbox();
+        writes
+            .insert_event_and_send(&ev, None, Vec::new())
             .await
             .unwrap();
-        store.record_attempt(&attempt(&del, 1), &del).await.unwrap();
+        writes
+            .create_deliveries_and_send(vec![(del.clone(), None)])
+            .await
+            .unwrap();
+        writes
+            .record_attempt_and_send(&attempt(&del, 1), &del, Vec::new())
+            .await
+            .unwrap();
         queue
             .send((1..=4).map(|n| now(delivery_message(n))).collect())
             .await

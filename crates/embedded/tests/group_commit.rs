@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use herald_core::ids::{SubscriptionId, TenantId};
-use herald_core::ports::{Queue, QueueName, Store};
+use herald_core::ports::{
+    DeliveryStore, Queue, QueueName, SubscriptionStore, TenantStore, UnitOfWork,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_writes_all_land() {
@@ -46,7 +48,7 @@ async fn a_thousand_concurrent_writes_all_land() {
 async fn commit_latency_and_throughput() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir);
-    let (store, queue) = (db.store(), db.queue());
+    let (store, queue, writes) = (db.store(), db.queue(), db.outbox());
 
     // One writer at a time: every write is its own transaction and fsync.
     let mut latencies = Vec::new();
@@ -72,7 +74,8 @@ async fn commit_latency_and_throughput() {
         .map(|_| delivery(t, sub, &event(t, "document.created")))
         .collect();
     for chunk in deliveries.chunks(500) {
-        store.create_deliveries(chunk).await.unwrap();
+        let pairs = chunk.iter().map(|d| (d.clone(), None)).collect();
+        writes.create_deliveries_and_send(pairs).await.unwrap();
     }
     let before = db.writer_stats();
     let start = Instant::now();
@@ -80,10 +83,12 @@ async fn commit_latency_and_throughput() {
         .iter()
         .cloned()
         .map(|mut d| {
-            let store = store.clone();
+            let writes = writes.clone();
             tokio::spawn(async move {
                 d.attempts = 1;
-                store.record_attempt(&attempt(&d, 1), &d).await
+                writes
+                    .record_attempt_and_send(&attempt(&d, 1), &d, Vec::new())
+                    .await
             })
         })
         .collect();
@@ -114,7 +119,7 @@ async fn commit_latency_and_throughput() {
     let before = db.writer_stats();
     let workers: Vec<_> = (0..200usize)
         .map(|w| {
-            let (store, queue) = (store.clone(), queue.clone());
+            let (writes, queue) = (writes.clone(), queue.clone());
             let mine: Vec<_> = deliveries.iter().skip(w).step_by(200).cloned().collect();
             tokio::spawn(async move {
                 let mut done = 0;
@@ -129,7 +134,10 @@ async fn commit_latency_and_throughput() {
                         .await
                         .unwrap();
                     d.attempts = 2;
-                    store.record_attempt(&attempt(&d, 2), &d).await.unwrap();
+                    writes
+                        .record_attempt_and_send(&attempt(&d, 2), &d, Vec::new())
+                        .await
+                        .unwrap();
                     for m in got {
                         queue.ack(QueueName::Deliveries, &m.receipt).await.unwrap();
                         done += 1;

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use herald_core::ids::TenantId;
-use herald_core::ports::{Store, StoreError};
+use herald_core::ports::{StoreError, SubscriptionStore};
 
 #[tokio::test]
 async fn a_refused_write_does_not_disturb_its_batch_neighbours() {

@@ -9,7 +9,9 @@ use herald_app::sender::{HttpSender, HttpSenderConfig, SenderBuildError};
 use herald_app::{AppState, Settings};
 use herald_aws::aws_config::SdkConfig;
 use herald_aws::aws_sdk_sqs::types::QueueAttributeName;
-use herald_aws::{aws_sdk_dynamodb, aws_sdk_sqs, DynamoConfig, DynamoStore, SqsConfig, SqsQueue};
+use herald_aws::{
+    aws_sdk_dynamodb, aws_sdk_sqs, AwsUnitOfWork, DynamoConfig, DynamoStore, SqsConfig, SqsQueue,
+};
 use herald_core::ports::SystemClock;
 use herald_core::TenantId;
 
@@ -39,7 +41,6 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
     let dynamo_config = DynamoConfig {
         table: config.table.clone(),
         attempt_ttl: config.attempt_retention,
-        idempotency_ttl: config.idempotency_retention,
         event_ttl: config.event_retention,
         delivery_ttl: config.event_retention,
     };
@@ -59,10 +60,13 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
     let settings = Settings {
         address_policy: config.address_policy,
         retry: config.retry.clone(),
+        idempotency_window: config.idempotency_retention,
         ..Settings::default()
     };
+    let writes = AwsUnitOfWork::new(store.clone(), queue.clone());
     let app = AppState::new(
         Arc::new(store),
+        Arc::new(writes),
         Arc::new(queue),
         Arc::new(sender),
         Arc::new(SystemClock),

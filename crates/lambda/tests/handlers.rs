@@ -10,6 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use herald_app::auth::record_for_key;
 use herald_app::sender::{HttpSender, HttpSenderConfig};
 use herald_app::{AppState, Settings};
+use herald_contract::compose::ComposedStore;
 use herald_core::ports::*;
 use herald_core::*;
 use herald_embedded::EmbeddedDb;
@@ -36,13 +37,14 @@ struct App {
     _dir: tempfile::TempDir,
 }
 
-async fn app_with(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> App {
+async fn app_with(store: impl FnOnce(&EmbeddedDb) -> Arc<dyn Store>) -> App {
     let dir = tempfile::tempdir().unwrap();
     let db = EmbeddedDb::open(dir.path()).unwrap();
-    let store = wrap(Arc::new(db.store()));
+    let store = store(&db);
     let sender = HttpSender::new(HttpSenderConfig::default()).unwrap();
     let state = AppState::new(
         store,
+        Arc::new(db.outbox()),
         Arc::new(db.queue()),
         Arc::new(sender),
         Arc::new(SystemClock),
@@ -68,7 +70,7 @@ async fn app_with(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> App {
 }
 
 async fn app() -> App {
-    app_with(|s| s).await
+    app_with(|db| Arc::new(db.store())).await
 }
 
 async fn call(router: axum::Router, name: &str) -> (u16, serde_json::Value) {
@@ -175,7 +177,11 @@ async fn the_fanout_fixture_fans_a_stored_event_out() {
         timestamp: now,
         data: serde_json::json!({"title": "x"}),
     };
-    app.state.store.insert_event(&event, None).await.unwrap();
+    app.state
+        .writes
+        .insert_event_and_send(&event, None, Vec::new())
+        .await
+        .unwrap();
     let sub = Subscription {
         id: SubscriptionId::new(),
         tenant_id: tenant,
@@ -211,130 +217,11 @@ async fn the_fanout_fixture_fans_a_stored_event_out() {
     assert_eq!(deliveries[0].subscription_id, sub.id);
 }
 
-/// A store whose delivery reads fail, as DynamoDB does when throttled or unreachable.
-struct BrokenDeliveries(Arc<dyn Store>);
+/// A delivery store whose reads fail, as DynamoDB's do when throttled or unreachable.
+struct BrokenDeliveries;
 
 #[async_trait]
-impl Store for BrokenDeliveries {
-    async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
-        self.0.put_tenant(t).await
-    }
-
-    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
-        self.0.get_tenant(id).await
-    }
-
-    async fn list_tenants(&self, p: &PageRequest) -> Result<Page<Tenant>, StoreError> {
-        self.0.list_tenants(p).await
-    }
-
-    async fn put_api_key(&self, k: &ApiKeyRecord) -> Result<(), StoreError> {
-        self.0.put_api_key(k).await
-    }
-
-    async fn find_api_key(&self, h: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.0.find_api_key(h).await
-    }
-
-    async fn list_api_keys(&self, t: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.0.list_api_keys(t).await
-    }
-
-    async fn revoke_api_key(
-        &self,
-        t: &TenantId,
-        id: &ApiKeyId,
-        at: jiff::Timestamp,
-    ) -> Result<(), StoreError> {
-        self.0.revoke_api_key(t, id, at).await
-    }
-
-    async fn create_subscription(&self, s: &Subscription) -> Result<(), StoreError> {
-        self.0.create_subscription(s).await
-    }
-
-    async fn get_subscription(
-        &self,
-        t: &TenantId,
-        id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, StoreError> {
-        self.0.get_subscription(t, id).await
-    }
-
-    async fn update_subscription(&self, s: &Subscription) -> Result<(), StoreError> {
-        self.0.update_subscription(s).await
-    }
-
-    async fn delete_subscription(
-        &self,
-        t: &TenantId,
-        id: &SubscriptionId,
-    ) -> Result<(), StoreError> {
-        self.0.delete_subscription(t, id).await
-    }
-
-    async fn list_subscriptions(
-        &self,
-        t: &TenantId,
-        f: &SubscriptionFilter,
-        p: &PageRequest,
-    ) -> Result<Page<Subscription>, StoreError> {
-        self.0.list_subscriptions(t, f, p).await
-    }
-
-    async fn enabled_subscriptions(&self, t: &TenantId) -> Result<Vec<Subscription>, StoreError> {
-        self.0.enabled_subscriptions(t).await
-    }
-
-    async fn insert_event(
-        &self,
-        e: &Event,
-        i: Option<&IdempotencyRecord>,
-    ) -> Result<InsertEventOutcome, StoreError> {
-        self.0.insert_event(e, i).await
-    }
-
-    async fn get_event(&self, t: &TenantId, id: &EventId) -> Result<Option<Event>, StoreError> {
-        self.0.get_event(t, id).await
-    }
-
-    async fn create_deliveries(&self, d: &[Delivery]) -> Result<Vec<DeliveryId>, StoreError> {
-        self.0.create_deliveries(d).await
-    }
-
-    async fn update_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
-        self.0.update_delivery(d).await
-    }
-
-    async fn record_attempt(&self, a: &Attempt, d: &Delivery) -> Result<(), StoreError> {
-        self.0.record_attempt(a, d).await
-    }
-
-    async fn list_deliveries(
-        &self,
-        t: &TenantId,
-        s: &SubscriptionId,
-        p: &PageRequest,
-    ) -> Result<Page<Delivery>, StoreError> {
-        self.0.list_deliveries(t, s, p).await
-    }
-
-    async fn deliveries_for_event(
-        &self,
-        t: &TenantId,
-        e: &EventId,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.0.deliveries_for_event(t, e).await
-    }
-
-    async fn list_attempts(
-        &self,
-        t: &TenantId,
-        d: &DeliveryId,
-    ) -> Result<Vec<Attempt>, StoreError> {
-        self.0.list_attempts(t, d).await
-    }
-
+impl DeliveryStore for BrokenDeliveries {
     async fn get_delivery(
         &self,
         _t: &TenantId,
@@ -344,11 +231,48 @@ impl Store for BrokenDeliveries {
             "ProvisionedThroughputExceededException",
         ))
     }
+
+    async fn list_deliveries(
+        &self,
+        _t: &TenantId,
+        _s: &SubscriptionId,
+        _p: &PageRequest,
+    ) -> Result<Page<Delivery>, StoreError> {
+        Err(StoreError::backend(
+            "ProvisionedThroughputExceededException",
+        ))
+    }
+
+    async fn deliveries_for_event(
+        &self,
+        _t: &TenantId,
+        _e: &EventId,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Err(StoreError::backend(
+            "ProvisionedThroughputExceededException",
+        ))
+    }
+
+    async fn list_attempts(
+        &self,
+        _t: &TenantId,
+        _d: &DeliveryId,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        Err(StoreError::backend(
+            "ProvisionedThroughputExceededException",
+        ))
+    }
 }
 
 #[tokio::test]
 async fn a_store_error_is_reported_as_a_failure_not_as_success() {
-    let app = app_with(|inner| Arc::new(BrokenDeliveries(inner))).await;
+    let app = app_with(|db| {
+        Arc::new(ComposedStore {
+            deliveries: Arc::new(BrokenDeliveries),
+            ..ComposedStore::of(Arc::new(db.store()))
+        })
+    })
+    .await;
     let response = handle_sqs_batch(&app.state, sqs("sqs-deliver.json"))
         .await
         .unwrap();

@@ -1,23 +1,26 @@
-//! Delivery: one attempt of one delivery — render, sign, POST, record — and what follows from its
-//! outcome (success, a retry on the schedule, giving up, disabling the subscription on 410).
-//! Also "save and test", which makes one attempt right away and reports it.
+//! Delivery: one attempt of one delivery — render, sign, POST, record — carrying out what the
+//! core's rules decide ([`Delivery::step`] for the message, [`Delivery::after_attempt`] for the
+//! outcome). Also "save and test", which makes one attempt right away and reports it.
 //!
-//! Every attempt is recorded before the next one is queued. If the process dies between the two,
-//! the message comes back (receive count > 1) and the missing retry is queued then.
+//! The attempt, the delivery's new state and the retry message go through the unit of work in one
+//! step, recorded only if no other worker recorded that attempt number first. A message that comes
+//! back after its attempt was recorded (receive count > 1) redrives the retry it names, which only
+//! a write-then-send adapter acts on.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
+use herald_core::delivery::{Step, Transition};
 use herald_core::outcome::{classify_error, classify_status, AttemptOutcome};
-use herald_core::ports::{OutboundRequest, OutgoingMessage, QueueMessage, StoreError};
+use herald_core::ports::{OutboundRequest, Recorded, StoreError};
 use herald_core::render::render;
-use herald_core::retry::parse_retry_after;
+use herald_core::retry::RetryPolicy;
 use herald_core::signing::signature_header;
 use herald_core::{
-    Attempt, AttemptId, Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, Event, EventId,
-    EventType, Subscription, TargetUrl,
+    Attempt, AttemptId, Delivery, DeliveryId, DeliveryMessage, Event, EventId, EventType,
+    Subscription, TargetUrl,
 };
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use rand::thread_rng;
 use serde_json::json;
 
@@ -36,13 +39,12 @@ pub async fn handle(
     receive_count: u32,
 ) -> Result<(), WorkerError> {
     let now = state.clock.now();
-    if let Some(not_before) = msg.not_before {
-        if not_before > now {
-            // A long wait, chained through the queue's maximum delay.
-            let remaining = not_before.duration_since(now).unsigned_abs();
-            requeue_message(state, msg.clone(), remaining).await?;
-            return Ok(());
-        }
+    let max_delay = state.queue.max_delay();
+    if let Some(wait) = msg.remaining_wait(now) {
+        // A long wait, chained through the queue's maximum delay.
+        let again = msg.clone().delayed(wait, max_delay, now);
+        state.queue.send(vec![again]).await?;
+        return Ok(());
     }
     let Some(mut delivery) = state
         .store
@@ -52,29 +54,13 @@ pub async fn handle(
         tracing::warn!(delivery = %msg.delivery_id, "delivery no longer exists; dropping message");
         return Ok(());
     };
-    if msg.attempt <= delivery.attempts
-        || matches!(
-            delivery.status,
-            DeliveryStatus::Succeeded | DeliveryStatus::Failed
-        )
-    {
-        // Already made. If this message came back after a crash, the retry it should have queued
-        // may be missing: queue it (duplicates are dropped here by attempt number).
-        if receive_count > 1
-            && delivery.status == DeliveryStatus::Retrying
-            && delivery.attempts == msg.attempt
-        {
-            let wait = delivery
-                .next_attempt_at
-                .filter(|t| *t > now)
-                .map(|t| t.duration_since(now).unsigned_abs())
-                .unwrap_or_default();
-            let next = DeliveryMessage {
-                attempt: msg.attempt + 1,
-                not_before: delivery.next_attempt_at,
-                ..msg.clone()
-            };
-            requeue_message(state, next, wait).await?;
+    if let Step::Done { follow_up } = delivery.step(msg) {
+        if let (Some(next), true) = (follow_up, receive_count > 1) {
+            let wait = next.remaining_wait(now).unwrap_or_default();
+            state
+                .writes
+                .redrive(vec![next.delayed(wait, max_delay, now)])
+                .await?;
         }
         return Ok(());
     }
@@ -84,16 +70,15 @@ pub async fn handle(
         .get_subscription(&delivery.tenant_id, &delivery.subscription_id)
         .await?
     else {
-        give_up(state, &mut delivery, "the subscription was deleted", now).await?;
-        return Ok(());
+        return give_up(state, &mut delivery, "the subscription was deleted", now).await;
     };
     if !sub.enabled {
-        give_up(state, &mut delivery, "the subscription is disabled", now).await?;
-        return Ok(());
+        return give_up(state, &mut delivery, "the subscription is disabled", now).await;
     }
     if let Some(rate) = sub.rate_limit_per_sec {
         if let Err(wait) = state.rate_limiter.try_acquire(sub.id, rate) {
-            requeue_message(state, msg.clone(), wait).await?;
+            let again = msg.clone().delayed(wait, max_delay, now);
+            state.queue.send(vec![again]).await?;
             return Ok(());
         }
     }
@@ -102,122 +87,67 @@ pub async fn handle(
         .get_event(&delivery.tenant_id, &delivery.event_id)
         .await?
     else {
-        give_up(state, &mut delivery, "the event no longer exists", now).await?;
-        return Ok(());
+        return give_up(state, &mut delivery, "the event no longer exists", now).await;
     };
 
     let (attempt, outcome) =
         attempt_once(state, &sub, &event, delivery.id, delivery.attempts + 1).await?;
     let finished_at = state.clock.now();
-    delivery.attempts = attempt.number;
-    delivery.last_status_code = attempt.status_code;
-    delivery.last_error = attempt.error.clone();
-    delivery.updated_at = finished_at;
-
-    let mut retry: Option<(Duration, DeliveryMessage)> = None;
-    match outcome {
-        AttemptOutcome::Succeeded => {
-            delivery.status = DeliveryStatus::Succeeded;
-            delivery.next_attempt_at = None;
-            Metrics::add(&state.metrics.deliveries_succeeded, 1);
+    let transition = delivery.after_attempt(
+        &attempt,
+        &outcome,
+        &state.settings.retry,
+        finished_at,
+        &mut thread_rng(),
+    );
+    let messages = match &transition {
+        Transition::Retry { message, delay } => {
+            vec![message.clone().delayed(*delay, max_delay, finished_at)]
         }
-        AttemptOutcome::Permanent => {
-            delivery.status = DeliveryStatus::Failed;
-            delivery.next_attempt_at = None;
+        _ => Vec::new(),
+    };
+    let recorded = state
+        .writes
+        .record_attempt_and_send(&attempt, &delivery, messages)
+        .await?;
+    if recorded == Recorded::Superseded {
+        // A redelivered message raced the original: the request is in the log, the other
+        // worker's outcome stands.
+        tracing::warn!(tenant = %delivery.tenant_id, delivery = %delivery.id, attempt = attempt.number, "attempt number already recorded by another worker; outcome not applied");
+        return Ok(());
+    }
+    match transition {
+        Transition::Succeeded => Metrics::add(&state.metrics.deliveries_succeeded, 1),
+        Transition::Retry { .. } => Metrics::add(&state.metrics.deliveries_retried, 1),
+        Transition::Failed { exhausted } => {
             Metrics::add(&state.metrics.deliveries_failed, 1);
+            if exhausted {
+                tracing::warn!(target: "herald::operator", tenant = %delivery.tenant_id, subscription = %delivery.subscription_id, delivery = %delivery.id, attempts = delivery.attempts, "delivery exhausted its retry schedule");
+            }
         }
-        AttemptOutcome::Gone => {
-            delivery.status = DeliveryStatus::Failed;
-            delivery.next_attempt_at = None;
+        Transition::Gone => {
             Metrics::add(&state.metrics.deliveries_failed, 1);
             disable(state, &mut sub, "the endpoint answered 410 Gone").await?;
         }
-        AttemptOutcome::Retryable { retry_after } => {
-            let tries_in_run = delivery.attempts.saturating_sub(delivery.run_started_at);
-            let next_delay =
-                state
-                    .settings
-                    .retry
-                    .next_delay(tries_in_run, retry_after, &mut thread_rng());
-            match next_delay {
-                Some(delay) => {
-                    let at = finished_at
-                        .checked_add(SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX))
-                        .unwrap_or(Timestamp::MAX);
-                    delivery.status = DeliveryStatus::Retrying;
-                    delivery.next_attempt_at = Some(at);
-                    Metrics::add(&state.metrics.deliveries_retried, 1);
-                    let next = DeliveryMessage {
-                        tenant_id: delivery.tenant_id,
-                        delivery_id: delivery.id,
-                        attempt: delivery.attempts + 1,
-                        not_before: Some(at),
-                    };
-                    retry = Some((delay, next));
-                }
-                None => {
-                    delivery.status = DeliveryStatus::Failed;
-                    delivery.next_attempt_at = None;
-                    Metrics::add(&state.metrics.deliveries_failed, 1);
-                    let reason = format!("{} attempts failed in a row", tries_in_run);
-                    disable(state, &mut sub, &reason).await?;
-                }
-            }
-        }
-    }
-    let retry = retry.map(|(delay, next)| delayed(state, next, delay));
-    match &state.outbox {
-        Some(outbox) => {
-            outbox
-                .record_attempt_and_send(&attempt, &delivery, retry.into_iter().collect())
-                .await?
-        }
-        None => {
-            state.store.record_attempt(&attempt, &delivery).await?;
-            if let Some(message) = retry {
-                state.queue.send(vec![message]).await?;
-            }
-        }
     }
     Ok(())
 }
 
-/// `msg` to be handed out after `delay`, chained through the queue's maximum delay (`not_before`
-/// carries the real time when the wait is longer).
-fn delayed(state: &AppState, mut msg: DeliveryMessage, delay: Duration) -> OutgoingMessage {
-    let max = state.queue.max_delay();
-    if delay <= max {
-        msg.not_before = None;
-    }
-    OutgoingMessage {
-        message: QueueMessage::Delivery(msg),
-        delay: delay.min(max),
-    }
-}
-
-/// Sends `msg` again after `delay`, chaining through the queue's maximum delay.
-async fn requeue_message(
-    state: &AppState,
-    msg: DeliveryMessage,
-    delay: Duration,
-) -> Result<(), WorkerError> {
-    state.queue.send(vec![delayed(state, msg, delay)]).await?;
-    Ok(())
-}
-
+/// Fails a delivery without an attempt.
 async fn give_up(
     state: &AppState,
     delivery: &mut Delivery,
     reason: &str,
     now: Timestamp,
 ) -> Result<(), WorkerError> {
-    delivery.status = DeliveryStatus::Failed;
-    delivery.last_error = Some(reason.to_owned());
-    delivery.next_attempt_at = None;
-    delivery.updated_at = now;
+    delivery.give_up(reason, now);
     tracing::info!(tenant = %delivery.tenant_id, subscription = %delivery.subscription_id, delivery = %delivery.id, reason, "delivery not attempted");
     Metrics::add(&state.metrics.deliveries_failed, 1);
-    match state.store.update_delivery(delivery).await {
+    match state
+        .writes
+        .update_delivery_and_send(delivery, Vec::new())
+        .await
+    {
         Ok(()) | Err(StoreError::NotFound) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -322,11 +252,7 @@ pub async fn attempt_once(
             attempt.status_code = Some(response.status);
             let excerpt = &response.body_excerpt[..response.body_excerpt.len().min(MAX_EXCERPT)];
             attempt.response_excerpt = Some(String::from_utf8_lossy(excerpt).into_owned());
-            let retry_after = response
-                .retry_after
-                .as_deref()
-                .and_then(|v| parse_retry_after(v, state.clock.now()));
-            let outcome = classify_status(response.status, retry_after);
+            let outcome = classify_status(response.status, response.retry_after);
             if outcome != AttemptOutcome::Succeeded {
                 attempt.error = Some(describe_status(response.status));
             }
@@ -395,8 +321,7 @@ pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestRepor
     let event = Event {
         id: EventId::new(),
         tenant_id: sub.tenant_id,
-        event_type: EventType::parse("webhook.test")
-            .map_err(|e| WorkerError::Render(e.to_string()))?,
+        event_type: EventType::webhook_test(),
         timestamp: now,
         data: json!({
             "title": "Test event from Herald",
@@ -404,26 +329,29 @@ pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestRepor
             "subscription_id": sub.id,
         }),
     };
-    state.store.insert_event(&event, None).await?;
+    state
+        .writes
+        .insert_event_and_send(&event, None, Vec::new())
+        .await?;
     let mut delivery = Delivery::pending(&event, sub.id, now);
     state
-        .store
-        .create_deliveries(std::slice::from_ref(&delivery))
+        .writes
+        .create_deliveries_and_send(vec![(delivery.clone(), None)])
         .await?;
     let (attempt, outcome) = attempt_once(state, sub, &event, delivery.id, 1).await?;
-    delivery.attempts = 1;
-    delivery.status = if attempt.succeeded {
-        DeliveryStatus::Succeeded
-    } else {
-        DeliveryStatus::Failed
-    };
-    delivery.last_status_code = attempt.status_code;
-    delivery.last_error = attempt.error.clone();
     // A test is tried once, never retried.
-    delivery.next_attempt_at = None;
-    delivery.updated_at = state.clock.now();
-    state.store.record_attempt(&attempt, &delivery).await?;
-    if outcome == AttemptOutcome::Gone {
+    let transition = delivery.after_attempt(
+        &attempt,
+        &outcome,
+        &RetryPolicy::no_retries(),
+        state.clock.now(),
+        &mut thread_rng(),
+    );
+    state
+        .writes
+        .record_attempt_and_send(&attempt, &delivery, Vec::new())
+        .await?;
+    if transition == Transition::Gone {
         let mut sub = sub.clone();
         disable(state, &mut sub, "the endpoint answered 410 Gone").await?;
     }

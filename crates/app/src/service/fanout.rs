@@ -1,21 +1,20 @@
-//! Fan-out: one delivery per matching enabled subscription, each queued for its first attempt.
+//! Fan-out: one delivery per matching enabled subscription (the core's [`fan_out`] rule), each
+//! created with its first-attempt message through the unit of work.
 //!
 //! Idempotent: delivery ids derive from (event, subscription) and are created if absent, so running
-//! twice for one event (at-least-once queues) creates nothing new. With an outbox, deliveries and
-//! their first-attempt messages commit together. Without one, when the message comes back (receive
-//! count > 1), deliveries that exist but were never tried are queued again, in case the first run
-//! stopped before queueing them; the delivery worker drops duplicates by attempt number.
+//! twice for one event (at-least-once queues) creates nothing new. When the event message came back
+//! (receive count > 1), the first attempts of the deliveries that already existed are redriven:
+//! a write-then-send adapter may have stopped between creating them and queueing them.
 
-use std::time::Duration;
-
-use herald_core::ports::{OutgoingMessage, QueueMessage};
-use herald_core::{Delivery, DeliveryId, DeliveryMessage, DeliveryStatus, EventMessage};
+use herald_core::delivery::fan_out;
+use herald_core::EventMessage;
 
 use super::WorkerError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
-/// Fans one event out. `Ok` means the message can be acknowledged.
+/// Fans one event out; returns how many deliveries it created. `Ok` means the message can be
+/// acknowledged.
 pub async fn handle(
     state: &AppState,
     message: &EventMessage,
@@ -29,62 +28,30 @@ pub async fn handle(
         tracing::warn!(tenant = %message.tenant_id, event = %message.event_id, "event to fan out no longer exists; dropping");
         return Ok(0);
     };
-    let now = state.clock.now();
     let subscriptions = state.store.enabled_subscriptions(&event.tenant_id).await?;
-    let deliveries: Vec<Delivery> = subscriptions
-        .iter()
-        .filter(|s| s.enabled && s.matches(&event.event_type))
-        .map(|s| Delivery::pending(&event, s.id, now))
-        .collect();
-    if deliveries.is_empty() {
+    let now = state.clock.now();
+    let max_delay = state.queue.max_delay();
+    let planned = fan_out(&event, &subscriptions, now);
+    if planned.is_empty() {
         return Ok(0);
     }
-    let first_try = |id: DeliveryId| OutgoingMessage {
-        message: QueueMessage::Delivery(DeliveryMessage {
-            tenant_id: event.tenant_id,
-            delivery_id: id,
-            attempt: 1,
-            not_before: None,
-        }),
-        delay: Duration::ZERO,
-    };
-    let count = match &state.outbox {
-        // Deliveries and their messages commit together: nothing created is ever unqueued.
-        Some(outbox) => {
-            let pairs = deliveries.into_iter().map(|d| {
-                let message = first_try(d.id);
-                (d, message)
-            });
-            let created = outbox.create_deliveries_and_send(pairs.collect()).await?;
-            Metrics::add(&state.metrics.deliveries_created, created.len() as u64);
-            created.len()
-        }
-        None => {
-            let created = state.store.create_deliveries(&deliveries).await?;
-            let mut to_queue: Vec<DeliveryId> = created.clone();
-            if created.len() < deliveries.len() && receive_count > 1 {
-                // This message came back: an earlier run may have stopped between creating
-                // deliveries and queueing them, so queue again what was never tried. (A first
-                // receipt that finds existing deliveries is a client's duplicate intake: those are
-                // already queued, and queueing them again could send twice while the first
-                // attempt is in flight.)
-                for d in deliveries.iter().filter(|d| !created.contains(&d.id)) {
-                    if let Some(existing) = state.store.get_delivery(&d.tenant_id, &d.id).await? {
-                        if existing.status == DeliveryStatus::Pending && existing.attempts == 0 {
-                            to_queue.push(existing.id);
-                        }
-                    }
-                }
-            }
-            Metrics::add(&state.metrics.deliveries_created, created.len() as u64);
-            let messages: Vec<OutgoingMessage> = to_queue.into_iter().map(first_try).collect();
-            let count = messages.len();
-            if !messages.is_empty() {
-                state.queue.send(messages).await?;
-            }
-            count
-        }
-    };
-    tracing::debug!(tenant = %event.tenant_id, event = %event.id, deliveries = count, "fanned out");
-    Ok(count)
+    let pairs = planned
+        .iter()
+        .map(|(d, first)| {
+            let message = first.clone().delayed(Default::default(), max_delay, now);
+            (d.clone(), Some(message))
+        })
+        .collect();
+    let created = state.writes.create_deliveries_and_send(pairs).await?;
+    if receive_count > 1 && created.len() < planned.len() {
+        let again = planned
+            .into_iter()
+            .filter(|(d, _)| !created.contains(&d.id))
+            .map(|(_, first)| first.delayed(Default::default(), max_delay, now))
+            .collect();
+        state.writes.redrive(again).await?;
+    }
+    Metrics::add(&state.metrics.deliveries_created, created.len() as u64);
+    tracing::debug!(tenant = %event.tenant_id, event = %event.id, deliveries = created.len(), "fanned out");
+    Ok(created.len())
 }

@@ -1,10 +1,12 @@
 //! Event intake: parse, store once (idempotently), queue for fan-out.
 //!
-//! The event is stored and queued before the answer is sent: in one commit where the adapters offer
-//! an outbox (embedded), otherwise stored first, then queued. In the second case a client that saw
-//! an error retries with the same key and the duplicate path queues the event again, so an event
-//! stored but not queued (crash between the two) still goes out. Fan-out is idempotent, so queueing
-//! twice never delivers twice to the same subscription.
+//! The event and its fan-out message go through the unit of work before the answer is sent. A
+//! client that saw an error retries with the same key; the duplicate path redrives the earlier
+//! event's message, so on an adapter that writes first and sends second, an event stored but not
+//! queued (a crash between the two) still goes out. Fan-out is idempotent, so queueing twice never
+//! delivers twice to the same subscription. The idempotency window is
+//! [`Settings::idempotency_window`](crate::settings::Settings): within it a key gets the first
+//! answer (409 with another body); after it the key makes a new event.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use herald_core::ports::{
     InsertEventOutcome, OutgoingMessage, QueueError, QueueMessage, StoreError,
 };
 use herald_core::{Event, EventId, EventMessage, EventType, IdempotencyRecord, TenantId};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -137,33 +139,29 @@ pub async fn accept(
     let key = idempotency_key
         .map(|k| format!("key:{k}"))
         .or_else(|| input.client_id.map(|id| format!("id:{id}")));
+    let window =
+        SignedDuration::try_from(state.settings.idempotency_window).unwrap_or(SignedDuration::MAX);
     let record = key.map(|key| IdempotencyRecord {
         tenant_id: tenant,
         key,
         body_sha256: input.body_sha256.clone(),
         event_id: event.id,
         created_at: now,
+        expires_at: now.checked_add(window).unwrap_or(Timestamp::MAX),
     });
-    let message = OutgoingMessage {
+    let message = |event_id| OutgoingMessage {
         message: QueueMessage::Event(EventMessage {
             tenant_id: tenant,
-            event_id: event.id,
+            event_id,
         }),
         delay: Duration::ZERO,
     };
-    let outcome = match &state.outbox {
-        Some(outbox) => {
-            outbox
-                .insert_event_and_send(&event, record.as_ref(), vec![message.clone()])
-                .await?
-        }
-        None => state.store.insert_event(&event, record.as_ref()).await?,
-    };
+    let outcome = state
+        .writes
+        .insert_event_and_send(&event, record.as_ref(), vec![message(event.id)])
+        .await?;
     let accepted = match outcome {
         InsertEventOutcome::Inserted => {
-            if state.outbox.is_none() {
-                state.queue.send(vec![message]).await?;
-            }
             Metrics::add(&state.metrics.events_accepted, 1);
             tracing::info!(tenant = %tenant, event = %event.id, event_type = %event.event_type, "event accepted");
             Accepted {
@@ -181,21 +179,8 @@ pub async fn accept(
                 .get_event(&tenant, &previous.event_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            if state.outbox.is_none() {
-                // The first request may have stopped between storing and queueing: queue again
-                // (fan-out is idempotent). With an outbox both happened in one commit.
-                let message = QueueMessage::Event(EventMessage {
-                    tenant_id: tenant,
-                    event_id: earlier.id,
-                });
-                state
-                    .queue
-                    .send(vec![OutgoingMessage {
-                        message,
-                        delay: Duration::ZERO,
-                    }])
-                    .await?;
-            }
+            // The first request may have stopped between storing and queueing.
+            state.writes.redrive(vec![message(earlier.id)]).await?;
             Accepted {
                 id: earlier.id,
                 event_type: earlier.event_type,

@@ -14,6 +14,4 @@ pub enum WorkerError {
     Store(#[from] herald_core::ports::StoreError),
     #[error(transparent)]
     Queue(#[from] herald_core::ports::QueueError),
-    #[error("rendering failed: {0}")]
-    Render(String),
 }

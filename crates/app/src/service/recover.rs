@@ -3,33 +3,22 @@
 
 use std::time::Duration;
 
-use herald_core::ports::{OutgoingMessage, PageRequest, QueueMessage};
-use herald_core::{Delivery, DeliveryMessage, DeliveryStatus, Subscription};
+use herald_core::ports::PageRequest;
+use herald_core::{Delivery, DeliveryStatus, Subscription};
 use jiff::Timestamp;
 
 use super::WorkerError;
 use crate::state::AppState;
 
-/// Queues the next attempt of `delivery` now and marks it pending; its retry schedule starts over.
+/// Queues the next attempt of `delivery` now and marks it pending; its retry schedule starts over
+/// (the core's [`Delivery::requeue`] rule).
 pub async fn requeue(state: &AppState, mut delivery: Delivery) -> Result<Delivery, WorkerError> {
     let now = state.clock.now();
-    delivery.status = DeliveryStatus::Pending;
-    delivery.run_started_at = delivery.attempts;
-    delivery.next_attempt_at = Some(now);
-    delivery.updated_at = now;
-    state.store.update_delivery(&delivery).await?;
-    let message = QueueMessage::Delivery(DeliveryMessage {
-        tenant_id: delivery.tenant_id,
-        delivery_id: delivery.id,
-        attempt: delivery.attempts + 1,
-        not_before: None,
-    });
+    let next = delivery.requeue(now);
+    let message = next.delayed(Duration::ZERO, state.queue.max_delay(), now);
     state
-        .queue
-        .send(vec![OutgoingMessage {
-            message,
-            delay: Duration::ZERO,
-        }])
+        .writes
+        .update_delivery_and_send(&delivery, vec![message])
         .await?;
     tracing::info!(tenant = %delivery.tenant_id, delivery = %delivery.id, attempt = delivery.attempts + 1, "delivery re-queued");
     Ok(delivery)

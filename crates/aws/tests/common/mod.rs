@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use herald_aws::aws_sdk_dynamodb;
 use herald_aws::aws_sdk_sqs;
-use herald_aws::{create_queues, create_table, DynamoConfig, DynamoStore, SqsConfig, SqsQueue};
-use herald_contract::Fixture;
-use herald_core::ports::{Queue, Store};
+use herald_aws::{
+    create_queues, create_table, AwsUnitOfWork, DynamoConfig, DynamoStore, SqsConfig, SqsQueue,
+};
+use herald_contract::{Backend, Fixture};
+use herald_core::ports::Queue;
 
 pub use herald_contract::moto::{moto, unique};
 
@@ -40,9 +42,16 @@ pub async fn sqs_queue() -> SqsQueue {
     )
 }
 
-pub async fn fresh_store() -> Fixture<dyn Store> {
+/// A store on a new table, its unit of work, and new queues it sends to.
+pub async fn fresh_backend() -> Fixture<Backend> {
     let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
-    Fixture::new(Arc::new(store))
+    let queue = sqs_queue().await;
+    let writes = AwsUnitOfWork::new(store.clone(), queue.clone());
+    Fixture::new(Arc::new(Backend {
+        store: Arc::new(store),
+        writes: Arc::new(writes),
+        queue: Arc::new(queue),
+    }))
 }
 
 pub async fn fresh_queue() -> Fixture<dyn Queue> {

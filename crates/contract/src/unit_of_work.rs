@@ -1,0 +1,230 @@
+//! The unit of work's contract: a record and the messages it causes go together (a refused write
+//! sends nothing), an attempt recorded twice under one number keeps both records and applies the
+//! first, and the idempotency window is the record's own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::ids::{SubscriptionId, TenantId};
+use herald_core::model::{DeliveryMessage, DeliveryStatus, EventMessage, IdempotencyRecord};
+use herald_core::ports::{
+    InsertEventOutcome, OutgoingMessage, QueueMessage, QueueName, Recorded, StoreError,
+};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::fixtures::{attempt, delivery, event};
+use crate::Backend;
+
+/// Everything that arrives on `queue` within a short wait (acknowledged, so it is gone).
+async fn arrived(b: &Backend, queue: QueueName) -> Vec<QueueMessage> {
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let got = b
+            .queue
+            .receive(
+                queue,
+                10,
+                Duration::from_millis(700),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        if got.is_empty() && !out.is_empty() {
+            break;
+        }
+        for m in got {
+            b.queue.ack(queue, &m.receipt).await.unwrap();
+            out.push(m.message);
+        }
+    }
+    out
+}
+
+fn now(message: QueueMessage) -> OutgoingMessage {
+    OutgoingMessage {
+        message,
+        delay: Duration::ZERO,
+    }
+}
+
+pub async fn records_and_their_messages_go_together(b: Arc<Backend>) {
+    let t = TenantId::new();
+    let ev = event(t, "document.created");
+    let fan_out = QueueMessage::Event(EventMessage {
+        tenant_id: t,
+        event_id: ev.id,
+    });
+    let inserted = b
+        .writes
+        .insert_event_and_send(&ev, None, vec![now(fan_out.clone())])
+        .await
+        .unwrap();
+    assert_eq!(inserted, InsertEventOutcome::Inserted);
+    assert_eq!(arrived(&b, QueueName::Events).await, vec![fan_out.clone()]);
+    // A refused write sends nothing.
+    assert!(matches!(
+        b.writes
+            .insert_event_and_send(&ev, None, vec![now(fan_out)])
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+
+    // Deliveries: only the created ones send their message.
+    let first = delivery(t, SubscriptionId::new(), &ev);
+    let second = delivery(t, SubscriptionId::new(), &ev);
+    let message_of = |d: &herald_core::model::Delivery, n| {
+        QueueMessage::Delivery(DeliveryMessage::attempt_of(d, n))
+    };
+    let created = b
+        .writes
+        .create_deliveries_and_send(vec![(first.clone(), Some(now(message_of(&first, 1))))])
+        .await
+        .unwrap();
+    assert_eq!(created, vec![first.id]);
+    let created = b
+        .writes
+        .create_deliveries_and_send(vec![
+            (first.clone(), Some(now(message_of(&first, 1)))),
+            (second.clone(), Some(now(message_of(&second, 1)))),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(created, vec![second.id]);
+    let mut got = arrived(&b, QueueName::Deliveries).await;
+    got.sort_by_key(|m| format!("{m:?}"));
+    let mut want = vec![message_of(&first, 1), message_of(&second, 1)];
+    want.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(
+        got, want,
+        "one message per created delivery, none for the existing one"
+    );
+
+    // An applied attempt sends its retry.
+    let mut d = first.clone();
+    d.attempts = 1;
+    d.status = DeliveryStatus::Retrying;
+    let recorded = b
+        .writes
+        .record_attempt_and_send(&attempt(&d, 1), &d, vec![now(message_of(&d, 2))])
+        .await
+        .unwrap();
+    assert_eq!(recorded, Recorded::Applied);
+    assert_eq!(
+        arrived(&b, QueueName::Deliveries).await,
+        vec![message_of(&d, 2)]
+    );
+
+    // A replay updates the delivery and sends its next attempt.
+    d.status = DeliveryStatus::Pending;
+    d.run_started_at = 1;
+    b.writes
+        .update_delivery_and_send(&d, vec![now(message_of(&d, 2))])
+        .await
+        .unwrap();
+    assert_eq!(b.get_delivery(&t, &d.id).await.unwrap(), Some(d.clone()));
+    assert_eq!(
+        arrived(&b, QueueName::Deliveries).await,
+        vec![message_of(&d, 2)]
+    );
+    // Of a delivery that does not exist: NotFound, and nothing sent.
+    let ghost = delivery(t, SubscriptionId::new(), &ev);
+    assert!(matches!(
+        b.writes
+            .update_delivery_and_send(&ghost, vec![now(message_of(&ghost, 1))])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(arrived(&b, QueueName::Deliveries).await.is_empty());
+}
+
+pub async fn a_superseded_attempt_is_logged_and_changes_nothing_else(b: Arc<Backend>) {
+    let t = TenantId::new();
+    let ev = event(t, "document.created");
+    let d0 = delivery(t, SubscriptionId::new(), &ev);
+    b.create_deliveries(std::slice::from_ref(&d0))
+        .await
+        .unwrap();
+    let retry = |d: &herald_core::model::Delivery| {
+        now(QueueMessage::Delivery(DeliveryMessage::attempt_of(d, 2)))
+    };
+
+    // Two workers made attempt 1 (a redelivered message): the first to record wins.
+    let mut winner = d0.clone();
+    winner.attempts = 1;
+    winner.status = DeliveryStatus::Retrying;
+    let mut loser = d0.clone();
+    loser.attempts = 1;
+    loser.status = DeliveryStatus::Succeeded;
+    let (a1, a2) = (attempt(&winner, 1), attempt(&loser, 1));
+    let first = b
+        .writes
+        .record_attempt_and_send(&a1, &winner, vec![retry(&winner)])
+        .await
+        .unwrap();
+    let second = b
+        .writes
+        .record_attempt_and_send(&a2, &loser, vec![retry(&loser)])
+        .await
+        .unwrap();
+    assert_eq!((first, second), (Recorded::Applied, Recorded::Superseded));
+    let attempts = b.list_attempts(&t, &d0.id).await.unwrap();
+    assert_eq!(attempts.len(), 2, "both requests are in the log");
+    assert!(attempts.contains(&a1) && attempts.contains(&a2));
+    assert_eq!(
+        b.get_delivery(&t, &d0.id).await.unwrap(),
+        Some(winner.clone())
+    );
+    assert_eq!(
+        arrived(&b, QueueName::Deliveries).await.len(),
+        1,
+        "only the applied attempt sends its retry"
+    );
+}
+
+pub async fn the_idempotency_window_is_honoured(b: Arc<Backend>) {
+    let t = TenantId::new();
+    let start = Timestamp::now();
+    let at = |secs: i64| start.checked_add(SignedDuration::from_secs(secs)).unwrap();
+    let window = 600;
+    let record = |ev: &herald_core::model::Event, body: &str, created: i64| IdempotencyRecord {
+        tenant_id: t,
+        key: "key:window".into(),
+        body_sha256: body.into(),
+        event_id: ev.id,
+        created_at: at(created),
+        expires_at: at(created + window),
+    };
+    let first = event(t, "document.created");
+    let first_record = record(&first, "a", 0);
+    assert_eq!(
+        b.insert_event(&first, Some(&first_record)).await.unwrap(),
+        InsertEventOutcome::Inserted
+    );
+    // Within the window, the earlier record, whatever the body (the service compares bodies).
+    let second = event(t, "document.created");
+    assert_eq!(
+        b.insert_event(&second, Some(&record(&second, "b", window - 1)))
+            .await
+            .unwrap(),
+        InsertEventOutcome::Duplicate(first_record.clone())
+    );
+    assert_eq!(b.get_event(&t, &second.id).await.unwrap(), None);
+    // At its end the key is free: a new event, and a new window from there.
+    let third = event(t, "document.created");
+    let third_record = record(&third, "c", window);
+    assert_eq!(
+        b.insert_event(&third, Some(&third_record)).await.unwrap(),
+        InsertEventOutcome::Inserted
+    );
+    assert_eq!(
+        b.get_event(&t, &third.id).await.unwrap(),
+        Some(third.clone())
+    );
+    let fourth = event(t, "document.created");
+    assert_eq!(
+        b.insert_event(&fourth, Some(&record(&fourth, "a", window + 10)))
+            .await
+            .unwrap(),
+        InsertEventOutcome::Duplicate(third_record)
+    );
+}
