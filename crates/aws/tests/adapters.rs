@@ -446,3 +446,54 @@ async fn filtered_lists_page_across_dynamodb_query_pages() {
     assert_eq!(p.next_cursor, None);
     assert_eq!(store.enabled_subscriptions(&t).await.unwrap().len(), 229);
 }
+
+/// The write-then-send window: an attempt recorded whose retry was never sent (the process died
+/// between the two). When the attempt's message comes back, redrive sends the retry; a message no
+/// longer needed is not sent.
+#[tokio::test]
+async fn redrive_sends_what_a_crash_between_write_and_send_left_out_and_nothing_else() {
+    use herald_aws::AwsUnitOfWork;
+    use herald_core::model::{DeliveryMessage, DeliveryStatus};
+    use herald_core::ports::{QueueMessage, UnitOfWork};
+
+    let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
+    let queue = sqs_queue().await;
+    let writes = AwsUnitOfWork::new(store.clone(), queue.clone());
+    let t = TenantId::new();
+    let ev = event(t, "document.created");
+    let mut d = delivery(t, SubscriptionId::new(), &ev);
+    store
+        .create_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    // Attempt 1 recorded; the crash came before its retry was sent.
+    d.attempts = 1;
+    d.status = DeliveryStatus::Retrying;
+    store.record_attempt(&attempt(&d, 1), &d).await.unwrap();
+    let retry = QueueMessage::Delivery(DeliveryMessage::attempt_of(&d, 2));
+    let stale = QueueMessage::Delivery(DeliveryMessage::attempt_of(&d, 1));
+
+    writes
+        .redrive(vec![now(retry.clone()), now(stale)])
+        .await
+        .unwrap();
+
+    let got = queue
+        .receive(D, 10, Duration::from_secs(2), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "only the missing retry is sent");
+    assert_eq!(got[0].message, retry);
+    queue.ack(D, &got[0].receipt).await.unwrap();
+
+    // Once the delivery is over, nothing is redriven.
+    d.attempts = 2;
+    d.status = DeliveryStatus::Succeeded;
+    store.record_attempt(&attempt(&d, 2), &d).await.unwrap();
+    writes.redrive(vec![now(retry)]).await.unwrap();
+    let got = queue
+        .receive(D, 10, Duration::from_secs(1), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(got.is_empty(), "{got:?}");
+}

@@ -194,7 +194,39 @@ pub async fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::testing::Harness;
+    use herald_core::ports::QueueName;
     use serde_json::json;
+
+    fn input(n: u32) -> EventInput {
+        parse_event_input(json!({"type": "document.created", "data": {"n": n}})).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_key_gets_the_first_answer_within_its_window_and_a_new_event_after() {
+        let h = Harness::new([]);
+        let key = || Some("k-1".to_owned());
+        let first = accept(&h.state, h.tenant, input(1), key()).await.unwrap();
+        assert_eq!(h.take(QueueName::Events).len(), 1, "queued for fan-out");
+
+        // Within the window: the same answer, nothing new stored or queued.
+        h.clock
+            .advance(h.state.settings.idempotency_window - Duration::from_secs(1));
+        let again = accept(&h.state, h.tenant, input(1), key()).await.unwrap();
+        assert_eq!(again, first);
+        assert!(h.take(QueueName::Events).is_empty());
+        // Another body under the key is refused.
+        assert!(matches!(
+            accept(&h.state, h.tenant, input(2), key()).await,
+            Err(IntakeError::KeyReused)
+        ));
+
+        // When the window has passed, the key makes a new event.
+        h.clock.advance(Duration::from_secs(1));
+        let later = accept(&h.state, h.tenant, input(2), key()).await.unwrap();
+        assert_ne!(later.id, first.id);
+        assert_eq!(h.take(QueueName::Events).len(), 1);
+    }
 
     #[test]
     fn parses_a_valid_body_and_hashes_it_canonically() {

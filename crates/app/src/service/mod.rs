@@ -6,6 +6,8 @@ pub mod delivery;
 pub mod fanout;
 pub mod intake;
 pub mod recover;
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// A worker's failure on one message: the message must not be acknowledged (it comes back).
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,92 @@
+//! The services on the in-memory adapters of `herald-contract`, a manual clock and a scripted
+//! receiver: unit tests of what each service carries out, in milliseconds and without sleeping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_contract::fixtures;
+use herald_contract::memory::{ManualClock, MemoryQueue, MemoryStore, Reply, ScriptedSender};
+use herald_core::ports::{OutgoingMessage, QueueMessage, QueueName};
+use herald_core::retry::RetryPolicy;
+use herald_core::{DeliveryMessage, Event, Subscription, TenantId};
+
+use crate::settings::Settings;
+use crate::state::AppState;
+
+pub(crate) struct Harness {
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub queue: Arc<MemoryQueue>,
+    pub sender: Arc<ScriptedSender>,
+    pub tenant: TenantId,
+}
+
+impl Harness {
+    /// Retries after 5 s and 5 min, without jitter; the receiver answers `script`, then 204.
+    pub fn new(script: impl IntoIterator<Item = Reply>) -> Self {
+        Self::with_schedule(&[5, 300], script)
+    }
+
+    pub fn with_schedule(schedule: &[u64], script: impl IntoIterator<Item = Reply>) -> Self {
+        let clock = ManualClock::fixed();
+        let queue = MemoryQueue::new(clock.clone());
+        let store = MemoryStore::new(queue.clone());
+        let sender = ScriptedSender::new(script);
+        let settings = Settings {
+            retry: RetryPolicy {
+                schedule: schedule.iter().map(|s| Duration::from_secs(*s)).collect(),
+                jitter: 0.0,
+                ..RetryPolicy::default()
+            },
+            ..Settings::default()
+        };
+        let state = AppState::new(
+            store.clone(),
+            store,
+            queue.clone(),
+            sender.clone(),
+            clock.clone(),
+            settings,
+        );
+        Self {
+            state,
+            clock,
+            queue,
+            sender,
+            tenant: TenantId::new(),
+        }
+    }
+
+    pub async fn subscribe(&self, patterns: &[&str], enabled: bool) -> Subscription {
+        let sub = fixtures::subscription(self.tenant, patterns, enabled);
+        self.state.store.create_subscription(&sub).await.unwrap();
+        sub
+    }
+
+    /// An event as intake stores it (its fan-out message is left on the queue).
+    pub async fn event(&self, event_type: &str) -> Event {
+        let event = fixtures::event(self.tenant, event_type);
+        self.state
+            .writes
+            .insert_event_and_send(&event, None, Vec::new())
+            .await
+            .unwrap();
+        event
+    }
+
+    /// Takes every message off `queue`.
+    pub fn take(&self, queue: QueueName) -> Vec<OutgoingMessage> {
+        self.queue.drain(queue)
+    }
+
+    /// Takes every delivery message off the deliveries queue, with its delay.
+    pub fn take_deliveries(&self) -> Vec<(DeliveryMessage, Duration)> {
+        self.take(QueueName::Deliveries)
+            .into_iter()
+            .map(|m| match m.message {
+                QueueMessage::Delivery(d) => (d, m.delay),
+                other => panic!("not a delivery message: {other:?}"),
+            })
+            .collect()
+    }
+}
