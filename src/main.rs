@@ -1,5 +1,5 @@
-//! `herald`: run Herald in one process, verify deliveries, benchmark, and manage tenants and API
-//! keys on AWS (or on a data folder).
+//! `herald`: run Herald in one process, verify deliveries, and manage tenants and API keys on AWS
+//! (or on a data folder).
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -41,8 +41,6 @@ enum Command {
     Dev(DevArgs),
     /// Check the signature of a received delivery (headers, empty line, body) from a file or stdin.
     Verify(VerifyArgs),
-    /// Benchmark: run Herald as a child on a fresh data folder, load it, report throughput, latency, CPU, RSS.
-    Bench(BenchArgs),
     /// Create and list tenants (operators).
     #[command(subcommand, after_help = OPS_HELP)]
     Tenants(TenantsCommand),
@@ -113,40 +111,6 @@ struct VerifyArgs {
     /// Accepted clock difference in seconds (0 turns the check off).
     #[arg(long, default_value_t = 300)]
     tolerance_secs: i64,
-}
-
-#[derive(Debug, clap::Args)]
-struct BenchArgs {
-    /// Events to send (any of these five flags runs one phase with them instead of the default two).
-    #[arg(long)]
-    events: Option<u64>,
-    /// Subscriptions every event matches.
-    #[arg(long)]
-    fanout: Option<u32>,
-    /// Events per second; 0 = as fast as possible.
-    #[arg(long)]
-    rate: Option<u64>,
-    /// Size of each event's `data` in bytes.
-    #[arg(long)]
-    payload_bytes: Option<usize>,
-    /// Stop sending after this many seconds.
-    #[arg(long)]
-    duration_s: Option<u64>,
-    /// Intake requests in flight at once.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
-    /// Seconds to wait for deliveries after sending ended.
-    #[arg(long, default_value_t = 30)]
-    drain_timeout_s: u64,
-    /// The Herald binary to benchmark (runs `<bin> dev`); default: this executable.
-    #[arg(long)]
-    herald_bin: Option<PathBuf>,
-    /// Keep the temporary data folders and Herald's logs.
-    #[arg(long)]
-    keep_data: bool,
-    /// Create the temporary data folders here (default: the system temp folder).
-    #[arg(long)]
-    data_parent: Option<PathBuf>,
 }
 
 /// The embedded store instead of AWS.
@@ -282,21 +246,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => run_dev(args).await,
         Command::Verify(args) => run_verify(args),
-        Command::Bench(a) => {
-            herald::bench::run(herald::bench::BenchOptions {
-                events: a.events,
-                fanout: a.fanout,
-                rate: a.rate,
-                payload_bytes: a.payload_bytes,
-                duration_s: a.duration_s,
-                concurrency: a.concurrency,
-                drain_timeout_s: a.drain_timeout_s,
-                herald_bin: a.herald_bin,
-                keep_data: a.keep_data,
-                data_parent: a.data_parent,
-            })
-            .await
-        }
         Command::Tenants(command) => {
             init_tracing_with("pretty", "warn");
             run_tenants(command).await

@@ -1,0 +1,186 @@
+//! `herald-bench`: load Herald running as a child process and report what it can do.
+//!
+//! The bench starts Herald (`<herald-bin> dev`; by default the `herald` binary next to this one,
+//! so `cargo build --release -p herald -p herald-bench` builds both) as a child process on a fresh
+//! temporary data folder and a free port on 127.0.0.1, so Herald's CPU time and peak RSS can be
+//! read from `/proc/<pid>` apart from the load generator and the receiver, which run here, in the
+//! bench process. The receiver is an axum server on 127.0.0.1 answering 204 and noting, per
+//! `webhook-id` (the event id), when each delivery arrived. The load generator posts `bench.event`
+//! events with bounded concurrency, either as fast as possible or at a fixed rate, and notes when
+//! each 202 arrived. Latency of one delivery = its arrival at the receiver − the arrival of its
+//! event's 202; both are `Instant`s of this process.
+//!
+//! Without flags it runs two phases (about 30 s): "throughput" (F=1, as fast as possible) and
+//! "latency" (F=1, a steady 1,000 events/s). With any of `--events`, `--fanout`, `--rate`,
+//! `--payload-bytes`, `--duration-s` it runs one phase with those. The last stdout line is one JSON
+//! object with the figures and the conditions; progress goes to stderr once per second.
+//!
+//! CPU time is `utime + stime` from `/proc/<pid>/stat` in clock ticks (`getconf CLK_TCK`, 100 when
+//! that cannot be run), taken as the difference between the start and the end of the measured phase
+//! (after setup and warm-up). Peak RSS is `VmHWM` from `/proc/<pid>/status`. Both need Linux; on
+//! other systems those figures are absent (`null`).
+//!
+//! The modules follow the run: [`options`] (what was asked), [`phase`] (one phase, start to end),
+//! [`child`] (Herald as a child process), [`load`] (the load generator), [`receiver`] (the
+//! receiver), [`process`] and [`machine`] (readings from `/proc`), [`report`] (the figures, the
+//! printed lines and the JSON summary). This tool is not part of the `herald` binary and never
+//! ships with it.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod child;
+mod load;
+mod machine;
+mod options;
+mod phase;
+mod process;
+mod receiver;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+use crate::machine::Machine;
+use crate::options::BenchOptions;
+use crate::phase::run_phase;
+use crate::report::{print_phase, print_summary, summary_json};
+
+/// Benchmark Herald: run it as a child on a fresh data folder, load it, report throughput,
+/// latency, CPU, RSS.
+#[derive(Debug, Parser)]
+#[command(name = "herald-bench", version)]
+struct Cli {
+    /// Events to send (any of these five flags runs one phase with them instead of the default two).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Subscriptions every event matches.
+    #[arg(long)]
+    fanout: Option<u32>,
+    /// Events per second; 0 = as fast as possible.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Size of each event's `data` in bytes.
+    #[arg(long)]
+    payload_bytes: Option<usize>,
+    /// Stop sending after this many seconds.
+    #[arg(long)]
+    duration_s: Option<u64>,
+    /// Intake requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds to wait for deliveries after sending ended.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout_s: u64,
+    /// The Herald binary to benchmark (runs `<bin> dev`); default: the `herald` next to this
+    /// executable.
+    #[arg(long)]
+    herald_bin: Option<PathBuf>,
+    /// Keep the temporary data folders and Herald's logs.
+    #[arg(long)]
+    keep_data: bool,
+    /// Create the temporary data folders here (default: the system temp folder).
+    #[arg(long)]
+    data_parent: Option<PathBuf>,
+}
+
+impl From<Cli> for BenchOptions {
+    fn from(a: Cli) -> Self {
+        Self {
+            events: a.events,
+            fanout: a.fanout,
+            rate: a.rate,
+            payload_bytes: a.payload_bytes,
+            duration_s: a.duration_s,
+            concurrency: a.concurrency,
+            drain_timeout_s: a.drain_timeout_s,
+            herald_bin: a.herald_bin,
+            keep_data: a.keep_data,
+            data_parent: a.data_parent,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    run(Cli::parse().into()).await
+}
+
+/// Runs the benchmark and prints the report; the last stdout line is the JSON object.
+async fn run(options: BenchOptions) -> anyhow::Result<()> {
+    options.validate()?;
+    let bin = match &options.herald_bin {
+        Some(p) => p.clone(),
+        None => herald_next_to_this_executable()?,
+    };
+    let machine = Machine::detect();
+    eprintln!(
+        "herald-bench: {} cores ({}), Herald binary {}",
+        machine.cores,
+        machine.cpu_model.as_deref().unwrap_or("unknown CPU"),
+        bin.display()
+    );
+    if !machine.clk_tck_measured {
+        eprintln!("note: `getconf CLK_TCK` could not be run; assuming 100 clock ticks per second");
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; use `cargo build --release -p herald -p herald-bench` for real figures");
+    }
+    let wall = Instant::now();
+    let phases = options.phases();
+    let mut reports = Vec::with_capacity(phases.len());
+    for spec in &phases {
+        let report = run_phase(spec, &options, &bin, &machine).await?;
+        print_phase(&report, &machine);
+        reports.push(report);
+    }
+    let total_s = wall.elapsed().as_secs_f64();
+    let summary = summary_json(&reports, &machine, total_s, phases.len() > 1);
+    print_summary(&summary);
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}
+
+/// The `herald` binary in the folder of this executable: cargo builds both into the same target
+/// folder (`target/release/herald` beside `target/release/herald-bench`).
+fn herald_next_to_this_executable() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("finding the herald-bench executable")?;
+    let bin = me.with_file_name(format!("herald{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        bail!(
+            "no herald binary at {} (build it with `cargo build --release -p herald -p herald-bench`, or pass --herald-bin)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_reach_the_options_with_the_old_defaults() {
+        let options: BenchOptions = Cli::try_parse_from([
+            "herald-bench",
+            "--events",
+            "2000",
+            "--herald-bin",
+            "/opt/herald",
+        ])
+        .unwrap()
+        .into();
+        assert_eq!(options.events, Some(2000));
+        assert_eq!(options.herald_bin, Some(PathBuf::from("/opt/herald")));
+        assert_eq!((options.concurrency, options.drain_timeout_s), (64, 30));
+        assert!(!options.keep_data && options.data_parent.is_none());
+    }
+}
