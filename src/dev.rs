@@ -194,7 +194,12 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
 
 /// The Lambda functions' state, with the development policies of `config`.
 fn aws_state(config: &DevConfig, sdk: &SdkConfig, aws: &AwsConfig) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&config.data_dir)
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+    folder
+        .create(&config.data_dir)
         .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
     let aws = AwsConfig {
         address_policy: config.address_policy,
@@ -269,12 +274,18 @@ async fn ensure_dev_tenant(
     Ok((tenant_id, key))
 }
 
+/// Writes a new file readable by its owner only, created with that mode (never readable by others,
+/// not even for a moment).
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -8,10 +8,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use herald_core::digest::sha256_hex;
 use herald_core::{ApiKeyId, ApiKeyRecord, TenantId};
 use jiff::Timestamp;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::api::error::ApiError;
 use crate::state::AppState;
@@ -48,17 +48,7 @@ pub fn record_for_key(key: &str, tenant: TenantId, name: &str, now: Timestamp) -
 
 /// Lowercase hex SHA-256 of the key text.
 pub fn hash_api_key(key: &str) -> String {
-    hex(&Sha256::digest(key.as_bytes()))
-}
-
-/// Lowercase hex of `bytes` (digests for key hashes, idempotency body hashes, ETags).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    sha256_hex(key)
 }
 
 /// The authenticated caller.

@@ -100,7 +100,7 @@ fn etags() -> &'static [String] {
             .iter()
             .map(|a| {
                 let digest = Sha256::digest(a.body);
-                format!("\"{}\"", crate::auth::hex(&digest[..12]))
+                format!("\"{}\"", herald_core::digest::hex(&digest[..12]))
             })
             .collect()
     })

@@ -1,5 +1,5 @@
-//! Delivery counters: the same figures Lambda emits as CloudWatch metrics and `herald dev` shows at
-//! `GET /metrics`.
+//! Delivery counters, per process, shown by `herald dev` at `GET /metrics`. The Lambda functions count
+//! them too but do not publish them yet (CloudWatch metrics are future work).
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};

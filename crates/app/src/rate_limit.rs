@@ -1,7 +1,8 @@
 //! Per-subscription rate limits (`rate_limit_per_sec`): a token bucket per subscription, in process.
 //!
-//! In Lambda each container keeps its own buckets, so the limit holds per concurrent worker; with the
-//! deliver function's reserved concurrency that bounds the total.
+//! The buckets live in the process: in `herald dev` the limit is exact, but on Lambda each container
+//! keeps its own buckets, so N concurrent deliver containers may together send up to N times the
+//! rate. A limit shared across containers is future work (flow control).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -74,6 +74,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use futures_util::stream::{self, StreamExt};
+use herald_core::digest::sha256_hex;
 use herald_core::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
     ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
@@ -85,7 +86,6 @@ use herald_core::ports::{
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::{service_code, store_backend};
 
@@ -160,13 +160,6 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-fn sha256_hex(input: &str) -> String {
-    Sha256::digest(input.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Epoch seconds `ttl` after `from`, for the TTL attribute.

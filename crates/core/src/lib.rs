@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod delivery;
+pub mod digest;
 pub mod ids;
 pub mod model;
 pub mod outcome;

@@ -124,7 +124,8 @@ pub fn render(sub: &Subscription, event: &Event) -> Result<RenderedRequest, Rend
 }
 
 /// The Standard Webhooks envelope bytes: {"id","type","timestamp","data"} in that order; timestamp RFC 3339 UTC with whole seconds, e.g. "2026-12-01T10:00:00Z".
-pub fn envelope(event: &Event) -> Vec<u8> {
+#[cfg(test)]
+fn envelope(event: &Event) -> Vec<u8> {
     // Cannot fail: every field is a string or a `Value`, and `Value` always serializes.
     envelope_bytes(event).unwrap_or_default()
 }

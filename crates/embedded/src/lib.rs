@@ -115,8 +115,11 @@ impl EmbeddedDb {
             path: dir.to_owned(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io_err)?;
+        create_private_dir(dir).map_err(io_err)?;
         let path = dir.join(DB_FILE_NAME);
+        // The file holds signing secrets and auth tokens: readable by its owner only, from the
+        // moment it exists (redb would create it with the process's default mode).
+        create_private_file(&path).map_err(io_err)?;
         // redb's default cache may grow to 1 GiB; Herald's working set is small and recent.
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -169,6 +172,31 @@ impl EmbeddedDb {
     }
 }
 
+/// Creates `dir` (and its parents) if absent; the folder itself readable by its owner only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates `path` empty with mode 0600 if absent (an existing file keeps its content and mode).
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates every table (so readers never meet a missing one) and checks the schema version.
 fn init(db: &Database) -> Result<(), EmbeddedError> {
     let txn = db.begin_write().map_err(redb::Error::from)?;
@@ -198,4 +226,22 @@ fn init(db: &Database) -> Result<(), EmbeddedError> {
     }
     txn.commit().map_err(redb::Error::from)?;
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_data_folder_and_its_file_are_created_private() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let db = EmbeddedDb::open(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(db.path()), 0o600);
+    }
 }

@@ -3,7 +3,8 @@
 //! warmed once ([`build_state`]), and the SQS batch handler ([`handle_sqs_batch`]).
 //!
 //! Workers report honestly: a message counts as done only when its service returned `Ok`. A store or
-//! queue error, an unreadable body or a panic in a handler puts that message in
+//! queue error, an unreadable body, a message of the other queue's kind (a fan-out message reaching
+//! the deliver function, say: a misrouted queue) or a panic in a handler puts that message in
 //! `batchItemFailures`, so SQS hands it out again (and, after `maxReceiveCount`, to the DLQ).
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -12,6 +13,8 @@ mod config;
 mod state;
 
 pub use config::{AwsConfig, ConfigError};
+/// Which queue a batch came from, for [`handle_sqs_batch`].
+pub use herald_core::ports::QueueName;
 pub use state::{build_state, warm_up, AwsState, StateError};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -28,9 +31,10 @@ pub enum BatchError {
     MissingMessageId,
 }
 
-/// Processes every record of the batch concurrently and reports the ones that failed.
+/// Processes every record of a batch from `queue` concurrently and reports the ones that failed.
 pub async fn handle_sqs_batch(
     state: &AppState,
+    queue: QueueName,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, BatchError> {
     let mut tasks = JoinSet::new();
@@ -43,7 +47,7 @@ pub async fn handle_sqs_batch(
         ids.push(id.clone());
         let state = state.clone();
         tasks.spawn(async move {
-            let ok = process_record(&state, &record).await;
+            let ok = process_record(&state, queue, &record).await;
             (id, ok)
         });
     }
@@ -69,7 +73,7 @@ pub async fn handle_sqs_batch(
 }
 
 /// `true` when the message is finished and may be deleted.
-async fn process_record(state: &AppState, record: &SqsMessage) -> bool {
+async fn process_record(state: &AppState, queue: QueueName, record: &SqsMessage) -> bool {
     let message_id = record.message_id.as_deref().unwrap_or("");
     let Some(body) = record.body.as_deref() else {
         tracing::error!(message_id, "SQS record without a body");
@@ -83,6 +87,15 @@ async fn process_record(state: &AppState, record: &SqsMessage) -> bool {
             return false;
         }
     };
+    if message.queue() != queue {
+        tracing::error!(
+            message_id,
+            expected = queue.as_str(),
+            got = message.queue().as_str(),
+            "a message of the other queue: is the event source mapping on the right queue?"
+        );
+        return false;
+    }
     let receive_count = record
         .attributes
         .get("ApproximateReceiveCount")

@@ -16,6 +16,7 @@ use herald_app::auth::record_for_key;
 use herald_aws::aws_sdk_sqs::types::MessageSystemAttributeName;
 use herald_aws::{create_queues, create_table, DynamoConfig};
 use herald_contract::moto::{moto, unique};
+use herald_core::ports::QueueName;
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::{verify, SigningSecret};
 use herald_core::{AddressPolicy, Tenant, TenantId};
@@ -189,7 +190,12 @@ async fn poll_like_lambda(
     if count == 0 {
         return (0, SqsBatchResponse::default());
     }
-    let response = handle_sqs_batch(&state.app, event).await.unwrap();
+    let queue = if queue_url == state.config.events_queue_url {
+        QueueName::Events
+    } else {
+        QueueName::Deliveries
+    };
+    let response = handle_sqs_batch(&state.app, queue, event).await.unwrap();
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()

@@ -149,11 +149,15 @@ async fn the_management_router_does_not_take_intake() {
 #[tokio::test]
 async fn a_mixed_batch_reports_exactly_the_unreadable_message() {
     // Record 0: a delivery that does not exist (dropped, done). Record 1: not a Herald message.
-    // Record 2: an event that does not exist (dropped, done).
+    // Record 2: a fan-out message, which the deliver function does not take.
     let app = app().await;
-    let response = handle_sqs_batch(&app.state, sqs("sqs-deliver-mixed.json"))
-        .await
-        .unwrap();
+    let response = handle_sqs_batch(
+        &app.state,
+        QueueName::Deliveries,
+        sqs("sqs-deliver-mixed.json"),
+    )
+    .await
+    .unwrap();
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -161,7 +165,10 @@ async fn a_mixed_batch_reports_exactly_the_unreadable_message() {
         .collect();
     assert_eq!(
         failed,
-        vec!["00000000-0000-4000-8000-000000000001".to_string()]
+        vec![
+            "00000000-0000-4000-8000-000000000001".to_string(),
+            "00000000-0000-4000-8000-000000000002".to_string()
+        ]
     );
 }
 
@@ -203,7 +210,7 @@ async fn the_fanout_fixture_fans_a_stored_event_out() {
         updated_at: now,
     };
     app.state.store.create_subscription(&sub).await.unwrap();
-    let response = handle_sqs_batch(&app.state, sqs("sqs-fanout.json"))
+    let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout.json"))
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
@@ -273,7 +280,7 @@ async fn a_store_error_is_reported_as_a_failure_not_as_success() {
         })
     })
     .await;
-    let response = handle_sqs_batch(&app.state, sqs("sqs-deliver.json"))
+    let response = handle_sqs_batch(&app.state, QueueName::Deliveries, sqs("sqs-deliver.json"))
         .await
         .unwrap();
     let failed: Vec<_> = response

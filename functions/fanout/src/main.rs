@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use herald_lambda::{build_state, handle_sqs_batch, warm_up, AwsConfig};
+use herald_lambda::{build_state, handle_sqs_batch, warm_up, AwsConfig, QueueName};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
     warm_up(&state, &[&config.deliveries_queue_url]).await;
     let app = &state.app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response: SqsBatchResponse = handle_sqs_batch(app, event.payload).await?;
+        let response: SqsBatchResponse =
+            handle_sqs_batch(app, QueueName::Events, event.payload).await?;
         Ok::<_, Error>(response)
     }))
     .await

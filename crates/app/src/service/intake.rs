@@ -16,11 +16,10 @@ use herald_core::ports::{
 use herald_core::{Event, EventId, EventMessage, EventType, IdempotencyRecord, TenantId};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use crate::auth::hex;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use herald_core::digest::sha256_hex;
 
 const MAX_CLIENT_ID: usize = 255;
 
@@ -55,9 +54,7 @@ pub fn parse_event_input(body: Value) -> Result<EventInput, InputError> {
         ));
     };
     // serde_json's map is ordered by key, so this serialisation is canonical.
-    let body_sha256 = hex(&Sha256::digest(
-        serde_json::to_vec(&map).unwrap_or_default(),
-    ));
+    let body_sha256 = sha256_hex(serde_json::to_vec(&map).unwrap_or_default());
     let event_type = match map.remove("type") {
         Some(Value::String(s)) => EventType::parse(&s).map_err(|e| InputError {
             field: "type",
