@@ -122,7 +122,11 @@ export function humanMessage(err) {
   }
   if (field && field.startsWith('platform_options.')) {
     if (/needs/i.test(message)) return `Enter the ${label}: Trello needs it to create cards.`;
-    if (/letters and digits/i.test(message)) return `The ${label} may contain only letters, digits, “-” and “_”.`;
+    if (/letters, digits/i.test(message)) {
+      return field === 'platform_options.list_id'
+        ? `The ${label} may contain only letters, digits, “-” and “_”.`
+        : `The ${label} may contain only letters, digits, “-”, “.”, “_” and “~” (at most 256).`;
+    }
   }
   if (field === 'rate_limit_per_sec') return 'Enter a whole number of deliveries per second, from 1 to 10000.';
   // Generic: `field` → “Label”.
