@@ -999,9 +999,17 @@ function recoverSection(ctx, id, after) {
     }
     button.disabled = true;
     try {
-      const answer = await api.recover(id, when.toISOString());
-      if (!ctx.alive()) return;
-      const n = answer.recovered;
+      // Each call examines a bounded part of the log; continue until there is no cursor.
+      const since = when.toISOString();
+      let n = 0;
+      let cursor = null;
+      do {
+        const answer = await api.recover(id, since, cursor);
+        if (!ctx.alive()) return;
+        n += answer.recovered;
+        cursor = answer.next_cursor;
+        if (cursor) status.textContent = `${n} queued again so far…`;
+      } while (cursor);
       status.textContent = n === 0
         ? `No failed deliveries since ${localTime(when.toISOString())}.`
         : `${n} failed ${n === 1 ? 'delivery was' : 'deliveries were'} queued again.`;
