@@ -108,7 +108,9 @@ export const api = {
   test: (id) => call('POST', `v1/subscriptions/${enc(id)}/test`, { timeoutMs: 60000 }),
   deliveries: (id, { limit = 20, cursor } = {}) =>
     call('GET', `v1/subscriptions/${enc(id)}/deliveries?limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`),
-  recover: (id, since) => call('POST', `v1/subscriptions/${enc(id)}/recover`, { body: { since } }),
+  // One step of recovery: pass back `next_cursor` until it is null.
+  recover: (id, since, cursor) =>
+    call('POST', `v1/subscriptions/${enc(id)}/recover`, { body: cursor ? { since, cursor } : { since } }),
   delivery: (id) => call('GET', `v1/deliveries/${enc(id)}`),
   retry: (id) => call('POST', `v1/deliveries/${enc(id)}/retry`),
 };

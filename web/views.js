@@ -122,7 +122,11 @@ export function humanMessage(err) {
   }
   if (field && field.startsWith('platform_options.')) {
     if (/needs/i.test(message)) return `Enter the ${label}: Trello needs it to create cards.`;
-    if (/letters and digits/i.test(message)) return `The ${label} may contain only letters, digits, “-” and “_”.`;
+    if (/letters, digits/i.test(message)) {
+      return field === 'platform_options.list_id'
+        ? `The ${label} may contain only letters, digits, “-” and “_”.`
+        : `The ${label} may contain only letters, digits, “-”, “.”, “_” and “~” (at most 256).`;
+    }
   }
   if (field === 'rate_limit_per_sec') return 'Enter a whole number of deliveries per second, from 1 to 10000.';
   // Generic: `field` → “Label”.
@@ -995,9 +999,17 @@ function recoverSection(ctx, id, after) {
     }
     button.disabled = true;
     try {
-      const answer = await api.recover(id, when.toISOString());
-      if (!ctx.alive()) return;
-      const n = answer.recovered;
+      // Each call examines a bounded part of the log; continue until there is no cursor.
+      const since = when.toISOString();
+      let n = 0;
+      let cursor = null;
+      do {
+        const answer = await api.recover(id, since, cursor);
+        if (!ctx.alive()) return;
+        n += answer.recovered;
+        cursor = answer.next_cursor;
+        if (cursor) status.textContent = `${n} queued again so far…`;
+      } while (cursor);
       status.textContent = n === 0
         ? `No failed deliveries since ${localTime(when.toISOString())}.`
         : `${n} failed ${n === 1 ? 'delivery was' : 'deliveries were'} queued again.`;

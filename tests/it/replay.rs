@@ -2,10 +2,11 @@
 //! failed one since a time (`POST /v1/subscriptions/{id}/recover`), read an event with its
 //! deliveries; and the public reads: the event catalog and the health check.
 
+use herald_core::retry::RetryPolicy;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, Reply, TestReceiver, QUIET, WAIT};
+use crate::helpers::{fast_retries, spawn_app, spawn_app_with, Reply, TestReceiver, QUIET, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replaying_a_delivery_makes_a_new_attempt() {
@@ -82,6 +83,7 @@ async fn recover_requeues_the_failed_deliveries_since_a_time_and_nothing_else() 
         .await
         .expect(202);
     assert_eq!(none["recovered"], 0);
+    assert_eq!(none["next_cursor"], Value::Null, "{none}");
     let bad = app.post(&recover_path, json!({"since": "yesterday"})).await;
     assert_eq!(bad.status, 422, "{}", bad.text);
     assert_eq!(bad.error_field(), Some("since"));
@@ -111,6 +113,88 @@ async fn recover_requeues_the_failed_deliveries_since_a_time_and_nothing_else() 
         assert_eq!(d["attempts"], 5, "{d}");
     }
     receiver.assert_no_more(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recover_works_in_bounded_steps_that_continue_from_a_cursor() {
+    // Arrange: no retries, so a failed attempt fails its delivery at once; three deliveries fail.
+    let app = spawn_app_with(|config| {
+        config.retry = RetryPolicy {
+            schedule: Vec::new(),
+            ..fast_retries()
+        }
+    })
+    .await;
+    let receiver = TestReceiver::start_with(Reply::status(503)).await;
+    let sub = app.subscribe(&receiver, &["*"]).await;
+    let sub_id = sub["id"].as_str().unwrap();
+    let sub_path = format!("/v1/subscriptions/{sub_id}");
+    let since = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60)).to_string();
+    let mut failed = Vec::new();
+    for n in 0..3 {
+        // A delivery that runs out of tries may disable the subscription: enable it each time.
+        app.patch(&sub_path, json!({"enabled": true}))
+            .await
+            .expect(200);
+        let event = app
+            .send_event(json!({"type": "document.updated", "data": {"n": n}}))
+            .await;
+        let id = event["id"].as_str().unwrap().to_owned();
+        app.wait_for_status(sub_id, &id, "failed").await;
+        failed.push(id);
+    }
+    app.patch(&sub_path, json!({"enabled": true}))
+        .await
+        .expect(200);
+    receiver.wait_for(3, WAIT).await;
+    receiver.set_default(Reply::ok());
+    let recover_path = format!("{sub_path}/recover");
+
+    // Act: recover two deliveries per request.
+    let first = app
+        .post(&recover_path, json!({"since": since, "limit": 2}))
+        .await
+        .expect(202);
+    let cursor = first["next_cursor"].as_str().expect("a cursor to continue");
+    let second = app
+        .post(
+            &recover_path,
+            json!({"since": since, "limit": 2, "cursor": cursor}),
+        )
+        .await
+        .expect(202);
+
+    // Assert: two, then the last one and no cursor; each failed delivery goes out once more.
+    assert_eq!(first["recovered"], 2, "{first}");
+    assert_eq!(second["recovered"], 1, "{second}");
+    assert_eq!(second["next_cursor"], Value::Null, "{second}");
+    let mut resent: Vec<String> = receiver
+        .wait_for(6, WAIT)
+        .await
+        .iter()
+        .skip(3)
+        .map(|r| r.webhook_id().to_owned())
+        .collect();
+    resent.sort();
+    failed.sort();
+    assert_eq!(resent, failed);
+    for id in &failed {
+        let d = app.wait_for_status(sub_id, id, "succeeded").await;
+        assert_eq!(d["attempts"], 2, "{d}");
+    }
+    receiver.assert_no_more(QUIET).await;
+
+    // A step larger than the maximum, or a cursor that is not one, is refused.
+    let too_many = app
+        .post(&recover_path, json!({"since": since, "limit": 1001}))
+        .await;
+    assert_eq!(too_many.status, 422, "{}", too_many.text);
+    assert_eq!(too_many.error_field(), Some("limit"));
+    let bad_cursor = app
+        .post(&recover_path, json!({"since": since, "cursor": "garbage"}))
+        .await;
+    assert_eq!(bad_cursor.status, 400, "{}", bad_cursor.text);
+    assert_eq!(bad_cursor.error_field(), Some("cursor"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use rand::RngCore;
 
 use crate::api::error::ApiError;
+use crate::api::trace::RequestTenant;
 use crate::state::AppState;
 
 const KEY_PREFIX: &str = "hk_";
@@ -85,6 +86,9 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
         if record.revoked_at.is_some() {
             return Err(ApiError::unauthorized("the API key has been revoked"));
+        }
+        if let Some(slot) = parts.extensions.get::<RequestTenant>() {
+            slot.set(record.tenant_id);
         }
         Ok(Self {
             tenant_id: record.tenant_id,

@@ -14,8 +14,8 @@
 //!
 //! It must never follow a redirect, go through a proxy (the proxy would do its own DNS and defeat
 //! the address check), connect to an address that was not checked, or put request headers (bearer
-//! tokens) or the request URL (Trello passes its key and token in the query string) into an error
-//! message or a log line.
+//! tokens, Trello's key and token in `authorization`) or the request URL (a subscriber's URL may
+//! carry a token in its query string) into an error message or a log line.
 //!
 //! Policy refusals are reported as [`SendError::BlockedAddress`]: a private or loopback address
 //! (literal or resolved), a `localhost`-style name, and plain `http://` when the policy does not
@@ -644,7 +644,7 @@ mod tests {
 
         let err = sender(AddressPolicy::DEVELOPMENT)
             .send(OutboundRequest {
-                url: format!("http://127.0.0.1:{port}/1/cards?key=KEYSECRET&token=TOKSECRET"),
+                url: format!("http://127.0.0.1:{port}/hook?key=KEYSECRET&token=TOKSECRET"),
                 headers: vec![("authorization".into(), "Bearer HDRSECRET".into())],
                 body: Bytes::new(),
             })

@@ -11,6 +11,7 @@ use herald_core::model::{
 use herald_core::pattern::{EventPattern, EventType};
 use herald_core::ports::{OutgoingMessage, PageRequest, QueueMessage};
 use herald_core::signing::SigningSecret;
+use herald_core::target::{AddressPolicy, TargetUrl};
 use jiff::Timestamp;
 
 pub fn tenant() -> Tenant {
@@ -28,7 +29,7 @@ pub fn subscription(tenant: TenantId, patterns: &[&str], enabled: bool) -> Subsc
         name: Some("hook".into()),
         description: None,
         platform: PlatformConfig::Custom,
-        url: "https://example.com/hook".into(),
+        url: TargetUrl::parse("https://example.com/hook", AddressPolicy::PRODUCTION).unwrap(),
         events: patterns
             .iter()
             .map(|p| EventPattern::parse(p).unwrap())

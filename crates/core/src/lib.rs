@@ -1,6 +1,7 @@
-//! Herald's domain core: what a subscription, an event and a delivery are, how events are matched,
-//! how callback URLs and addresses are checked, how payloads are rendered and signed, when to retry,
-//! and the ports through which the application reaches the outside world.
+//! Herald's domain core: what a subscription, an event and a delivery are, a subscription's rules
+//! (input parsing, patches, secret rotation), how events are matched, how callback URLs and
+//! addresses are checked, how payloads are rendered and signed, when to retry, and the ports through
+//! which the application reaches the outside world.
 //!
 //! This crate must stay free of AWS crates, HTTP servers and async runtimes: it is shared by the
 //! Lambda functions, `herald dev` and every adapter.
@@ -10,6 +11,7 @@
 pub mod delivery;
 pub mod digest;
 pub mod ids;
+pub mod input;
 pub mod model;
 pub mod outcome;
 pub mod pattern;
@@ -17,11 +19,14 @@ pub mod ports;
 pub mod render;
 pub mod retry;
 pub mod signing;
+pub mod subscription;
 pub mod target;
 
 pub use ids::*;
+pub use input::FieldError;
 pub use model::*;
 pub use pattern::{EventPattern, EventType, PatternError, BUILTIN_EVENT_TYPES};
+pub use subscription::{NewSubscription, SubscriptionPatch, TrelloCredential};
 pub use target::{AddressPolicy, TargetUrl, TargetUrlError};
 
 /// Herald's version, for the `user-agent` header.

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::pattern::{EventPattern, EventType};
 use crate::signing::SigningSecret;
+use crate::subscription::TrelloCredential;
+use crate::target::TargetUrl;
 
 /// A tenant: owns subscriptions, events and API keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,22 +100,12 @@ impl PlatformConfig {
 }
 
 /// Trello's card-creation settings. `api_key` and `token` are credentials: never logged, never
-/// returned by the API.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// returned by the API (their type's `Debug` shows `<redacted>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrelloOptions {
     pub list_id: String,
-    pub api_key: String,
-    pub token: String,
-}
-
-impl std::fmt::Debug for TrelloOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrelloOptions")
-            .field("list_id", &self.list_id)
-            .field("api_key", &"<redacted>")
-            .field("token", &"<redacted>")
-            .finish()
-    }
+    pub api_key: TrelloCredential,
+    pub token: TrelloCredential,
 }
 
 /// A signing secret and, for a rotated-out secret, when it stops signing.
@@ -131,8 +123,9 @@ pub struct Subscription {
     pub name: Option<String>,
     pub description: Option<String>,
     pub platform: PlatformConfig,
-    /// The callback URL as checked at creation; delivery checks it again under the current policy.
-    pub url: String,
+    /// The callback URL as checked at creation (stored as its text); delivery checks it again under
+    /// the current address policy.
+    pub url: TargetUrl,
     pub events: Vec<EventPattern>,
     pub enabled: bool,
     /// Why Herald disabled it (410 Gone, too many failures), if it did.

@@ -4,12 +4,16 @@
 //! oversized URLs, literal private addresses). Names are checked again at delivery time, after DNS, by
 //! [`AddressPolicy::allows`] on every resolved address: the check here alone cannot stop a name that
 //! resolves to a private address.
+//!
+//! A stored URL is read back with [`TargetUrl::from_stored`], which does not depend on the runtime
+//! address policy: a policy can change between saving and reading (and differs between `herald dev`
+//! and Lambda), and a record must stay readable. The policy is applied again when sending.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use url::{Host, Url};
 
 const MAX_URL_LEN: usize = 2048;
@@ -95,7 +99,14 @@ impl TargetUrl {
         Ok(Self(url))
     }
 
-    /// Re-reads a URL that was checked when it was stored, under today's policy.
+    /// A URL read back from storage: checked when it was saved, so it is parsed under the most
+    /// permissive policy (http and private addresses allowed; other schemes, userinfo and fragments
+    /// still refused). Delivery checks it against the current policy before every send.
+    pub fn from_stored(input: &str) -> Result<Self, TargetUrlError> {
+        Self::parse(input, AddressPolicy::DEVELOPMENT)
+    }
+
+    /// The URL exactly as checked, so a sender need not parse it a second time.
     pub fn as_url(&self) -> &Url {
         &self.0
     }
@@ -129,6 +140,13 @@ impl fmt::Debug for TargetUrl {
 impl Serialize for TargetUrl {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::from_stored(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -306,6 +324,18 @@ mod tests {
             );
         }
         assert!(TargetUrl::parse("http://127.0.0.1:9/", AddressPolicy::DEVELOPMENT).is_ok());
+    }
+
+    #[test]
+    fn stored_urls_read_back_whatever_the_policy_and_serialize_as_the_same_string() {
+        // Saved by `herald dev` (http, loopback), read where production rules apply.
+        let json = r#""http://127.0.0.1:9/hook?x=1""#;
+        let url: TargetUrl = serde_json::from_str(json).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/hook?x=1");
+        assert_eq!(serde_json::to_string(&url).unwrap(), json);
+        // Never a target under any policy: unreadable.
+        assert!(serde_json::from_str::<TargetUrl>(r#""ftp://example.com/""#).is_err());
+        assert!(TargetUrl::from_stored("https://u:p@example.com/").is_err());
     }
 
     #[test]

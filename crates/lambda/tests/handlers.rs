@@ -195,7 +195,7 @@ async fn the_fanout_fixture_fans_a_stored_event_out() {
         name: None,
         description: None,
         platform: PlatformConfig::Custom,
-        url: "https://hooks.example.com/in".into(),
+        url: herald_core::TargetUrl::from_stored("https://hooks.example.com/in").unwrap(),
         events: vec![EventPattern::parse("document.*").unwrap()],
         enabled: true,
         disabled_reason: None,

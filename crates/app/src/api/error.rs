@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::ports::{QueueError, StoreError};
+use herald_core::FieldError;
 use serde_json::json;
 
 /// An error answer.
@@ -89,6 +90,13 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::not_found("record"),
             other => Self::internal(other),
         }
+    }
+}
+
+/// A bad field of the input: 422 naming the field.
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        Self::validation(err.field, err.message)
     }
 }
 

@@ -60,69 +60,6 @@ impl FromRequest<AppState> for JsonObject {
     }
 }
 
-/// Takes fields out of a JSON object one by one with precise errors, and refuses leftovers.
-#[derive(Debug)]
-pub struct Fields(Map<String, Value>);
-
-impl Fields {
-    pub fn new(map: Map<String, Value>) -> Self {
-        Self(map)
-    }
-
-    pub fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    /// `None` when absent; `Some(None)` when explicitly null.
-    pub fn take_value(&mut self, name: &str) -> Option<Option<Value>> {
-        self.0
-            .remove(name)
-            .map(|v| if v.is_null() { None } else { Some(v) })
-    }
-
-    pub fn take_string(
-        &mut self,
-        name: &str,
-        max_len: usize,
-    ) -> Result<Option<Option<String>>, ApiError> {
-        match self.take_value(name) {
-            None => Ok(None),
-            Some(None) => Ok(Some(None)),
-            Some(Some(Value::String(s))) if s.chars().count() <= max_len => Ok(Some(Some(s))),
-            Some(Some(Value::String(_))) => Err(ApiError::validation(
-                name,
-                format!("`{name}` must be at most {max_len} characters"),
-            )),
-            Some(Some(_)) => Err(ApiError::validation(
-                name,
-                format!("`{name}` must be a string"),
-            )),
-        }
-    }
-
-    pub fn take_bool(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
-        match self.take_value(name) {
-            None => Ok(None),
-            Some(Some(Value::Bool(b))) => Ok(Some(b)),
-            Some(_) => Err(ApiError::validation(
-                name,
-                format!("`{name}` must be true or false"),
-            )),
-        }
-    }
-
-    /// Refuses fields nobody took.
-    pub fn finish(self) -> Result<(), ApiError> {
-        match self.0.keys().next() {
-            None => Ok(()),
-            Some(k) => Err(ApiError::validation(
-                k.clone(),
-                format!("unknown field `{k}`"),
-            )),
-        }
-    }
-}
-
 /// A path id of type `T`: anything that is not a well-formed id of that kind is a 404.
 pub fn parse_path_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found(what))

@@ -1,15 +1,18 @@
 //! The HTTP API (v1): one module per resource, merged here. The same routers are served by
-//! `herald dev` (axum) and by the Lambda functions (lambda_http).
+//! `herald dev` (axum) and by the Lambda functions (lambda_http), and each logs one line per
+//! request ([`trace`]).
 
 pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod subscriptions;
+pub mod trace;
 pub mod views;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
+use axum::middleware::from_fn;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -27,6 +30,7 @@ pub fn management_router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(crate::console::router())
         .fallback(not_found)
+        .layer(from_fn(trace::log_request))
         .with_state(state)
 }
 
@@ -36,6 +40,7 @@ pub fn intake_router(state: AppState) -> Router {
         .merge(events::intake_router())
         .route("/healthz", get(healthz))
         .fallback(not_found)
+        .layer(from_fn(trace::log_request))
         .with_state(state)
 }
 
@@ -50,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::console::router())
         .fallback(not_found)
+        .layer(from_fn(trace::log_request))
         .with_state(state)
 }
 

@@ -1,5 +1,6 @@
 //! Replay and recovery: put deliveries back on the queue, whatever their state, with a fresh run of
-//! the retry schedule.
+//! the retry schedule. Recovery works in bounded steps, so one HTTP request never walks a whole
+//! delivery log.
 
 use std::time::Duration;
 
@@ -24,37 +25,62 @@ pub async fn requeue(state: &AppState, mut delivery: Delivery) -> Result<Deliver
     Ok(delivery)
 }
 
-/// Re-queues every failed delivery of `sub` created at or after `since`. Walks the log newest first
-/// and stops at the first older delivery.
+/// Deliveries read from the store per page while recovering.
+const RECOVER_PAGE: usize = 100;
+
+/// How far one call of [`recover_failed`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Failed deliveries queued again by this call.
+    pub recovered: usize,
+    /// Where the next call continues; `None` when every delivery since the time was examined.
+    pub next_cursor: Option<String>,
+}
+
+/// Re-queues the failed deliveries of `sub` created at or after `since`, examining at most `limit`
+/// deliveries from `cursor` on, so that one call (one HTTP request) stays short. Walks the log
+/// newest first and stops at the first older delivery.
 pub async fn recover_failed(
     state: &AppState,
     sub: &Subscription,
     since: Timestamp,
-) -> Result<usize, WorkerError> {
-    let mut count = 0;
-    let mut cursor = None;
-    loop {
+    mut cursor: Option<String>,
+    limit: usize,
+) -> Result<Recovered, WorkerError> {
+    let mut recovered = 0;
+    let mut remaining = limit;
+    while remaining > 0 {
+        // Never read past the limit, so the store's cursor is exactly where this call stopped.
+        let page = PageRequest {
+            limit: remaining.min(RECOVER_PAGE),
+            cursor,
+        };
         let page = state
             .store
-            .list_deliveries(&sub.tenant_id, &sub.id, &PageRequest { limit: 100, cursor })
+            .list_deliveries(&sub.tenant_id, &sub.id, &page)
             .await?;
-        let mut reached_older = false;
+        remaining = remaining.saturating_sub(page.items.len());
         for delivery in page.items {
             if delivery.created_at < since {
-                reached_older = true;
-                break;
+                return Ok(Recovered {
+                    recovered,
+                    next_cursor: None,
+                });
             }
             if delivery.status == DeliveryStatus::Failed {
                 requeue(state, delivery).await?;
-                count += 1;
+                recovered += 1;
             }
         }
-        match page.next_cursor {
-            Some(next) if !reached_older => cursor = Some(next),
-            _ => break,
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
         }
     }
-    Ok(count)
+    Ok(Recovered {
+        recovered,
+        next_cursor: cursor,
+    })
 }
 
 #[cfg(test)]
