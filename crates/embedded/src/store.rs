@@ -245,7 +245,12 @@ impl AttemptWrite {
         let stored = ctx
             .get(Tbl::Deliveries, &self.delivery_key)?
             .ok_or(StoreError::NotFound)?;
-        let stored: Delivery = decode(&stored)?;
+        // Only the count is needed: decoding one field keeps the writer thread's work small.
+        #[derive(serde::Deserialize)]
+        struct Made {
+            attempts: u32,
+        }
+        let stored: Made = decode(&stored)?;
         ctx.put(Tbl::Attempts, &self.attempt_key, &self.attempt_value)?;
         if stored.attempts != self.expected_attempts {
             return Ok(Recorded::Superseded);

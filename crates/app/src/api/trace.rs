@@ -30,10 +30,8 @@ impl RequestTenant {
 pub async fn log_request(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    // A cheap clone (the template is shared), not a copy of the text.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let tenant = RequestTenant::default();
     request.extensions_mut().insert(tenant.clone());
 
@@ -43,7 +41,7 @@ pub async fn log_request(mut request: Request, next: Next) -> Response {
     tracing::info!(
         target: "herald::request",
         method = %method,
-        route = route.as_deref().unwrap_or("(no route)"),
+        route = route.as_ref().map_or("(no route)", MatchedPath::as_str),
         status = response.status().as_u16(),
         latency_ms,
         tenant = tenant.0.get().map(tracing::field::display),
