@@ -343,6 +343,8 @@ check api-event-types api api-event-types.json \
   'status(200) or body_has("data", lambda v: isinstance(v, list) and len(v) > 0, "the catalog")'
 check ingest-event ingest ingest-event.json \
   'status(202) or body_has("id", lambda v: str(v).startswith("evt_"), "an event id")'
+check ingest-batch ingest ingest-batch.json \
+  'status(200) or body_has("data", lambda v: [i["status"] for i in v] == ["accepted", "accepted", "rejected"], "accepted, accepted, rejected")'
 check fanout fanout sqs-fanout.json 'failures([])'
 # The delivery does not exist: dropped as done, not failed.
 check deliver deliver sqs-deliver.json 'failures([])'

@@ -8,6 +8,7 @@ mod helpers;
 
 mod api_validation;
 mod aws;
+mod batch;
 mod crash;
 mod delivery;
 mod idempotency;

@@ -15,6 +15,8 @@ pub struct Settings {
     pub max_api_body_bytes: usize,
     /// Largest accepted event intake body (the event payload is stored once; messages carry ids).
     pub max_event_bytes: usize,
+    /// Largest accepted batch intake body (under Lambda's 6 MB request limit).
+    pub max_batch_bytes: usize,
     /// How long a worker may hold a received message before it is handed out again.
     pub visibility_timeout: Duration,
     /// Subscriptions a tenant may have (fan-out reads them all).
@@ -31,6 +33,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             max_api_body_bytes: 64 * 1024,
             max_event_bytes: 256 * 1024,
+            max_batch_bytes: 5 * 1024 * 1024,
             visibility_timeout: Duration::from_secs(90),
             max_subscriptions_per_tenant: 1000,
             idempotency_window: Duration::from_secs(24 * 3600),

@@ -4,7 +4,7 @@
 //!
 //! | step | record written | message sent after | if the send never happens |
 //! |---|---|---|---|
-//! | intake | event (+ idempotency record) | event → fan-out | the client, seeing an error, retries with its key: the duplicate path calls [`UnitOfWork::redrive`], which sends the event again |
+//! | intake (one event or a batch) | events (+ idempotency records) | event → fan-out, ten to a request | the client, seeing an error, retries with its key: the duplicate path calls [`UnitOfWork::redrive`], which sends the event again |
 //! | fan-out | deliveries | first attempts | the event message is not acked, comes back, and fan-out redrives the first attempts of the deliveries that exist |
 //! | attempt | attempt + delivery | the retry | the delivery message is not acked, comes back, and the delivery step redrives the retry it names |
 //! | replay / recover | delivery (pending) | its next attempt | the delivery stays pending; replaying it again queues it |
@@ -17,14 +17,16 @@
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use herald_core::ids::DeliveryId;
-use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
+use herald_core::model::{Attempt, Delivery};
 use herald_core::ports::{
-    DeliveryStore, InsertEventOutcome, OutgoingMessage, Queue, QueueMessage, Recorded, StoreError,
-    UnitOfWork,
+    DeliveryStore, InsertEventOutcome, NewEvent, OutgoingMessage, Queue, QueueMessage, Recorded,
+    StoreError, UnitOfWork,
 };
 
 use crate::{DynamoStore, SqsQueue};
 
+/// How many events a batch writes at once.
+const INSERT_CONCURRENCY: usize = 16;
 /// How many deliveries redrive reads at once.
 const REDRIVE_READS: usize = 8;
 
@@ -63,17 +65,55 @@ impl AwsUnitOfWork {
 
 #[async_trait]
 impl UnitOfWork for AwsUnitOfWork {
-    async fn insert_event_and_send(
+    async fn insert_events_and_send(
         &self,
-        event: &Event,
-        idempotency: Option<&IdempotencyRecord>,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<InsertEventOutcome, StoreError> {
-        let outcome = self.store.insert_event(event, idempotency).await?;
-        if outcome == InsertEventOutcome::Inserted {
-            self.send(messages).await?;
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<InsertEventOutcome>, StoreError> {
+        // One conditional write per event, a few at a time; then the messages of the inserted
+        // ones in batches of ten (a batch of 100 events is at most ten SQS requests).
+        // A key used twice in one batch: its later uses are written after the first, so they
+        // meet its record instead of racing it.
+        let mut seen = std::collections::HashSet::new();
+        let (first, repeats): (Vec<_>, Vec<_>) =
+            events.into_iter().enumerate().partition(|(_, e)| {
+                e.idempotency
+                    .as_ref()
+                    .is_none_or(|r| seen.insert((r.tenant_id, r.key.clone())))
+            });
+        // Owned items and a cloned store: borrowed ones trip async-trait's `Send` inference.
+        let store = self.store.clone();
+        let mut results: Vec<(usize, InsertEventOutcome, Vec<OutgoingMessage>)> =
+            stream::iter(first)
+                .map(move |(i, e)| {
+                    let store = store.clone();
+                    async move {
+                        let outcome = store.insert_event(&e.event, e.idempotency.as_ref()).await?;
+                        Ok::<_, StoreError>((i, outcome, e.messages))
+                    }
+                })
+                .buffered(INSERT_CONCURRENCY)
+                .try_collect()
+                .await?;
+        for (i, e) in repeats {
+            let outcome = self
+                .store
+                .insert_event(&e.event, e.idempotency.as_ref())
+                .await?;
+            results.push((i, outcome, e.messages));
         }
-        Ok(outcome)
+        results.sort_by_key(|(i, _, _)| *i);
+        let results: Vec<(InsertEventOutcome, Vec<OutgoingMessage>)> =
+            results.into_iter().map(|(_, o, m)| (o, m)).collect();
+        let mut outcomes = Vec::with_capacity(results.len());
+        let mut to_send = Vec::new();
+        for (outcome, messages) in results {
+            if outcome == InsertEventOutcome::Inserted {
+                to_send.extend(messages);
+            }
+            outcomes.push(outcome);
+        }
+        self.send(to_send).await?;
+        Ok(outcomes)
     }
 
     async fn create_deliveries_and_send(

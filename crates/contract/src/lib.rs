@@ -151,6 +151,7 @@ macro_rules! store_contract_tests {
                 records_and_their_messages_go_together,
                 a_superseded_attempt_is_logged_and_changes_nothing_else,
                 the_idempotency_window_is_honoured,
+                a_batch_of_events_answers_each_in_order,
             ]
         );
     };

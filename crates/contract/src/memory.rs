@@ -17,9 +17,10 @@ use herald_core::model::{
     ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
 };
 use herald_core::ports::{
-    Clock, DeliveryStore, EventStore, InsertEventOutcome, OutboundRequest, OutboundResponse,
-    OutgoingMessage, Page, PageRequest, Queue, QueueError, QueueName, ReceivedMessage, Recorded,
-    SendError, Sender, StoreError, SubscriptionFilter, SubscriptionStore, TenantStore, UnitOfWork,
+    Clock, DeliveryStore, EventStore, InsertEventOutcome, NewEvent, OutboundRequest,
+    OutboundResponse, OutgoingMessage, Page, PageRequest, Queue, QueueError, QueueName,
+    ReceivedMessage, Recorded, SendError, Sender, StoreError, SubscriptionFilter,
+    SubscriptionStore, TenantStore, UnitOfWork,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -530,32 +531,41 @@ impl DeliveryStore for MemoryStore {
 
 #[async_trait]
 impl UnitOfWork for MemoryStore {
-    async fn insert_event_and_send(
+    async fn insert_events_and_send(
         &self,
-        event: &Event,
-        idempotency: Option<&IdempotencyRecord>,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<InsertEventOutcome, StoreError> {
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<InsertEventOutcome>, StoreError> {
         let mut data = self.data();
-        if let Some(record) = idempotency {
-            let key = (record.tenant_id, record.key.clone());
-            if let Some(existing) = data.idempotency.get(&key) {
-                if existing.expires_at > record.created_at {
-                    return Ok(InsertEventOutcome::Duplicate(existing.clone()));
-                }
+        // Checked before any write, so a refused batch changes nothing.
+        for e in &events {
+            if data.events.contains_key(&(e.event.tenant_id, e.event.id)) {
+                return Err(StoreError::AlreadyExists);
             }
         }
-        if data.events.contains_key(&(event.tenant_id, event.id)) {
-            return Err(StoreError::AlreadyExists);
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut to_send = Vec::new();
+        for NewEvent {
+            event,
+            idempotency,
+            messages,
+        } in events
+        {
+            if let Some(record) = &idempotency {
+                let key = (record.tenant_id, record.key.clone());
+                if let Some(existing) = data.idempotency.get(&key) {
+                    if existing.expires_at > record.created_at {
+                        outcomes.push(InsertEventOutcome::Duplicate(existing.clone()));
+                        continue;
+                    }
+                }
+                data.idempotency.insert(key, record.clone());
+            }
+            data.events.insert((event.tenant_id, event.id), event);
+            to_send.extend(messages);
+            outcomes.push(InsertEventOutcome::Inserted);
         }
-        data.events
-            .insert((event.tenant_id, event.id), event.clone());
-        if let Some(record) = idempotency {
-            data.idempotency
-                .insert((record.tenant_id, record.key.clone()), record.clone());
-        }
-        self.queue.push(messages);
-        Ok(InsertEventOutcome::Inserted)
+        self.queue.push(to_send);
+        Ok(outcomes)
     }
 
     async fn create_deliveries_and_send(

@@ -1,6 +1,6 @@
 //! The unit of work's contract: a record and the messages it causes go together (a refused write
 //! sends nothing), an attempt recorded twice under one number keeps both records and applies the
-//! first, and the idempotency window is the record's own.
+//! first, the idempotency window is the record's own, and a batch of events answers each in order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use herald_core::ids::{SubscriptionId, TenantId};
 use herald_core::model::{DeliveryMessage, DeliveryStatus, EventMessage, IdempotencyRecord};
 use herald_core::ports::{
-    InsertEventOutcome, OutgoingMessage, QueueMessage, QueueName, Recorded, StoreError,
+    InsertEventOutcome, NewEvent, OutgoingMessage, QueueMessage, QueueName, Recorded, StoreError,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -227,4 +227,73 @@ pub async fn the_idempotency_window_is_honoured(b: Arc<Backend>) {
             .unwrap(),
         InsertEventOutcome::Duplicate(third_record)
     );
+}
+
+pub async fn a_batch_of_events_answers_each_in_order(b: Arc<Backend>) {
+    let t = TenantId::new();
+    let record = |ev: &herald_core::model::Event, key: &str| IdempotencyRecord {
+        tenant_id: t,
+        key: key.into(),
+        body_sha256: "h".into(),
+        event_id: ev.id,
+        created_at: Timestamp::now(),
+        expires_at: Timestamp::MAX,
+    };
+    let earlier = event(t, "document.created");
+    let earlier_record = record(&earlier, "key:old");
+    b.insert_event(&earlier, Some(&earlier_record))
+        .await
+        .unwrap();
+    let events: Vec<_> = (0..4).map(|_| event(t, "document.created")).collect();
+    let message = |ev: &herald_core::model::Event| {
+        now(QueueMessage::Event(EventMessage {
+            tenant_id: t,
+            event_id: ev.id,
+        }))
+    };
+    let item = |ev: &herald_core::model::Event, key: Option<&str>| NewEvent {
+        event: ev.clone(),
+        idempotency: key.map(|k| record(ev, k)),
+        messages: vec![message(ev)],
+    };
+    let outcomes = b
+        .writes
+        .insert_events_and_send(vec![
+            item(&events[0], None),
+            item(&events[1], Some("key:new")),
+            item(&events[2], Some("key:old")),
+            item(&events[3], Some("key:new")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(outcomes[0], InsertEventOutcome::Inserted);
+    assert_eq!(outcomes[2], InsertEventOutcome::Duplicate(earlier_record));
+    // A key used twice in one batch: one of the two is inserted, the other answers its record.
+    let new_outcomes = [&outcomes[1], &outcomes[3]];
+    let inserted = new_outcomes
+        .iter()
+        .filter(|o| ***o == InsertEventOutcome::Inserted)
+        .count();
+    assert_eq!(inserted, 1, "{outcomes:?}");
+    let stored: Vec<bool> = {
+        let mut v = Vec::new();
+        for ev in &events {
+            v.push(b.get_event(&t, &ev.id).await.unwrap().is_some());
+        }
+        v
+    };
+    assert_eq!(stored.iter().filter(|s| **s).count(), 2);
+    assert!(stored[0] && !stored[2]);
+    // One message per inserted event, none for the duplicates.
+    let mut got = arrived(&b, QueueName::Events).await;
+    got.sort_by_key(|m| format!("{m:?}"));
+    let mut want: Vec<QueueMessage> = events
+        .iter()
+        .zip(&stored)
+        .filter(|(_, s)| **s)
+        .map(|(ev, _)| message(ev).message)
+        .collect();
+    want.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(got, want);
 }

@@ -180,6 +180,14 @@ pub trait Store: TenantStore + SubscriptionStore + EventStore + DeliveryStore {}
 
 impl<T: TenantStore + SubscriptionStore + EventStore + DeliveryStore> Store for T {}
 
+/// An event to store, its idempotency record, and the messages to send if it is inserted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event: Event,
+    pub idempotency: Option<IdempotencyRecord>,
+    pub messages: Vec<OutgoingMessage>,
+}
+
 /// What [`UnitOfWork::record_attempt_and_send`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -348,16 +356,33 @@ impl Clock for SystemClock {
 /// closed there, by [`UnitOfWork::redrive`] (see `herald_aws::unit_of_work`).
 #[async_trait]
 pub trait UnitOfWork: Send + Sync + 'static {
-    /// Stores a new event, and its idempotency record if given, and sends `messages`. If the
-    /// idempotency key is taken by an unexpired record, nothing is written or sent and the earlier
-    /// record is returned. A record whose `expires_at` is at or before the new record's
-    /// `created_at` counts as absent and is replaced.
+    /// Stores new events, each with its idempotency record if given, and sends the messages of
+    /// each one it inserted (together, so a batch of events costs few queue requests). Each item
+    /// stands alone: if its idempotency key is taken by an unexpired record, that item writes and
+    /// sends nothing and answers the earlier record. A record whose `expires_at` is at or before
+    /// the new record's `created_at` counts as absent and is replaced. Answers in input order.
+    async fn insert_events_and_send(
+        &self,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<InsertEventOutcome>, StoreError>;
+
+    /// [`UnitOfWork::insert_events_and_send`] of one event.
     async fn insert_event_and_send(
         &self,
         event: &Event,
         idempotency: Option<&IdempotencyRecord>,
         messages: Vec<OutgoingMessage>,
-    ) -> Result<InsertEventOutcome, StoreError>;
+    ) -> Result<InsertEventOutcome, StoreError> {
+        let item = NewEvent {
+            event: event.clone(),
+            idempotency: idempotency.cloned(),
+            messages,
+        };
+        let mut outcomes = self.insert_events_and_send(vec![item]).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::backend("insert_events_and_send answered nothing"))
+    }
 
     /// Creates the deliveries that do not exist yet, sending the message paired with each one it
     /// creates. Returns the ids it created.

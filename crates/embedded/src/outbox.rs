@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_core::ids::DeliveryId;
-use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
-use herald_core::ports::{InsertEventOutcome, OutgoingMessage, Recorded, StoreError, UnitOfWork};
+use herald_core::model::{Attempt, Delivery};
+use herald_core::ports::{
+    InsertEventOutcome, NewEvent, OutgoingMessage, Recorded, StoreError, UnitOfWork,
+};
 
 use crate::queue::PreparedSend;
 use crate::store::{AttemptWrite, DeliveriesWrite, DeliveryUpdate, EventWrite};
@@ -42,35 +44,43 @@ fn queue_error(err: herald_core::ports::QueueError) -> StoreError {
 
 #[async_trait]
 impl UnitOfWork for EmbeddedOutbox {
-    async fn insert_event_and_send(
+    async fn insert_events_and_send(
         &self,
-        event: &Event,
-        idempotency: Option<&IdempotencyRecord>,
-        messages: Vec<OutgoingMessage>,
-    ) -> Result<InsertEventOutcome, StoreError> {
-        let write = EventWrite::new(event, idempotency)?;
-        let send = PreparedSend::new(&self.inner.queues, messages).map_err(queue_error)?;
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<InsertEventOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let writes = events
+            .iter()
+            .map(|e| EventWrite::new(&e.event, e.idempotency.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let messages: Vec<Vec<OutgoingMessage>> = events.into_iter().map(|e| e.messages).collect();
+        let queues = Arc::clone(&self.inner.queues);
         let shared = Arc::clone(&self.inner.queues);
         self.inner
             .writer
             .write_then(
                 move |ctx| {
-                    let outcome = write.apply(ctx)?;
-                    let sent = match outcome {
-                        InsertEventOutcome::Inserted => {
-                            send.write(ctx)?;
-                            Some(send)
+                    // In order, in one commit: a key used twice in the batch dedupes against the
+                    // first use.
+                    let mut outcomes = Vec::with_capacity(writes.len());
+                    let mut to_send = Vec::new();
+                    for (write, messages) in writes.iter().zip(messages) {
+                        let outcome = write.apply(ctx)?;
+                        if outcome == InsertEventOutcome::Inserted {
+                            to_send.extend(messages);
                         }
-                        InsertEventOutcome::Duplicate(_) => None,
-                    };
-                    Ok((outcome, sent))
+                        outcomes.push(outcome);
+                    }
+                    let send = PreparedSend::new(&queues, to_send).map_err(queue_error)?;
+                    send.write(ctx)?;
+                    Ok((outcomes, send))
                 },
                 move |result| {
-                    result.map(|(outcome, sent)| {
-                        if let Some(send) = sent {
-                            send.publish(&shared);
-                        }
-                        outcome
+                    result.map(|(outcomes, send)| {
+                        send.publish(&shared);
+                        outcomes
                     })
                 },
             )

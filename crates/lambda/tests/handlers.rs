@@ -147,6 +147,36 @@ async fn the_management_router_does_not_take_intake() {
 }
 
 #[tokio::test]
+async fn the_batch_intake_event_answers_each_event_and_queues_the_accepted_ones() {
+    let app = app().await;
+    let (status, answer) = call(
+        herald_app::api::intake_router(app.state.clone()),
+        "ingest-batch.json",
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let statuses: Vec<&str> = answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["accepted", "accepted", "rejected"]);
+    let queued = app
+        .state
+        .queue
+        .receive(
+            QueueName::Events,
+            10,
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 2);
+}
+
+#[tokio::test]
 async fn a_mixed_batch_reports_exactly_the_unreadable_message() {
     // Record 0: a delivery that does not exist (dropped, done). Record 1: not a Herald message.
     // Record 2: a fan-out message, which the deliver function does not take.

@@ -17,9 +17,14 @@ use crate::state::AppState;
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-/// The intake route alone (the `ingest` function serves this).
+/// Most events one batch request may carry.
+pub const MAX_BATCH_EVENTS: usize = 100;
+
+/// The intake routes alone (the `ingest` function serves these).
 pub fn intake_router() -> Router<AppState> {
-    Router::new().route("/v1/events", post(accept))
+    Router::new()
+        .route("/v1/events", post(accept))
+        .route("/v1/events/batch", post(accept_batch))
 }
 
 /// Reading events and the catalog (the `api` function serves these).
@@ -71,6 +76,126 @@ async fn accept(
             json!({ "id": accepted.id, "type": accepted.event_type, "timestamp": accepted.timestamp }),
         ),
     ))
+}
+
+/// `POST /v1/events/batch`: `{"events": [{type, data, id?, idempotency_key?}, …]}`, up to 100.
+/// Each item is answered on its own, in order, so one bad item never rejects the others.
+async fn accept_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    let (body, _) = read_json(req, state.settings.max_batch_bytes).await?;
+    let items = match body {
+        Value::Object(mut map) if map.len() == 1 => match map.remove("events") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(batch_shape_error()),
+        },
+        _ => return Err(batch_shape_error()),
+    };
+    if items.is_empty() || items.len() > MAX_BATCH_EVENTS {
+        return Err(ApiError::validation(
+            "events",
+            format!("`events` must hold 1 to {MAX_BATCH_EVENTS} events"),
+        ));
+    }
+    // Parse every item; the valid ones go to intake together, the others are answered here.
+    let mut answers: Vec<Option<Value>> = Vec::with_capacity(items.len());
+    let mut valid = Vec::new();
+    let mut positions = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match parse_batch_item(item, state.settings.max_event_bytes) {
+            Ok(parsed) => {
+                positions.push(index);
+                valid.push(parsed);
+                answers.push(None);
+            }
+            Err((field, message)) => answers.push(Some(json!({
+                "status": "rejected",
+                "error": {"code": "validation_failed", "message": message, "field": field},
+            }))),
+        }
+    }
+    let outcomes = intake::accept_all(&state, caller.tenant_id, valid)
+        .await
+        .map_err(|e| match e {
+            IntakeError::KeyReused => ApiError::conflict("an idempotency key was reused"),
+            IntakeError::Store(e) => e.into(),
+            IntakeError::Queue(e) => e.into(),
+        })?;
+    for (index, outcome) in positions.into_iter().zip(outcomes) {
+        let answer = match outcome {
+            intake::ItemOutcome::Accepted(a) => json!({
+                "status": "accepted", "id": a.id, "type": a.event_type, "timestamp": a.timestamp,
+            }),
+            intake::ItemOutcome::Duplicate(a) => json!({
+                "status": "duplicate", "id": a.id, "type": a.event_type, "timestamp": a.timestamp,
+            }),
+            intake::ItemOutcome::KeyReused => json!({
+                "status": "rejected",
+                "error": {
+                    "code": "conflict",
+                    "message": "this idempotency key (or event id) was already used with a different body",
+                    "field": "idempotency_key",
+                },
+            }),
+        };
+        if let Some(slot) = answers.get_mut(index) {
+            *slot = Some(answer);
+        }
+    }
+    let data: Vec<Value> = answers.into_iter().flatten().collect();
+    Ok((StatusCode::OK, Json(json!({ "data": data }))))
+}
+
+fn batch_shape_error() -> ApiError {
+    ApiError::validation(
+        "events",
+        "the body must be {\"events\": [{\"type\": …, \"data\": {…}}, …]}",
+    )
+}
+
+/// One batch item: the intake body of `POST /v1/events`, plus an optional `idempotency_key`.
+fn parse_batch_item(
+    item: Value,
+    max_bytes: usize,
+) -> Result<intake::IntakeItem, (&'static str, String)> {
+    let size = serde_json::to_vec(&item)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+    if size > max_bytes {
+        return Err((
+            "body",
+            format!("the event is larger than {} KiB", max_bytes / 1024),
+        ));
+    }
+    let Value::Object(mut map) = item else {
+        return Err((
+            "body",
+            "each event must be a JSON object: {\"type\": …, \"data\": {…}}".to_owned(),
+        ));
+    };
+    let idempotency_key = match map.remove("idempotency_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k))
+            if !k.trim().is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY
+                && k.chars().all(|c| c.is_ascii_graphic() || c == ' ') =>
+        {
+            Some(k.trim().to_owned())
+        }
+        Some(_) => {
+            return Err((
+                "idempotency_key",
+                format!("`idempotency_key` must be 1 to {MAX_IDEMPOTENCY_KEY} visible characters"),
+            ))
+        }
+    };
+    let input = intake::parse_event_input(Value::Object(map)).map_err(|e| (e.field, e.message))?;
+    Ok(intake::IntakeItem {
+        input,
+        idempotency_key,
+    })
 }
 
 async fn read(

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use herald_core::ports::{
-    InsertEventOutcome, OutgoingMessage, QueueError, QueueMessage, StoreError,
+    InsertEventOutcome, NewEvent, OutgoingMessage, QueueError, QueueMessage, StoreError,
 };
 use herald_core::{Event, EventId, EventMessage, EventType, IdempotencyRecord, TenantId};
 use jiff::{SignedDuration, Timestamp};
@@ -116,6 +116,24 @@ pub enum IntakeError {
     Queue(#[from] QueueError),
 }
 
+/// One item of an intake: the parsed event and its idempotency key (header or batch field).
+#[derive(Debug, Clone)]
+pub struct IntakeItem {
+    pub input: EventInput,
+    pub idempotency_key: Option<String>,
+}
+
+/// What became of one item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    /// Stored and queued now.
+    Accepted(Accepted),
+    /// The key (or client id) was used before with the same body: the first answer.
+    Duplicate(Accepted),
+    /// The key was used before with another body.
+    KeyReused,
+}
+
 /// Stores and queues an event. Same key + same body → the first answer; different body → KeyReused.
 pub async fn accept(
     state: &AppState,
@@ -123,29 +141,30 @@ pub async fn accept(
     input: EventInput,
     idempotency_key: Option<String>,
 ) -> Result<Accepted, IntakeError> {
+    let item = IntakeItem {
+        input,
+        idempotency_key,
+    };
+    match accept_all(state, tenant, vec![item]).await?.pop() {
+        Some(ItemOutcome::Accepted(a) | ItemOutcome::Duplicate(a)) => Ok(a),
+        Some(ItemOutcome::KeyReused) => Err(IntakeError::KeyReused),
+        None => Err(StoreError::backend("intake answered nothing").into()),
+    }
+}
+
+/// Stores and queues events, each on its own (a duplicate or a reused key affects its item only),
+/// in one unit of work: on AWS, one conditional write per event and one queue request per ten.
+/// Answers in input order.
+pub async fn accept_all(
+    state: &AppState,
+    tenant: TenantId,
+    items: Vec<IntakeItem>,
+) -> Result<Vec<ItemOutcome>, IntakeError> {
     // Whole seconds: the envelope's `timestamp` has that precision, and the intake answer must match.
     let now = state.clock.now();
     let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
-    let event = Event {
-        id: EventId::new(),
-        tenant_id: tenant,
-        event_type: input.event_type,
-        timestamp: now,
-        data: input.data,
-    };
-    let key = idempotency_key
-        .map(|k| format!("key:{k}"))
-        .or_else(|| input.client_id.map(|id| format!("id:{id}")));
     let window =
         SignedDuration::try_from(state.settings.idempotency_window).unwrap_or(SignedDuration::MAX);
-    let record = key.map(|key| IdempotencyRecord {
-        tenant_id: tenant,
-        key,
-        body_sha256: input.body_sha256.clone(),
-        event_id: event.id,
-        created_at: now,
-        expires_at: now.checked_add(window).unwrap_or(Timestamp::MAX),
-    });
     let message = |event_id| OutgoingMessage {
         message: QueueMessage::Event(EventMessage {
             tenant_id: tenant,
@@ -153,39 +172,77 @@ pub async fn accept(
         }),
         delay: Duration::ZERO,
     };
-    let outcome = state
-        .writes
-        .insert_event_and_send(&event, record.as_ref(), vec![message(event.id)])
-        .await?;
-    let accepted = match outcome {
-        InsertEventOutcome::Inserted => {
-            Metrics::add(&state.metrics.events_accepted, 1);
-            tracing::info!(tenant = %tenant, event = %event.id, event_type = %event.event_type, "event accepted");
-            Accepted {
-                id: event.id,
-                event_type: event.event_type,
-                timestamp: event.timestamp,
+    let mut bodies = Vec::with_capacity(items.len());
+    let new_events: Vec<NewEvent> = items
+        .into_iter()
+        .map(|item| {
+            let event = Event {
+                id: EventId::new(),
+                tenant_id: tenant,
+                event_type: item.input.event_type,
+                timestamp: now,
+                data: item.input.data,
+            };
+            let key = item
+                .idempotency_key
+                .map(|k| format!("key:{k}"))
+                .or_else(|| item.input.client_id.map(|id| format!("id:{id}")));
+            let idempotency = key.map(|key| IdempotencyRecord {
+                tenant_id: tenant,
+                key,
+                body_sha256: item.input.body_sha256.clone(),
+                event_id: event.id,
+                created_at: now,
+                expires_at: now.checked_add(window).unwrap_or(Timestamp::MAX),
+            });
+            bodies.push(item.input.body_sha256);
+            NewEvent {
+                messages: vec![message(event.id)],
+                event,
+                idempotency,
             }
-        }
-        InsertEventOutcome::Duplicate(previous) => {
-            if previous.body_sha256 != input.body_sha256 {
-                return Err(IntakeError::KeyReused);
+        })
+        .collect();
+    let events: Vec<Event> = new_events.iter().map(|e| e.event.clone()).collect();
+    let outcomes = state.writes.insert_events_and_send(new_events).await?;
+
+    let mut answers = Vec::with_capacity(outcomes.len());
+    let mut redrive = Vec::new();
+    for ((event, body), outcome) in events.into_iter().zip(bodies).zip(outcomes) {
+        let answer = match outcome {
+            InsertEventOutcome::Inserted => {
+                Metrics::add(&state.metrics.events_accepted, 1);
+                tracing::info!(tenant = %tenant, event = %event.id, event_type = %event.event_type, "event accepted");
+                ItemOutcome::Accepted(Accepted {
+                    id: event.id,
+                    event_type: event.event_type,
+                    timestamp: event.timestamp,
+                })
             }
-            let earlier = state
-                .store
-                .get_event(&tenant, &previous.event_id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            // The first request may have stopped between storing and queueing.
-            state.writes.redrive(vec![message(earlier.id)]).await?;
-            Accepted {
-                id: earlier.id,
-                event_type: earlier.event_type,
-                timestamp: earlier.timestamp,
+            InsertEventOutcome::Duplicate(previous) if previous.body_sha256 != body => {
+                ItemOutcome::KeyReused
             }
-        }
-    };
-    Ok(accepted)
+            InsertEventOutcome::Duplicate(previous) => {
+                let earlier = state
+                    .store
+                    .get_event(&tenant, &previous.event_id)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                // The first request may have stopped between storing and queueing.
+                redrive.push(message(earlier.id));
+                ItemOutcome::Duplicate(Accepted {
+                    id: earlier.id,
+                    event_type: earlier.event_type,
+                    timestamp: earlier.timestamp,
+                })
+            }
+        };
+        answers.push(answer);
+    }
+    if !redrive.is_empty() {
+        state.writes.redrive(redrive).await?;
+    }
+    Ok(answers)
 }
 
 #[cfg(test)]
