@@ -29,6 +29,7 @@
 
 mod dynamo;
 mod error;
+pub mod metering;
 mod sqs;
 mod unit_of_work;
 
@@ -38,6 +39,7 @@ pub use aws_sdk_sqs;
 
 pub use dynamo::{create_table, DynamoConfig, DynamoStore, BY_EVENT_INDEX, BY_SUBSCRIPTION_INDEX};
 pub use error::AwsError;
+pub use metering::{Meter, MeterInterceptor, MeterSnapshot};
 pub use sqs::{
     create_queue_with_dlq, create_queues, delay_seconds, encode_body, BatchSendError, SqsConfig,
     SqsQueue, DEFAULT_MAX_RECEIVE_COUNT, MAX_DELAY,
