@@ -25,6 +25,10 @@
 //! receiver), [`process`] and [`machine`] (readings from `/proc`), [`report`] (the figures, the
 //! printed lines and the JSON summary). This tool is not part of the `herald` binary and never
 //! ships with it.
+//!
+//! `--store aws` measures something else: what a delivery costs on DynamoDB and SQS, counted by
+//! Herald's own meter against moto ([`aws`] runs it, [`cost`] does the arithmetic and holds the
+//! dated prices and the targets).
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
