@@ -9,7 +9,9 @@
 //! [`crate::cost`] turns that into units, requests and dollars.
 //!
 //! Phases (every load loop bounded by its event count and a drain timeout): fan-out 1, fan-out 10,
-//! and a retry phase (fan-out 1, the receiver answering 503 once per delivery, then 204). Intake is
+//! fan-out 1 with an `Idempotency-Key` on every event (intake then writes an idempotency record
+//! too), and a retry phase (fan-out 1, the receiver answering 503 once per delivery, then 204).
+//! Intake is
 //! one event per request ([`Intake::Single`]); batch intake is the hook left for
 //! `POST /v1/events/batch` (issue 8, item 2).
 
@@ -73,6 +75,8 @@ pub struct AwsPhase {
     pub intake: Intake,
     /// The receiver answers 503 to each delivery's first attempt.
     pub fail_first: bool,
+    /// Each event carries an `Idempotency-Key`.
+    pub idempotency_key: bool,
 }
 
 /// The phases of `--store aws`.
@@ -85,6 +89,7 @@ pub fn phases(options: &AwsOptions) -> Vec<AwsPhase> {
             fanout: 1,
             intake: Intake::Single,
             fail_first: false,
+            idempotency_key: false,
         },
         AwsPhase {
             name: "fan-out 10",
@@ -92,6 +97,15 @@ pub fn phases(options: &AwsOptions) -> Vec<AwsPhase> {
             fanout: 10,
             intake: Intake::Single,
             fail_first: false,
+            idempotency_key: false,
+        },
+        AwsPhase {
+            name: "fan-out 1, Idempotency-Key",
+            events: events(100),
+            fanout: 1,
+            intake: Intake::Single,
+            fail_first: false,
+            idempotency_key: true,
         },
     ];
     if !options.skip_retry {
@@ -101,6 +115,7 @@ pub fn phases(options: &AwsOptions) -> Vec<AwsPhase> {
             fanout: 1,
             intake: Intake::Single,
             fail_first: true,
+            idempotency_key: false,
         });
     }
     phases
@@ -306,12 +321,17 @@ async fn run_phase(
     serial: usize,
 ) -> anyhow::Result<AwsPhaseReport> {
     eprintln!(
-        "\n== aws phase {}: {} events, fanout {}, payload {PAYLOAD_BYTES} B{}",
+        "\n== aws phase {}: {} events, fanout {}, payload {PAYLOAD_BYTES} B{}{}",
         spec.name,
         spec.events,
         spec.fanout,
         if spec.fail_first {
             ", receiver answers 503 once per delivery"
+        } else {
+            ""
+        },
+        if spec.idempotency_key {
+            ", each with an Idempotency-Key"
         } else {
             ""
         }
@@ -397,7 +417,11 @@ async fn run_phase(
             );
         }
     }
-    let payload = Payload::new(PAYLOAD_BYTES);
+    let payload = if spec.idempotency_key {
+        Payload::new(PAYLOAD_BYTES).with_idempotency_keys()
+    } else {
+        Payload::new(PAYLOAD_BYTES)
+    };
     let drain = Duration::from_secs(options.drain_timeout_s);
     let send_cap = Duration::from_secs(120);
 
@@ -510,7 +534,13 @@ fn print_phase(r: &AwsPhaseReport) {
         c.lambda_usd_per_m,
         c.total_usd_per_m()
     );
-    for (figure, value, target, ok) in c.verdicts() {
+    // The targets are stated for first attempts that succeed.
+    let verdicts = if r.phase.fail_first {
+        Vec::new()
+    } else {
+        c.verdicts()
+    };
+    for (figure, value, target, ok) in verdicts {
         println!(
             "  {figure:<32} {value:>7.3}  target <= {target:<5} {}",
             if ok { "OK" } else { "MISS" }
@@ -522,7 +552,7 @@ fn print_phase(r: &AwsPhaseReport) {
 fn retry_cost(reports: &[AwsPhaseReport]) -> Option<Value> {
     let base = reports
         .iter()
-        .find(|r| r.phase.fanout == 1 && !r.phase.fail_first)?;
+        .find(|r| r.phase.fanout == 1 && !r.phase.fail_first && !r.phase.idempotency_key)?;
     let retry = reports.iter().find(|r| r.phase.fail_first)?;
     let (b, r) = (&base.cost, &retry.cost);
     Some(json!({
@@ -569,6 +599,11 @@ pub async fn run(options: &AwsOptions, bin: &Path) -> anyhow::Result<()> {
             v["name"] = json!(r.phase.name);
             v["events"] = json!(r.accepted);
             v["seconds"] = json!((r.seconds * 10.0).round() / 10.0);
+            v["idempotency_key"] = json!(r.phase.idempotency_key);
+            v["receiver_fails_first_attempt"] = json!(r.phase.fail_first);
+            if r.phase.fail_first {
+                v["targets"] = Value::Null;
+            }
             v
         }).collect::<Vec<_>>(),
         "retry_adds_per_retried_delivery": retry,
@@ -608,7 +643,7 @@ mod tests {
             skip_retry: false,
         };
         let all = phases(&options);
-        assert_eq!(all.len(), 3);
+        assert_eq!(all.len(), 4);
         assert!(all
             .iter()
             .all(|p| p.events <= 200 && p.intake == Intake::Single));
@@ -618,7 +653,7 @@ mod tests {
             events: Some(10),
             ..options
         });
-        assert_eq!(some.len(), 2);
+        assert_eq!(some.len(), 3);
         assert!(some.iter().all(|p| p.events == 10));
     }
 }
