@@ -1,6 +1,7 @@
 //! Herald's AWS adapters: the store ports on DynamoDB ([`DynamoStore`]), the
 //! [`Queue`](herald_core::ports::Queue) on SQS ([`SqsQueue`]), and the services' write path over
-//! both, "write, then send" ([`AwsUnitOfWork`]).
+//! both, "write, then send" ([`AwsUnitOfWork`]). [`metering`] counts what those calls would
+//! bill, when asked to.
 //!
 //! The SDK is built without its default aws-lc TLS stack: [`http_client`] is hyper + rustls with
 //! ring, which the rest of Herald already uses. Use [`load_sdk_config`] in the Lambda functions

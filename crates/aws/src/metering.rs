@@ -24,7 +24,10 @@
 //!   ConditionCheck are counted as one item-unit (twice in a transaction), index writes unknown.
 //! - Reads: `ceil(size / 4 KB)` per GetItem, at least 1 (an absent item bills one too), half that
 //!   when not `ConsistentRead`; a Query or Scan sums the returned items and rounds once per
-//!   request (index queries are always eventually consistent). Reads are counted in half units.
+//!   request (index queries are always eventually consistent). DynamoDB bills what a Query
+//!   evaluated, before any filter, and a `Select: COUNT` returns no items: both are
+//!   underestimated, neither is on Herald's data path (its filters run in code). Reads are counted
+//!   in half units.
 //! - SQS: one request per call, batches of up to 10 included, plus one for every further 64 KB of
 //!   payload (message bodies sent, or received). A ReceiveMessage that returns nothing is counted
 //!   apart too ([`MeterSnapshot::sqs_empty_receives`]): it is the cost of polling an idle queue,
