@@ -33,7 +33,9 @@ async fn herald_dev_on_dynamodb_and_sqs_delivers_and_honours_operator_keys() {
     let data = tempfile::tempdir().unwrap();
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut config = DevConfig::new(addr, data.path().to_path_buf());
-    config.backend = DevBackend::aws(sdk.clone(), made.aws_config().unwrap());
+    let mut aws = made.aws_config().unwrap();
+    aws.meter_aws = true;
+    config.backend = DevBackend::aws(sdk.clone(), aws);
     config.retry = fast_retries();
     config.attempt_timeout = Duration::from_secs(5);
     let running = dev::start(config).await.expect("herald dev starts on AWS");
@@ -59,6 +61,17 @@ async fn herald_dev_on_dynamodb_and_sqs_delivers_and_honours_operator_keys() {
     let sub_id = sub["id"].as_str().unwrap();
     let delivery = api.wait_for_status(sub_id, event_id, "succeeded").await;
     assert_eq!(delivery["attempts"], 1, "{delivery}");
+
+    // With HERALD_METER_AWS, /metrics shows the AWS calls and their estimated units.
+    let metrics = api.get("/metrics").await.text;
+    for line in [
+        "herald_aws_calls_total{service=\"DynamoDB\",operation=\"TransactWriteItems\"}",
+        "herald_aws_calls_total{service=\"SQS\",operation=\"SendMessageBatch\"}",
+        "herald_dynamodb_write_units_total",
+        "herald_sqs_requests_total",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
 
     // Operators, from another set of clients on the same table: a tenant and its key work at once.
     let ops_store = herald_lambda::build_state(&sdk, &made.aws_config().unwrap())

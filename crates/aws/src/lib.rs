@@ -1,6 +1,7 @@
 //! Herald's AWS adapters: the store ports on DynamoDB ([`DynamoStore`]), the
 //! [`Queue`](herald_core::ports::Queue) on SQS ([`SqsQueue`]), and the services' write path over
-//! both, "write, then send" ([`AwsUnitOfWork`]).
+//! both, "write, then send" ([`AwsUnitOfWork`]). [`metering`] counts what those calls would
+//! bill, when asked to.
 //!
 //! The SDK is built without its default aws-lc TLS stack: [`http_client`] is hyper + rustls with
 //! ring, which the rest of Herald already uses. Use [`load_sdk_config`] in the Lambda functions
@@ -29,6 +30,7 @@
 
 mod dynamo;
 mod error;
+pub mod metering;
 mod sqs;
 mod unit_of_work;
 
@@ -38,6 +40,7 @@ pub use aws_sdk_sqs;
 
 pub use dynamo::{create_table, DynamoConfig, DynamoStore, BY_EVENT_INDEX, BY_SUBSCRIPTION_INDEX};
 pub use error::AwsError;
+pub use metering::{Meter, MeterInterceptor, MeterSnapshot};
 pub use sqs::{
     create_queue_with_dlq, create_queues, delay_seconds, encode_body, BatchSendError, SqsConfig,
     SqsQueue, DEFAULT_MAX_RECEIVE_COUNT, MAX_DELAY,

@@ -38,6 +38,10 @@ pub struct AwsConfig {
     pub idempotency_retention: Duration,
     /// `HERALD_WARM_UP` (default true): call DynamoDB and SQS once during init.
     pub warm_up: bool,
+    /// `HERALD_METER_AWS` (default false): count every DynamoDB and SQS call and estimate its
+    /// billed units (`herald_aws::metering`); `herald dev` shows them at `/metrics`. Off in
+    /// Lambda, where nothing publishes them.
+    pub meter_aws: bool,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -107,6 +111,7 @@ impl AwsConfig {
                 number("HERALD_IDEMPOTENCY_RETENTION_HOURS", 24)?.max(1) * 3600,
             ),
             warm_up: flag("HERALD_WARM_UP", true)?,
+            meter_aws: flag("HERALD_METER_AWS", false)?,
         })
     }
 }
@@ -141,6 +146,7 @@ mod tests {
         assert_eq!(c.attempt_timeout, Duration::from_secs(15));
         assert_eq!(c.event_retention, None);
         assert!(c.warm_up);
+        assert!(!c.meter_aws);
     }
 
     #[test]
@@ -170,10 +176,12 @@ mod tests {
             ("HERALD_ALLOW_PRIVATE", "true"),
             ("HERALD_EVENT_RETENTION_DAYS", "7"),
             ("HERALD_RETRY_SCHEDULE", "1s,2s"),
+            ("HERALD_METER_AWS", "1"),
         ]);
         let c = AwsConfig::from_lookup(env(&vars)).unwrap();
         assert!(c.address_policy.allow_private && !c.address_policy.allow_http);
         assert_eq!(c.event_retention, Some(Duration::from_secs(7 * DAY)));
         assert_eq!(c.retry.max_attempts(), 3);
+        assert!(c.meter_aws);
     }
 }

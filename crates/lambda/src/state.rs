@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use herald_app::metrics::MetricsSource;
 use herald_app::sender::{HttpSender, HttpSenderConfig, SenderBuildError};
 use herald_app::{AppState, Settings};
 use herald_aws::aws_config::SdkConfig;
 use herald_aws::aws_sdk_sqs::types::QueueAttributeName;
 use herald_aws::{
-    aws_sdk_dynamodb, aws_sdk_sqs, AwsUnitOfWork, DynamoConfig, DynamoStore, SqsConfig, SqsQueue,
+    aws_sdk_dynamodb, aws_sdk_sqs, AwsUnitOfWork, DynamoConfig, DynamoStore, Meter, SqsConfig,
+    SqsQueue,
 };
 use herald_core::ports::SystemClock;
 use herald_core::TenantId;
@@ -31,13 +33,32 @@ pub struct AwsState {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub config: AwsConfig,
+    /// Every DynamoDB and SQS call of `dynamodb` and `sqs`, counted, when
+    /// [`AwsConfig::meter_aws`] is on.
+    pub meter: Option<Meter>,
+}
+
+/// The meter's counters on the `/metrics` page.
+struct MeterMetrics(Meter);
+
+impl MetricsSource for MeterMetrics {
+    fn render(&self, out: &mut String) {
+        out.push_str(&self.0.snapshot().to_prometheus());
+    }
 }
 
 /// Builds the clients and the application state. `sdk` comes from `herald_aws::load_sdk_config()`
 /// in Lambda, or `emulator_sdk_config(url)` for an emulator.
 pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, StateError> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let meter = config.meter_aws.then(Meter::new);
+    let mut dynamodb_config = aws_sdk_dynamodb::config::Builder::from(sdk);
+    let mut sqs_config = aws_sdk_sqs::config::Builder::from(sdk);
+    if let Some(meter) = &meter {
+        dynamodb_config = dynamodb_config.interceptor(meter.interceptor());
+        sqs_config = sqs_config.interceptor(meter.interceptor());
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config.build());
+    let sqs = aws_sdk_sqs::Client::from_conf(sqs_config.build());
     let dynamo_config = DynamoConfig {
         table: config.table.clone(),
         attempt_ttl: config.attempt_retention,
@@ -72,11 +93,15 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         Arc::new(SystemClock),
         settings,
     );
+    if let Some(meter) = &meter {
+        app.metrics.attach(Arc::new(MeterMetrics(meter.clone())));
+    }
     Ok(AwsState {
         app,
         dynamodb,
         sqs,
         config: config.clone(),
+        meter,
     })
 }
 

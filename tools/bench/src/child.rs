@@ -31,10 +31,24 @@ impl HeraldChild {
         api_key: &str,
         log: &Path,
     ) -> anyhow::Result<Self> {
+        Self::spawn_with_env(bin, addr, data_dir, api_key, log, &[])
+    }
+
+    /// [`HeraldChild::spawn`] with more environment variables (`--store aws`: the store, the
+    /// table and queues, the emulator's endpoint, the meter).
+    pub fn spawn_with_env(
+        bin: &Path,
+        addr: SocketAddr,
+        data_dir: &Path,
+        api_key: &str,
+        log: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let log_file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let child = std::process::Command::new(bin)
             .arg("dev")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("HERALD_ADDR", addr.to_string())
             .env("HERALD_DATA_DIR", data_dir)
             .env("HERALD_DEV_API_KEY", api_key)

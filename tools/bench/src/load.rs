@@ -50,6 +50,8 @@ pub struct LoadResult {
 pub struct Payload {
     bytes: usize,
     pad: String,
+    /// When set, every event carries `Idempotency-Key: <prefix><seq>`.
+    key_prefix: Option<String>,
 }
 
 impl Payload {
@@ -57,7 +59,22 @@ impl Payload {
         Self {
             bytes,
             pad: "x".repeat(bytes),
+            key_prefix: None,
         }
+    }
+
+    /// Sends each event with an `Idempotency-Key` unique to this run (intake then stores an
+    /// idempotency record too).
+    pub fn with_idempotency_keys(mut self) -> Self {
+        self.key_prefix = Some(format!(
+            "bench-{}-",
+            jiff::Timestamp::now().as_millisecond()
+        ));
+        self
+    }
+
+    pub fn idempotency_key(&self, seq: u64) -> Option<String> {
+        self.key_prefix.as_ref().map(|p| format!("{p}{seq}"))
     }
 
     /// `{"type":"bench.event","data":{"seq":N,"pad":"xxx…"}}`; `data` is `bytes` long when the
@@ -126,6 +143,7 @@ pub async fn send_events(
                 break 'outer;
             }
             let body = payload.body(seq_offset + next);
+            let key = payload.idempotency_key(seq_offset + next);
             let client = client.clone();
             let url = url.clone();
             let auth = auth.clone();
@@ -134,7 +152,7 @@ pub async fn send_events(
             result.first_send.get_or_insert(sent);
             counters.sent.fetch_add(1, Ordering::Relaxed);
             tasks.spawn(async move {
-                let r = post_event(&client, &url, &auth, body, sent).await;
+                let r = post_event(&client, &url, &auth, body, key, sent).await;
                 match &r {
                     Ok(_) => counters.accepted.fetch_add(1, Ordering::Relaxed),
                     Err(_) => counters.errors.fetch_add(1, Ordering::Relaxed),
@@ -186,12 +204,17 @@ async fn post_event(
     url: &str,
     auth: &str,
     body: Vec<u8>,
+    idempotency_key: Option<String>,
     sent: Instant,
 ) -> Result<Accepted, String> {
-    let resp = client
+    let mut request = client
         .post(url)
         .header(reqwest::header::AUTHORIZATION, auth)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
+    let resp = request
         .body(body)
         .send()
         .await

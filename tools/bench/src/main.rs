@@ -25,10 +25,16 @@
 //! receiver), [`process`] and [`machine`] (readings from `/proc`), [`report`] (the figures, the
 //! printed lines and the JSON summary). This tool is not part of the `herald` binary and never
 //! ships with it.
+//!
+//! `--store aws` measures something else: what a delivery costs on DynamoDB and SQS, counted by
+//! Herald's own meter against moto ([`aws`] runs it, [`cost`] does the arithmetic and holds the
+//! dated prices and the targets).
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod aws;
 mod child;
+mod cost;
 mod load;
 mod machine;
 mod options;
@@ -84,6 +90,49 @@ struct Cli {
     /// Create the temporary data folders here (default: the system temp folder).
     #[arg(long)]
     data_parent: Option<PathBuf>,
+    /// `embedded` (throughput, latency, CPU, RSS) or `aws`: what a delivery costs on DynamoDB and
+    /// SQS, counted by Herald's meter against moto (or the emulator at `AWS_ENDPOINT_URL`).
+    #[arg(long, value_enum, default_value_t = Store::Embedded)]
+    store: Store,
+    /// With `--store aws`: the moto_server to start (default: `.venv/bin/moto_server` of the
+    /// workspace).
+    #[arg(long)]
+    moto_server: Option<PathBuf>,
+    /// With `--store aws`: the Lambda functions' memory (template.yaml's `MemorySize`).
+    #[arg(long, default_value_t = 256)]
+    lambda_memory_mb: u32,
+    /// With `--store aws`: the billed duration assumed per Lambda invocation (not measured).
+    #[arg(long, default_value_t = 50.0)]
+    lambda_ms: f64,
+    /// With `--store aws`: leave out the retry phase.
+    #[arg(long)]
+    skip_retry: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Store {
+    Embedded,
+    Aws,
+}
+
+impl Cli {
+    fn aws_options(&self) -> aws::AwsOptions {
+        aws::AwsOptions {
+            moto_server: self.moto_server.clone(),
+            events: self.events,
+            concurrency: self.concurrency.clamp(1, 64),
+            // moto is slow: never less than two minutes for a phase's deliveries.
+            drain_timeout_s: self.drain_timeout_s.max(120),
+            lambda: cost::LambdaModel {
+                memory_mb: self.lambda_memory_mb,
+                ms_per_invocation: self.lambda_ms,
+                batch_size: 10,
+            },
+            keep_data: self.keep_data,
+            data_parent: self.data_parent.clone(),
+            skip_retry: self.skip_retry,
+        }
+    }
 }
 
 impl From<Cli> for BenchOptions {
@@ -105,7 +154,18 @@ impl From<Cli> for BenchOptions {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    run(Cli::parse().into()).await
+    let cli = Cli::parse();
+    if cli.store == Store::Aws {
+        if cli.events.is_some_and(|n| n == 0 || n > 10_000) {
+            bail!("--events must be 1 to 10,000 with --store aws");
+        }
+        let bin = match &cli.herald_bin {
+            Some(p) => p.clone(),
+            None => herald_next_to_this_executable()?,
+        };
+        return aws::run(&cli.aws_options(), &bin).await;
+    }
+    run(cli.into()).await
 }
 
 /// Runs the benchmark and prints the report; the last stdout line is the JSON object.

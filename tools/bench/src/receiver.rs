@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -36,6 +36,9 @@ pub struct Arrival {
 pub struct Receiver {
     shards: Vec<Mutex<HashMap<String, Vec<Arrival>>>>,
     delivered: AtomicU64,
+    /// Answer 503 to the first arrival of each (event, subscription), 204 after (the retry phase
+    /// of `--store aws`).
+    fail_first: AtomicBool,
 }
 
 impl Receiver {
@@ -45,7 +48,13 @@ impl Receiver {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             delivered: AtomicU64::new(0),
+            fail_first: AtomicBool::new(false),
         }
+    }
+
+    /// From now on, the first arrival of each (event, subscription) is answered 503.
+    pub fn fail_first_attempts(&self) {
+        self.fail_first.store(true, Ordering::Relaxed);
     }
 
     fn shard(&self, id: &str) -> &Mutex<HashMap<String, Vec<Arrival>>> {
@@ -54,17 +63,24 @@ impl Receiver {
         &self.shards[b % self.shards.len()]
     }
 
-    fn record(&self, id: &str, arrival: Arrival) {
-        {
+    /// Notes an arrival; whether it is the first of its (event, subscription).
+    fn record(&self, id: &str, arrival: Arrival) -> bool {
+        let first = {
             let mut map = self.shard(id).lock().unwrap_or_else(|p| p.into_inner());
             match map.get_mut(id) {
-                Some(v) => v.push(arrival),
+                Some(v) => {
+                    let first = !v.iter().any(|a| a.subscription == arrival.subscription);
+                    v.push(arrival);
+                    first
+                }
                 None => {
                     map.insert(id.to_owned(), vec![arrival]);
+                    true
                 }
             }
-        }
+        };
         self.delivered.fetch_add(1, Ordering::Relaxed);
+        first
     }
 
     pub fn delivered(&self) -> u64 {
@@ -98,7 +114,7 @@ async fn hook(
 ) -> StatusCode {
     let at = Instant::now();
     if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
-        receiver.record(
+        let first = receiver.record(
             id,
             Arrival {
                 subscription,
@@ -106,6 +122,9 @@ async fn hook(
                 at,
             },
         );
+        if first && receiver.fail_first.load(Ordering::Relaxed) {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
     }
     StatusCode::NO_CONTENT
 }

@@ -1,0 +1,268 @@
+//! The AWS calls one delivery makes, pinned. On the emulator (moto), N events × F subscriptions go
+//! through the Lambda handlers with the metering interceptor on (`HERALD_METER_AWS`), and the
+//! DynamoDB and SQS calls Herald made on the data path (intake, fan-out, delivery) are compared,
+//! by operation, with exact counts.
+//!
+//! These counts are the bill (see the README's "What it costs on AWS"). A change that adds a call
+//! per event or per delivery must fail here and update the table below deliberately, saying why;
+//! a change that removes calls should lower it.
+//!
+//! Only Herald's own calls are counted: the table and tenant setup happen before the measured
+//! stretch, and this test plays the SQS event source mapping (receive, delete) with a client of
+//! its own that the meter does not see. Every queue is drained to the last message, and the
+//! receiver answers 204 at once, so the counts do not depend on timing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use herald_app::auth::record_for_key;
+use herald_aws::aws_sdk_sqs::types::MessageSystemAttributeName;
+use herald_aws::{aws_sdk_sqs, create_queues, create_table, DynamoConfig, MeterSnapshot};
+use herald_contract::moto::{moto, unique};
+use herald_core::ports::QueueName;
+use herald_core::{AddressPolicy, Tenant, TenantId};
+use herald_lambda::{build_state, handle_sqs_batch, AwsConfig, AwsState};
+use tower::ServiceExt;
+
+const KEY: &str = "hk_fixture_key_for_request_counts_only_00000";
+
+/// A deployment on moto with the meter on, a tenant and its key, and an unmetered SQS client for
+/// the test's own event source mapping.
+async fn deploy() -> (AwsState, aws_sdk_sqs::Client) {
+    let sdk = herald_aws::emulator_sdk_config(moto().endpoint());
+    let table = unique("counts");
+    let dynamodb = herald_aws::aws_sdk_dynamodb::Client::new(&sdk);
+    create_table(&dynamodb, &DynamoConfig::new(&table))
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (events, deliveries) = create_queues(&sqs, &unique("counts")).await.unwrap();
+    let mut config = AwsConfig::from_lookup(|name| match name {
+        "HERALD_TABLE" => Some(table.clone()),
+        "HERALD_EVENTS_QUEUE_URL" => Some(events.clone()),
+        "HERALD_DELIVERIES_QUEUE_URL" => Some(deliveries.clone()),
+        "HERALD_METER_AWS" => Some("true".into()),
+        _ => None,
+    })
+    .unwrap();
+    config.address_policy = AddressPolicy::DEVELOPMENT;
+    config.attempt_timeout = Duration::from_secs(5);
+    let state = build_state(&sdk, &config).unwrap();
+    let tenant = TenantId::new();
+    let now = jiff::Timestamp::now();
+    state
+        .app
+        .store
+        .put_tenant(&Tenant {
+            id: tenant,
+            name: "counts".into(),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    state
+        .app
+        .store
+        .put_api_key(&record_for_key(KEY, tenant, "counts", now))
+        .await
+        .unwrap();
+    (state, sqs)
+}
+
+async fn post(router: axum::Router, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let request = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    assert!(status.is_success(), "{path}: {status} {json}");
+    json
+}
+
+/// A receiver on 127.0.0.1 that answers 204 and counts what it got.
+async fn start_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let count = std::sync::Arc::new(AtomicU64::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let seen = seen.clone();
+        async move {
+            seen.fetch_add(1, Ordering::Relaxed);
+            StatusCode::NO_CONTENT
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, count)
+}
+
+/// Plays the event source mapping on `queue` until `expected` messages were handled and deleted:
+/// receive up to 10, hand them to the handler as one batch, delete the ones that succeeded.
+async fn drain(state: &AwsState, esm: &aws_sdk_sqs::Client, queue: QueueName, expected: usize) {
+    let url = match queue {
+        QueueName::Events => state.config.events_queue_url.clone(),
+        QueueName::Deliveries => state.config.deliveries_queue_url.clone(),
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut handled = 0;
+    while handled < expected {
+        assert!(
+            Instant::now() < until,
+            "{handled} of {expected} messages handled"
+        );
+        let received = esm
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        let mut event = SqsEvent::default();
+        for m in &messages {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id.clone();
+            record.receipt_handle = m.receipt_handle.clone();
+            record.body = m.body.clone();
+            let mut attributes = HashMap::new();
+            for (k, v) in m.attributes.clone().unwrap_or_default() {
+                attributes.insert(k.as_str().to_owned(), v);
+            }
+            record.attributes = attributes;
+            event.records.push(record);
+        }
+        let response = handle_sqs_batch(&state.app, queue, event).await.unwrap();
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "a message failed: {response:?}"
+        );
+        for m in &messages {
+            esm.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        handled += messages.len();
+    }
+    assert_eq!(handled, expected, "more messages than expected on {url}");
+}
+
+/// Runs `events` events through `fanout` subscriptions and returns the calls Herald made.
+async fn measure(events: usize, fanout: usize) -> MeterSnapshot {
+    let (state, esm) = deploy().await;
+    let meter = state
+        .meter
+        .clone()
+        .expect("HERALD_METER_AWS turns the meter on");
+    let (url, received) = start_receiver().await;
+    for _ in 0..fanout {
+        post(
+            herald_app::api::management_router(state.app.clone()),
+            "/v1/subscriptions",
+            serde_json::json!({"platform": "custom", "url": url, "events": ["order.*"]}),
+        )
+        .await;
+    }
+
+    let before = meter.snapshot();
+    for i in 0..events {
+        post(
+            herald_app::api::intake_router(state.app.clone()),
+            "/v1/events",
+            serde_json::json!({"type": "order.paid", "data": {"order": i, "note": "x".repeat(900)}}),
+        )
+        .await;
+    }
+    drain(&state, &esm, QueueName::Events, events).await;
+    drain(&state, &esm, QueueName::Deliveries, events * fanout).await;
+    let measured = meter.snapshot().since(&before);
+
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::Relaxed),
+        (events * fanout) as u64,
+        "every delivery arrived once"
+    );
+    measured
+}
+
+fn by_operation(snapshot: &MeterSnapshot) -> BTreeMap<String, u64> {
+    snapshot
+        .calls
+        .iter()
+        .map(|((service, op), n)| (format!("{service}.{op}"), *n))
+        .collect()
+}
+
+fn expected(rows: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    rows.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+}
+
+/// Today's data path, without an idempotency key, every first attempt answered 204: the calls
+/// Herald makes for `events` events fanned out to `fanout` subscriptions each.
+///
+/// | call | per event | per delivery |
+/// |---|---|---|
+/// | DynamoDB.GetItem | 2: the API key (intake), the event (fan-out) | 3: delivery, subscription, event read back |
+/// | DynamoDB.PutItem | 1: the event (no key: no idempotency record, no transaction) | 1: the delivery (copied into both indexes) |
+/// | DynamoDB.Query | 1: the tenant's enabled subscriptions (fan-out) | |
+/// | DynamoDB.TransactWriteItems | | 1: attempt + delivery |
+/// | SQS.SendMessageBatch | 1 + ceil(F / 10): the event message; the first attempts, 10 a batch | |
+///
+/// Not counted: the event source mapping's ReceiveMessage and DeleteMessage(Batch), played by this
+/// test. Update this table and the function together, deliberately.
+fn todays_calls(events: u64, fanout: u64) -> BTreeMap<String, u64> {
+    let deliveries = events * fanout;
+    expected(&[
+        ("DynamoDB.GetItem", 2 * events + 3 * deliveries),
+        ("DynamoDB.PutItem", events + deliveries),
+        ("DynamoDB.Query", events),
+        ("DynamoDB.TransactWriteItems", deliveries),
+        ("SQS.SendMessageBatch", events * (1 + fanout.div_ceil(10))),
+    ])
+}
+
+#[tokio::test]
+async fn the_calls_per_event_and_per_delivery_are_pinned() {
+    // Two shapes, so that a call per event and a call per delivery cannot hide behind each other;
+    // the second also fills more than one SendMessageBatch.
+    for (events, fanout) in [(4u64, 1u64), (2, 12)] {
+        let measured = measure(events as usize, fanout as usize).await;
+        eprintln!(
+            "{events} events x {fanout} subscriptions: {:?}; write units {}, read units {}, SQS requests {}",
+            by_operation(&measured),
+            measured.dynamodb_write_units,
+            measured.dynamodb_read_units,
+            measured.sqs_requests
+        );
+        assert_eq!(
+            by_operation(&measured),
+            todays_calls(events, fanout),
+            "{events} events x {fanout} subscriptions: the AWS calls per event or per delivery \
+             changed; if that is intended, update `todays_calls` and its table"
+        );
+        assert_eq!(
+            measured.sqs_empty_receives, 0,
+            "Herald itself never polls here"
+        );
+    }
+}
