@@ -10,10 +10,8 @@
 //!
 //! Phases (every load loop bounded by its event count and a drain timeout): fan-out 1, fan-out 10,
 //! fan-out 1 with an `Idempotency-Key` on every event (intake then writes an idempotency record
-//! too), and a retry phase (fan-out 1, the receiver answering 503 once per delivery, then 204).
-//! Intake is
-//! one event per request ([`Intake::Single`]); batch intake is the hook left for
-//! `POST /v1/events/batch` (issue 8, item 2).
+//! too), batch intake (`POST /v1/events/batch`, 100 events per request) at fan-out 1 and 10, and a
+//! retry phase (fan-out 1, the receiver answering 503 once per delivery, then 204).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -60,9 +58,7 @@ pub struct AwsOptions {
 pub enum Intake {
     /// `POST /v1/events`, one event per request.
     Single,
-    /// `POST /v1/events/batch` with up to 100 events: not served yet (issue 8, item 2). When it
-    /// is, send through it in [`run_phase`] and add the two batch phases to [`phases`].
-    #[allow(dead_code)]
+    /// `POST /v1/events/batch`, 100 events per request.
     Batch,
 }
 
@@ -108,6 +104,19 @@ pub fn phases(options: &AwsOptions) -> Vec<AwsPhase> {
             idempotency_key: true,
         },
     ];
+    for (name, fanout, default) in [
+        ("batch intake, fan-out 1", 1, 200),
+        ("batch intake, fan-out 10", 10, 40),
+    ] {
+        phases.push(AwsPhase {
+            name,
+            events: events(default),
+            fanout,
+            intake: Intake::Batch,
+            fail_first: false,
+            idempotency_key: false,
+        });
+    }
     if !options.skip_retry {
         phases.push(AwsPhase {
             name: "retry once (fan-out 1)",
@@ -336,9 +345,6 @@ async fn run_phase(
             ""
         }
     );
-    if spec.intake == Intake::Batch {
-        bail!("batch intake (POST /v1/events/batch) is not built yet");
-    }
     let mut builder = tempfile::Builder::new();
     builder.prefix("herald-bench-aws-");
     let temp = match &options.data_parent {
@@ -454,20 +460,35 @@ async fn run_phase(
 
     // The measured phase.
     let started = Instant::now();
-    let load = send_events(
-        &client,
-        &base,
-        &api_key,
-        &payload,
-        spec.events,
-        0,
-        options.concurrency,
-        send_cap,
-        &Arc::new(LoadCounters::default()),
-        WARMUP_EVENTS,
-    )
-    .await;
-    let accepted = load.accepted.len() as u64;
+    let (accepted, errors, error_samples) = match spec.intake {
+        Intake::Single => {
+            let load = send_events(
+                &client,
+                &base,
+                &api_key,
+                &payload,
+                spec.events,
+                0,
+                options.concurrency,
+                send_cap,
+                &Arc::new(LoadCounters::default()),
+                WARMUP_EVENTS,
+            )
+            .await;
+            (load.accepted.len() as u64, load.errors, load.error_samples)
+        }
+        Intake::Batch => {
+            send_batches(
+                &client,
+                &base,
+                &api_key,
+                &payload,
+                spec.events,
+                WARMUP_EVENTS,
+            )
+            .await
+        }
+    };
     let target = succeeded_before + (accepted * u64::from(spec.fanout)) as f64;
     let succeeded_after = wait_succeeded(&client, &base, target, drain).await;
     let after = settled_counters(&client, &base).await;
@@ -478,11 +499,8 @@ async fn run_phase(
         eprintln!("kept Herald's log in {}", temp.keep().display());
     }
     let succeeded = (succeeded_after - succeeded_before).max(0.0) as u64;
-    if load.errors > 0 {
-        eprintln!(
-            "warning: {} intake errors, e.g. {:?}",
-            load.errors, load.error_samples
-        );
+    if errors > 0 {
+        eprintln!("warning: {errors} intake errors, e.g. {error_samples:?}");
     }
     if succeeded < accepted * u64::from(spec.fanout) {
         eprintln!(
@@ -491,12 +509,16 @@ async fn run_phase(
             options.drain_timeout_s
         );
     }
-    let cost = PerDelivery::of(
+    let mut cost = PerDelivery::of(
         &after.since(&before),
         succeeded,
         spec.fanout,
         &options.lambda,
     );
+    if spec.intake == Intake::Batch {
+        // One API Gateway request carries 100 events.
+        cost.api_gateway_usd_per_m /= 100.0;
+    }
     Ok(AwsPhaseReport {
         phase: spec.clone(),
         accepted,
@@ -504,6 +526,59 @@ async fn run_phase(
         seconds,
         cost,
     })
+}
+
+/// Sends `events` events (numbered from `seq_offset`) through `POST /v1/events/batch`, 100 per
+/// request, one request at a time; returns how many were accepted, the errors and a few samples.
+async fn send_batches(
+    client: &reqwest::Client,
+    base: &str,
+    api_key: &str,
+    payload: &Payload,
+    events: u64,
+    seq_offset: u64,
+) -> (u64, u64, Vec<String>) {
+    let (mut accepted, mut errors, mut samples) = (0u64, 0u64, Vec::new());
+    let mut seq = seq_offset;
+    let end = seq_offset + events;
+    while seq < end {
+        let n = (end - seq).min(100);
+        let items: Vec<Value> = (seq..seq + n)
+            .filter_map(|i| serde_json::from_slice(&payload.body(i)).ok())
+            .collect();
+        seq += n;
+        let answer = client
+            .post(format!("{base}/v1/events/batch"))
+            .bearer_auth(api_key)
+            .json(&json!({ "events": items }))
+            .send()
+            .await;
+        let body: Option<Value> = match answer {
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            Ok(r) => {
+                samples.push(format!("HTTP {}", r.status()));
+                None
+            }
+            Err(e) => {
+                samples.push(e.to_string());
+                None
+            }
+        };
+        let statuses: Vec<String> = body
+            .as_ref()
+            .and_then(|b| b["data"].as_array())
+            .map(|d| {
+                d.iter()
+                    .map(|i| i["status"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ok = statuses.iter().filter(|s| *s == "accepted").count() as u64;
+        accepted += ok;
+        errors += n - ok;
+    }
+    samples.truncate(5);
+    (accepted, errors, samples)
 }
 
 fn print_phase(r: &AwsPhaseReport) {
@@ -643,17 +718,16 @@ mod tests {
             skip_retry: false,
         };
         let all = phases(&options);
-        assert_eq!(all.len(), 4);
-        assert!(all
-            .iter()
-            .all(|p| p.events <= 200 && p.intake == Intake::Single));
+        assert_eq!(all.len(), 6);
+        assert!(all.iter().all(|p| p.events <= 200));
+        assert_eq!(all.iter().filter(|p| p.intake == Intake::Batch).count(), 2);
         assert_eq!((all[1].fanout, all[1].events), (10, 40));
         let some = phases(&AwsOptions {
             skip_retry: true,
             events: Some(10),
             ..options
         });
-        assert_eq!(some.len(), 3);
+        assert_eq!(some.len(), 5);
         assert!(some.iter().all(|p| p.events == 10));
     }
 }
