@@ -149,16 +149,7 @@ pub fn dynamodb_write_units(operation: &str, request: &Value, index_keys: &[&str
             .map_or(0, |items| {
                 items
                     .iter()
-                    .map(|entry| {
-                        match entry
-                            .get("Put")
-                            .and_then(|p| p.get("Item"))
-                            .and_then(Value::as_object)
-                        {
-                            Some(item) => put_units(item, true, index_keys),
-                            None => 2,
-                        }
-                    })
+                    .map(|entry| entry_units(entry, "Put", true, index_keys))
                     .sum()
             }),
         "BatchWriteItem" => request
@@ -169,19 +160,24 @@ pub fn dynamodb_write_units(operation: &str, request: &Value, index_keys: &[&str
                     .values()
                     .filter_map(Value::as_array)
                     .flatten()
-                    .map(|entry| {
-                        match entry
-                            .get("PutRequest")
-                            .and_then(|p| p.get("Item"))
-                            .and_then(Value::as_object)
-                        {
-                            Some(item) => put_units(item, false, index_keys),
-                            None => 1,
-                        }
-                    })
+                    .map(|entry| entry_units(entry, "PutRequest", false, index_keys))
                     .sum()
             }),
         _ => 0,
+    }
+}
+
+/// The units of one entry of a multi-item write: a put (under `put_key`) by its item, anything
+/// else (delete, update, condition check) as one unit, doubled inside a transaction.
+fn entry_units(entry: &Value, put_key: &str, transactional: bool, index_keys: &[&str]) -> u64 {
+    match entry
+        .get(put_key)
+        .and_then(|p| p.get("Item"))
+        .and_then(Value::as_object)
+    {
+        Some(item) => put_units(item, transactional, index_keys),
+        None if transactional => 2,
+        None => 1,
     }
 }
 

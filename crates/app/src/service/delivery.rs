@@ -372,34 +372,11 @@ mod tests {
 
     use herald_contract::memory::Reply;
     use herald_core::ports::{Clock, QueueName, SendError};
-    use herald_core::{DeliveryStatus, Subscription};
+    use herald_core::DeliveryStatus;
     use jiff::SignedDuration;
 
     use super::*;
-    use crate::service::fanout;
     use crate::service::testing::Harness;
-
-    /// A subscription to everything, one event fanned out: the first attempt's message.
-    async fn one_delivery(h: &Harness) -> (Subscription, DeliveryMessage) {
-        let sub = h.subscribe(&["*"], true).await;
-        let event = h.event("document.published").await;
-        let message = herald_core::EventMessage {
-            tenant_id: event.tenant_id,
-            event_id: event.id,
-        };
-        fanout::handle(&h.state, &message, 1).await.unwrap();
-        let (first, _) = h.take_deliveries().remove(0);
-        (sub, first)
-    }
-
-    async fn delivery(h: &Harness, m: &DeliveryMessage) -> Delivery {
-        h.state
-            .store
-            .get_delivery(&m.tenant_id, &m.delivery_id)
-            .await
-            .unwrap()
-            .unwrap()
-    }
 
     fn at(h: &Harness, secs: i64) -> Timestamp {
         h.clock
@@ -411,9 +388,9 @@ mod tests {
     #[tokio::test]
     async fn a_success_is_recorded_and_nothing_follows() {
         let h = Harness::new([]);
-        let (_, first) = one_delivery(&h).await;
+        let (_, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
-        let d = delivery(&h, &first).await;
+        let d = h.delivery(&first).await;
         assert_eq!((d.status, d.attempts), (DeliveryStatus::Succeeded, 1));
         assert_eq!(h.sender.requests().len(), 1);
         assert!(h.take_deliveries().is_empty());
@@ -430,10 +407,10 @@ mod tests {
     #[tokio::test]
     async fn a_500_schedules_attempt_two_at_the_policys_time() {
         let h = Harness::new([Reply::Status(500)]);
-        let (_, first) = one_delivery(&h).await;
+        let (_, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
 
-        let d = delivery(&h, &first).await;
+        let d = h.delivery(&first).await;
         assert_eq!((d.status, d.attempts), (DeliveryStatus::Retrying, 1));
         assert_eq!(d.next_attempt_at, Some(at(&h, 5)));
         assert_eq!(d.last_status_code, Some(500));
@@ -445,7 +422,7 @@ mod tests {
         // At its time, attempt 2 succeeds.
         h.clock.advance(Duration::from_secs(5));
         handle(&h.state, next, 1).await.unwrap();
-        let d = delivery(&h, &first).await;
+        let d = h.delivery(&first).await;
         assert_eq!((d.status, d.attempts), (DeliveryStatus::Succeeded, 2));
         assert_eq!(h.sender.requests().len(), 2);
     }
@@ -453,41 +430,29 @@ mod tests {
     #[tokio::test]
     async fn a_4xx_is_retried_and_only_410_is_final() {
         let h = Harness::new([Reply::Status(404)]);
-        let (sub, first) = one_delivery(&h).await;
+        let (sub, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
-        assert_eq!(delivery(&h, &first).await.status, DeliveryStatus::Retrying);
+        assert_eq!(h.delivery(&first).await.status, DeliveryStatus::Retrying);
         let (next, _) = h.take_deliveries().remove(0);
         assert_eq!(next.attempt, 2);
-        let sub = h
-            .state
-            .store
-            .get_subscription(&sub.tenant_id, &sub.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let sub = h.subscription(&sub).await;
         assert!(sub.enabled);
     }
 
     #[tokio::test]
     async fn exhaustion_fails_the_delivery_and_leaves_the_subscription_enabled() {
         let h = Harness::with_schedule(&[5], [Reply::Status(500), Reply::Status(503)]);
-        let (sub, first) = one_delivery(&h).await;
+        let (sub, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
         let (next, _) = h.take_deliveries().remove(0);
         h.clock.advance(Duration::from_secs(5));
         handle(&h.state, &next, 1).await.unwrap();
 
-        let d = delivery(&h, &first).await;
+        let d = h.delivery(&first).await;
         assert_eq!((d.status, d.attempts), (DeliveryStatus::Failed, 2));
         assert_eq!(d.next_attempt_at, None);
         assert!(h.take_deliveries().is_empty());
-        let sub = h
-            .state
-            .store
-            .get_subscription(&sub.tenant_id, &sub.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let sub = h.subscription(&sub).await;
         assert!(
             sub.enabled,
             "one bad delivery does not disable its subscription"
@@ -497,17 +462,11 @@ mod tests {
     #[tokio::test]
     async fn a_410_fails_the_delivery_and_disables_the_subscription() {
         let h = Harness::new([Reply::Status(410)]);
-        let (sub, first) = one_delivery(&h).await;
+        let (sub, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
-        assert_eq!(delivery(&h, &first).await.status, DeliveryStatus::Failed);
+        assert_eq!(h.delivery(&first).await.status, DeliveryStatus::Failed);
         assert!(h.take_deliveries().is_empty());
-        let sub = h
-            .state
-            .store
-            .get_subscription(&sub.tenant_id, &sub.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let sub = h.subscription(&sub).await;
         assert!(!sub.enabled);
         assert!(sub.disabled_reason.is_some_and(|r| r.contains("410")));
     }
@@ -515,7 +474,7 @@ mod tests {
     #[tokio::test]
     async fn a_duplicate_or_redelivered_message_sends_nothing_again() {
         let h = Harness::new([Reply::Status(500)]);
-        let (_, first) = one_delivery(&h).await;
+        let (_, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
         assert_eq!(h.take_deliveries().len(), 1);
         // The attempt-1 message again: as a duplicate, and back after a crash (its retry was
@@ -524,18 +483,15 @@ mod tests {
         handle(&h.state, &first, 2).await.unwrap();
         assert_eq!(h.sender.requests().len(), 1);
         assert!(h.take_deliveries().is_empty());
-        assert_eq!(delivery(&h, &first).await.attempts, 1);
+        assert_eq!(h.delivery(&first).await.attempts, 1);
     }
 
     #[tokio::test]
     async fn a_retry_after_beyond_the_queues_maximum_delay_is_chained() {
         let h = Harness::with_schedule(&[5, 5], [Reply::StatusRetryAfter(503, "3600")]);
-        let (_, first) = one_delivery(&h).await;
+        let (_, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
-        assert_eq!(
-            delivery(&h, &first).await.next_attempt_at,
-            Some(at(&h, 3600))
-        );
+        assert_eq!(h.delivery(&first).await.next_attempt_at, Some(at(&h, 3600)));
         let (next, delay) = h.take_deliveries().remove(0);
         assert_eq!(delay, h.state.queue.max_delay());
         assert_eq!(next.not_before, Some(at(&h, 3600)));
@@ -552,18 +508,18 @@ mod tests {
         h.clock.advance(Duration::from_secs(2700));
         handle(&h.state, &again, 1).await.unwrap();
         assert_eq!(h.sender.requests().len(), 2);
-        assert_eq!(delivery(&h, &first).await.status, DeliveryStatus::Succeeded);
+        assert_eq!(h.delivery(&first).await.status, DeliveryStatus::Succeeded);
     }
 
     #[tokio::test]
     async fn a_deleted_or_disabled_subscription_fails_the_delivery_without_a_request() {
         let h = Harness::new([]);
-        let (sub, first) = one_delivery(&h).await;
+        let (sub, first) = h.one_delivery().await;
         let mut disabled = sub.clone();
         disabled.enabled = false;
         h.state.store.update_subscription(&disabled).await.unwrap();
         handle(&h.state, &first, 1).await.unwrap();
-        let d = delivery(&h, &first).await;
+        let d = h.delivery(&first).await;
         assert_eq!(d.status, DeliveryStatus::Failed);
         assert_eq!(
             d.last_error.as_deref(),
@@ -575,9 +531,9 @@ mod tests {
     #[tokio::test]
     async fn a_transport_error_is_retried_and_its_reason_kept() {
         let h = Harness::new([Reply::Error(SendError::Timeout)]);
-        let (_, first) = one_delivery(&h).await;
+        let (_, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
-        let d = delivery(&h, &first).await;
+        let d = h.delivery(&first).await;
         assert_eq!(d.status, DeliveryStatus::Retrying);
         assert_eq!(d.last_error.as_deref(), Some("timed out"));
         assert_eq!(h.take(QueueName::Deliveries).len(), 1);

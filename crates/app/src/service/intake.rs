@@ -203,21 +203,25 @@ pub async fn accept_all(
             }
         })
         .collect();
-    let events: Vec<Event> = new_events.iter().map(|e| e.event.clone()).collect();
+    // What the answer needs of each event, not a copy of its payload.
+    let answers_if_new: Vec<Accepted> = new_events
+        .iter()
+        .map(|e| Accepted {
+            id: e.event.id,
+            event_type: e.event.event_type.clone(),
+            timestamp: e.event.timestamp,
+        })
+        .collect();
     let outcomes = state.writes.insert_events_and_send(new_events).await?;
 
     let mut answers = Vec::with_capacity(outcomes.len());
     let mut redrive = Vec::new();
-    for ((event, body), outcome) in events.into_iter().zip(bodies).zip(outcomes) {
+    for ((new, body), outcome) in answers_if_new.into_iter().zip(bodies).zip(outcomes) {
         let answer = match outcome {
             InsertEventOutcome::Inserted => {
                 Metrics::add(&state.metrics.events_accepted, 1);
-                tracing::info!(tenant = %tenant, event = %event.id, event_type = %event.event_type, "event accepted");
-                ItemOutcome::Accepted(Accepted {
-                    id: event.id,
-                    event_type: event.event_type,
-                    timestamp: event.timestamp,
-                })
+                tracing::info!(tenant = %tenant, event = %new.id, event_type = %new.event_type, "event accepted");
+                ItemOutcome::Accepted(new)
             }
             InsertEventOutcome::Duplicate(previous) if previous.body_sha256 != body => {
                 ItemOutcome::KeyReused

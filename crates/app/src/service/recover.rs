@@ -89,31 +89,18 @@ mod tests {
     use herald_core::DeliveryStatus;
 
     use super::*;
+    use crate::service::delivery;
     use crate::service::testing::Harness;
-    use crate::service::{delivery, fanout};
 
     #[tokio::test]
     async fn requeue_queues_exactly_the_next_attempt_with_a_fresh_schedule() {
         let h = Harness::with_schedule(&[5], vec![Reply::Status(500); 3]);
-        h.subscribe(&["*"], true).await;
-        let event = h.event("document.published").await;
-        let message = herald_core::EventMessage {
-            tenant_id: event.tenant_id,
-            event_id: event.id,
-        };
-        fanout::handle(&h.state, &message, 1).await.unwrap();
-        let (first, _) = h.take_deliveries().remove(0);
+        let (_, first) = h.one_delivery().await;
         delivery::handle(&h.state, &first, 1).await.unwrap();
         let (second, _) = h.take_deliveries().remove(0);
         h.clock.advance(std::time::Duration::from_secs(5));
         delivery::handle(&h.state, &second, 1).await.unwrap();
-        let failed = h
-            .state
-            .store
-            .get_delivery(&first.tenant_id, &first.delivery_id)
-            .await
-            .unwrap()
-            .unwrap();
+        let failed = h.delivery(&first).await;
         assert_eq!(
             (failed.status, failed.attempts),
             (DeliveryStatus::Failed, 2)
@@ -127,13 +114,11 @@ mod tests {
         assert_eq!(queued.len(), 1);
         assert_eq!((queued[0].0.attempt, queued[0].1), (3, Duration::ZERO));
         // The new run has the whole schedule: attempt 3 fails and attempt 4 is scheduled.
-        h.state
-            .store
-            .get_delivery(&first.tenant_id, &first.delivery_id)
-            .await
-            .unwrap()
-            .filter(|d| *d == requeued)
-            .expect("the stored delivery is the requeued one");
+        assert_eq!(
+            h.delivery(&first).await,
+            requeued,
+            "the stored delivery is the requeued one"
+        );
         let sender_before = h.sender.requests().len();
         delivery::handle(&h.state, &queued[0].0, 1).await.unwrap();
         assert_eq!(h.sender.requests().len(), sender_before + 1);

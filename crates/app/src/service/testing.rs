@@ -8,7 +8,7 @@ use herald_contract::fixtures;
 use herald_contract::memory::{ManualClock, MemoryQueue, MemoryStore, Reply, ScriptedSender};
 use herald_core::ports::{OutgoingMessage, QueueMessage, QueueName};
 use herald_core::retry::RetryPolicy;
-use herald_core::{DeliveryMessage, Event, Subscription, TenantId};
+use herald_core::{Delivery, DeliveryMessage, Event, EventMessage, Subscription, TenantId};
 
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -72,6 +72,42 @@ impl Harness {
             .await
             .unwrap();
         event
+    }
+
+    /// A subscription to everything and one event fanned out to it: the first attempt's message
+    /// (taken off the queue).
+    pub async fn one_delivery(&self) -> (Subscription, DeliveryMessage) {
+        let sub = self.subscribe(&["*"], true).await;
+        let event = self.event("document.published").await;
+        let message = EventMessage {
+            tenant_id: event.tenant_id,
+            event_id: event.id,
+        };
+        crate::service::fanout::handle(&self.state, &message, 1)
+            .await
+            .unwrap();
+        let (first, _) = self.take_deliveries().remove(0);
+        (sub, first)
+    }
+
+    /// The delivery `m` is about, as stored.
+    pub async fn delivery(&self, m: &DeliveryMessage) -> Delivery {
+        self.state
+            .store
+            .get_delivery(&m.tenant_id, &m.delivery_id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// `sub` as stored now.
+    pub async fn subscription(&self, sub: &Subscription) -> Subscription {
+        self.state
+            .store
+            .get_subscription(&sub.tenant_id, &sub.id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// Takes every message off `queue`.
