@@ -173,7 +173,7 @@ auth = json.load(open(sys.argv[1]))["headers"]["authorization"]
 print(auth.removeprefix("Bearer "))' events/api-list-subscriptions.json)
 FIXTURE_TENANT=$("$PY" -c '
 import json, sys
-print(json.loads(json.load(open(sys.argv[1]))["Records"][0]["body"])["tenant_id"])' events/sqs-deliver.json)
+print(json.loads(json.load(open(sys.argv[1]))["Records"][0]["body"])["tenant_id"])' events/sqs-fanout.json)
 
 say "register the fixtures' tenant $FIXTURE_TENANT and API key"
 # The tenant's generated first key is not needed: it goes nowhere.
@@ -346,10 +346,10 @@ check ingest-event ingest ingest-event.json \
 check ingest-batch ingest ingest-batch.json \
   'status(200) or body_has("data", lambda v: [i["status"] for i in v] == ["accepted", "accepted", "rejected"], "accepted, accepted, rejected")'
 check fanout fanout sqs-fanout.json 'failures([])'
-# The delivery does not exist: dropped as done, not failed.
+# Its subscription does not exist: the delivery is given up (done), not failed.
 check deliver deliver sqs-deliver.json 'failures([])'
-# An unknown delivery is done; the unreadable body and the fan-out message (not the deliver
-# function's kind) fail.
+# The delivery of an unknown subscription is given up (done); the unreadable body and the fan-out
+# message (not the deliver function's kind) fail.
 check deliver-mixed deliver sqs-deliver-mixed.json \
   'failures(["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"])'
 

@@ -85,7 +85,7 @@ async fn accepted_events_survive_a_sigkill_and_are_delivered_after_restart() {
 /// Every POST must be in the attempt log, and the committed retry goes out once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_committed_retry_goes_out_once_after_a_crash() {
-    use herald_core::ports::{OutgoingMessage, QueueMessage, UnitOfWork};
+    use herald_core::ports::{OutgoingMessage, Queue, QueueMessage, UnitOfWork};
     use herald_core::{
         Attempt, AttemptId, Delivery, DeliveryMessage, DeliveryStatus, Event, EventId, EventType,
         SubscriptionId,
@@ -108,6 +108,7 @@ async fn a_committed_retry_goes_out_once_after_a_crash() {
         event_type: EventType::parse("document.created").unwrap(),
         timestamp: now,
         data: json!({"id": "doc_1"}),
+        subscriptions: vec![sub_id],
     };
     let mut delivery = Delivery::pending(&event, sub_id, now);
     let attempt = Attempt {
@@ -123,12 +124,8 @@ async fn a_committed_retry_goes_out_once_after_a_crash() {
         error: Some("HTTP 503".into()),
         succeeded: false,
     };
-    let first = DeliveryMessage::attempt_of(&delivery, 1);
-    let message = |attempt| OutgoingMessage {
-        message: QueueMessage::Delivery(DeliveryMessage {
-            attempt,
-            ..first.clone()
-        }),
+    let message = |delivery: &Delivery, attempt| OutgoingMessage {
+        message: QueueMessage::Delivery(DeliveryMessage::attempt_of(delivery, attempt)),
         delay: std::time::Duration::ZERO,
     };
     {
@@ -138,17 +135,15 @@ async fn a_committed_retry_goes_out_once_after_a_crash() {
             .insert_event_and_send(&event, None, Vec::new())
             .await
             .unwrap();
-        writes
-            .create_deliveries_and_send(vec![(delivery.clone(), Some(message(1)))])
-            .await
-            .unwrap();
+        // Fan-out queued the first attempt.
+        db.queue().send(vec![message(&delivery, 1)]).await.unwrap();
         delivery.status = DeliveryStatus::Retrying;
         delivery.attempts = 1;
         delivery.last_status_code = Some(503);
         delivery.last_error = attempt.error.clone();
         delivery.next_attempt_at = Some(now);
         writes
-            .record_attempt_and_send(&attempt, &delivery, vec![message(2)])
+            .record_attempt_and_send(&attempt, &delivery, vec![message(&delivery, 2)])
             .await
             .unwrap();
     }

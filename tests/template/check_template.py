@@ -5,6 +5,8 @@ policies and event source mappings SAM adds are checked too.
 - each queue's visibility timeout is >= 6 x the timeout of the function it triggers;
 - every SQS trigger reports batch item failures;
 - no IAM policy statement has a `*` resource, and none allows `*` actions;
+- the table has no secondary index, and each function may call exactly the DynamoDB actions its
+  code path makes (`DYNAMODB_ACTIONS`, kept beside the key design in crates/aws/src/dynamo);
 - the four functions exist and are built with rust-cargolambda on provided.al2023.
 
 Prints "N passed, M failed" and exits non-zero on any failure.
@@ -20,6 +22,21 @@ from samtranslator.translator.transform import transform
 
 ROOT = Path(__file__).resolve().parents[2]
 results = []
+
+# What each function's code calls (least privilege: nothing more, nothing less).
+DYNAMODB_ACTIONS = {
+    # CRUD, save and test (event, first attempt, disabling on 410), the log, an event's
+    # deliveries (BatchGetItem), replay and recover (UpdateItem).
+    "ApiFunction": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
+    # Keys, the plan's subscriptions (Query), the event and its idempotency record (PutItem), the
+    # duplicate's own event removed again (DeleteItem).
+    "IngestFunction": {"GetItem", "PutItem", "DeleteItem", "Query"},
+    # A claim-checked event (GetItem); a redelivered event's stored deliveries (BatchGetItem).
+    "FanoutFunction": {"GetItem", "BatchGetItem"},
+    # The subscription, a claim-checked event, a redelivered message's delivery (GetItem); the
+    # first attempt, later attempts, disabling on 410 (PutItem); a delivery's new state (UpdateItem).
+    "DeliverFunction": {"GetItem", "PutItem", "UpdateItem"},
+}
 
 
 def check(name, ok, detail=""):
@@ -103,6 +120,17 @@ def main():
                 check(f"{name}/{policy['PolicyName']} has no '*' resource", all(x != "*" and not (isinstance(x, str) and x.endswith(":*")) for x in res), json.dumps(res))
                 check(f"{name}/{policy['PolicyName']} has no '*' action", all(isinstance(a, str) and not a.endswith("*") for a in actions), json.dumps(actions))
     check("policies were found", statements > 0, str(statements))
+
+    table = raw["Table"]["Properties"]
+    check("the table has no secondary index", "GlobalSecondaryIndexes" not in table and "LocalSecondaryIndexes" not in table)
+    for fn_name, wanted in DYNAMODB_ACTIONS.items():
+        granted = set()
+        for policy in raw[fn_name]["Properties"].get("Policies", []):
+            for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                actions = st.get("Action", [])
+                actions = actions if isinstance(actions, list) else [actions]
+                granted |= {a.split(":", 1)[1] for a in actions if a.startswith("dynamodb:")}
+        check(f"{fn_name} may call exactly {sorted(wanted)}", granted == wanted, f"granted {sorted(granted)}")
 
     failed = [r for r in results if not r[1]]
     for name, ok, detail in results:

@@ -38,12 +38,12 @@ pub use aws_config;
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_sqs;
 
-pub use dynamo::{create_table, DynamoConfig, DynamoStore, BY_EVENT_INDEX, BY_SUBSCRIPTION_INDEX};
+pub use dynamo::{create_table, DynamoConfig, DynamoStore, LOG_SHARDS};
 pub use error::AwsError;
 pub use metering::{Meter, MeterInterceptor, MeterSnapshot};
 pub use sqs::{
     create_queue_with_dlq, create_queues, delay_seconds, encode_body, BatchSendError, SqsConfig,
-    SqsQueue, DEFAULT_MAX_RECEIVE_COUNT, MAX_DELAY,
+    SqsQueue, CARRIED, DEFAULT_MAX_RECEIVE_COUNT, MAX_DELAY,
 };
 pub use unit_of_work::AwsUnitOfWork;
 

@@ -50,9 +50,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use serde_json::{Map, Value};
 
-/// The partition-key attributes of Herald's global secondary indexes (`by_subscription`,
-/// `by_event`; see the key design in `dynamo.rs`): an item carrying one is copied into that index.
-pub const HERALD_INDEX_KEYS: [&str; 2] = ["bysub_pk", "byevt_pk"];
+/// The partition-key attributes of Herald's global secondary indexes: an item carrying one is
+/// copied into that index. None: every access pattern is served by the table's key order (see the
+/// key design in `dynamo/mod.rs`).
+pub const HERALD_INDEX_KEYS: [&str; 0] = [];
 
 const WRITE_UNIT_BYTES: u64 = 1024;
 const READ_UNIT_BYTES: u64 = 4096;
@@ -142,7 +143,21 @@ pub fn dynamodb_write_units(operation: &str, request: &Value, index_keys: &[&str
             .get("Item")
             .and_then(Value::as_object)
             .map_or(1, |item| put_units(item, false, index_keys)),
-        "DeleteItem" | "UpdateItem" => 1,
+        "DeleteItem" => 1,
+        // Billed on the larger of the item before and after; the request shows the key and the
+        // new values, a lower bound of the item after (Herald's updated items stay under 1 KB
+        // unless a first attempt kept a long response excerpt).
+        "UpdateItem" => {
+            let key = request
+                .get("Key")
+                .and_then(Value::as_object)
+                .map_or(0, item_size);
+            let values = request
+                .get("ExpressionAttributeValues")
+                .and_then(Value::as_object)
+                .map_or(0, |v| v.values().map(value_size).sum());
+            write_units(key + values)
+        }
         "TransactWriteItems" => request
             .get("TransactItems")
             .and_then(Value::as_array)
@@ -570,12 +585,13 @@ mod tests {
 
     #[test]
     fn transactions_double_and_indexes_add_a_write() {
+        const INDEX_KEYS: [&str; 2] = ["bysub_pk", "byevt_pk"];
         // A 3 KB item in a transaction costs 6 write units (the guide's example).
         let big = json!({"pk": {"S": "p"}, "sk": {"S": "s"}, "d": {"S": "x".repeat(3065)}});
         assert_eq!(item_size(&item(big.clone())), 3072);
         let tx = json!({"TransactItems": [{"Put": {"TableName": "t", "Item": big}}]});
         assert_eq!(
-            dynamodb_write_units("TransactWriteItems", &tx, &HERALD_INDEX_KEYS),
+            dynamodb_write_units("TransactWriteItems", &tx, &INDEX_KEYS),
             6
         );
         // A delivery-shaped item in both indexes: 1 for the table, 1 per index.
@@ -584,15 +600,12 @@ mod tests {
             "bysub_pk": {"S": "a"}, "bysub_sk": {"S": "b"},
             "byevt_pk": {"S": "c"}, "byevt_sk": {"S": "d"}
         }});
-        assert_eq!(
-            dynamodb_write_units("PutItem", &delivery, &HERALD_INDEX_KEYS),
-            3
-        );
+        assert_eq!(dynamodb_write_units("PutItem", &delivery, &INDEX_KEYS), 3);
         assert_eq!(dynamodb_write_units("PutItem", &delivery, &[]), 1);
         // In a transaction the table write doubles, the index writes do not.
         let tx = json!({"TransactItems": [{"Put": delivery}, {"ConditionCheck": {}}]});
         assert_eq!(
-            dynamodb_write_units("TransactWriteItems", &tx, &HERALD_INDEX_KEYS),
+            dynamodb_write_units("TransactWriteItems", &tx, &INDEX_KEYS),
             4 + 2
         );
     }

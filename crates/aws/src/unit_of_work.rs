@@ -5,18 +5,17 @@
 //! | step | record written | message sent after | if the send never happens |
 //! |---|---|---|---|
 //! | intake (one event or a batch) | events (+ idempotency records) | event → fan-out, ten to a request | the client, seeing an error, retries with its key: the duplicate path calls [`UnitOfWork::redrive`], which sends the event again |
-//! | fan-out | deliveries | first attempts | the event message is not acked, comes back, and fan-out redrives the first attempts of the deliveries that exist |
-//! | attempt | attempt + delivery | the retry | the delivery message is not acked, comes back, and the delivery step redrives the retry it names |
+//! | fan-out | nothing (a delivery is stored by its first attempt) | first attempts | the event message is not acked, comes back, and fan-out sends the first attempts of the deliveries not stored yet |
+//! | attempt | the delivery with its first attempt, or a later attempt + the delivery's new state | the retry | the delivery message is not acked, comes back, and the delivery step redrives the retry it names |
 //! | replay / recover | delivery (pending) | its next attempt | the delivery stays pending; replaying it again queues it |
 //!
 //! Redrive sends a delivery message only while the delivery still waits for exactly that attempt,
 //! so a message that did go out the first time is duplicated only in that narrow case, and the
-//! duplicate is harmless: attempts are numbered and recorded conditionally. Fan-out is idempotent,
-//! so a redriven event message creates nothing twice.
+//! duplicate is harmless: attempts are numbered and recorded conditionally. Fan-out names the same
+//! deliveries every time, so a redriven event message creates no new one.
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use herald_core::ids::DeliveryId;
 use herald_core::model::{Attempt, Delivery};
 use herald_core::ports::{
     DeliveryStore, InsertEventOutcome, NewEvent, OutgoingMessage, Queue, QueueMessage, Recorded,
@@ -57,7 +56,7 @@ impl AwsUnitOfWork {
         };
         let delivery = self
             .store
-            .get_delivery(&m.tenant_id, &m.delivery_id)
+            .get_delivery(&m.tenant_id(), &m.delivery_id())
             .await?;
         Ok(delivery.is_some_and(|d| !d.is_final() && d.attempts + 1 == m.attempt))
     }
@@ -114,26 +113,6 @@ impl UnitOfWork for AwsUnitOfWork {
         }
         self.send(to_send).await?;
         Ok(outcomes)
-    }
-
-    async fn create_deliveries_and_send(
-        &self,
-        deliveries: Vec<(Delivery, Option<OutgoingMessage>)>,
-    ) -> Result<Vec<DeliveryId>, StoreError> {
-        if deliveries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (records, messages): (Vec<Delivery>, Vec<Option<OutgoingMessage>>) =
-            deliveries.into_iter().unzip();
-        let created = self.store.create_deliveries(&records).await?;
-        let to_send = records
-            .iter()
-            .zip(messages)
-            .filter(|(d, _)| created.contains(&d.id))
-            .filter_map(|(_, m)| m)
-            .collect();
-        self.send(to_send).await?;
-        Ok(created)
     }
 
     async fn record_attempt_and_send(

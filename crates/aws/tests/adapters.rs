@@ -12,7 +12,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use common::{dynamo_store, dynamodb_client, moto, sqs_client, sqs_queue, unique};
 use herald_aws::{
     aws_sdk_dynamodb, aws_sdk_sqs, create_queues, create_table, AwsError, DynamoConfig,
-    DynamoStore, SqsConfig, SqsQueue, BY_EVENT_INDEX, BY_SUBSCRIPTION_INDEX,
+    DynamoStore, SqsConfig, SqsQueue, LOG_SHARDS,
 };
 use herald_contract::fixtures::{after, attempt, delivery, delivery_message, event, now};
 use herald_core::ids::{SubscriptionId, TenantId};
@@ -50,7 +50,7 @@ fn expires_at(item: &std::collections::HashMap<String, AttributeValue>) -> Optio
 }
 
 #[tokio::test]
-async fn create_table_makes_the_indexes_enables_ttl_and_is_conditional() {
+async fn create_table_makes_no_index_enables_ttl_and_is_conditional() {
     let client = dynamodb_client();
     let config = DynamoConfig::new(unique("herald"));
     create_table(&client, &config).await.unwrap();
@@ -67,13 +67,8 @@ async fn create_table_makes_the_indexes_enables_ttl_and_is_conditional() {
         .unwrap()
         .table
         .unwrap();
-    let mut indexes: Vec<&str> = table
-        .global_secondary_indexes()
-        .iter()
-        .filter_map(|i| i.index_name())
-        .collect();
-    indexes.sort();
-    assert_eq!(indexes, vec![BY_EVENT_INDEX, BY_SUBSCRIPTION_INDEX]);
+    // Every access pattern is served by key order: no index to pay for.
+    assert!(table.global_secondary_indexes().is_empty());
     assert_eq!(
         table.billing_mode_summary().and_then(|b| b.billing_mode()),
         Some(&aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
@@ -112,23 +107,24 @@ async fn ttl_attributes_follow_the_config() {
         expires_at: Timestamp::now() + jiff::SignedDuration::from_secs(600),
     };
     store.insert_event(&ev, Some(&record)).await.unwrap();
-    let d = delivery(t, SubscriptionId::new(), &ev);
-    store
-        .create_deliveries(std::slice::from_ref(&d))
-        .await
-        .unwrap();
-    let a = attempt(&d, 1);
+    let mut d = delivery(t, SubscriptionId::new(), &ev);
+    // The first attempt is stored inside the delivery; the second is an item of its own.
+    d.attempts = 1;
+    store.record_attempt(&attempt(&d, 1), &d).await.unwrap();
+    d.attempts = 2;
+    let a = attempt(&d, 2);
     store.record_attempt(&a, &d).await.unwrap();
 
     let item = raw_item(&client, &table, format!("{t}#{}", ev.id), "EVENT").await;
     assert_eq!(expires_at(&item), Some(ev.timestamp.as_second() + 3600));
-    let item = raw_item(&client, &table, format!("{t}#{}", d.id), "DELIVERY").await;
+    let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
     assert_eq!(expires_at(&item), Some(d.created_at.as_second() + 7200));
+    assert!(item.contains_key("first"), "the first attempt is inside");
     let item = raw_item(
         &client,
         &table,
         format!("{t}#{}", d.id),
-        &format!("ATTEMPT#0000000001#{}", a.id),
+        &format!("ATTEMPT#0000000002#{}", a.id),
     )
     .await;
     assert_eq!(expires_at(&item), Some(a.started_at.as_second() + 60));
@@ -138,20 +134,19 @@ async fn ttl_attributes_follow_the_config() {
     let table = config.table.clone();
     let store = dynamo_store(config).await;
     store.insert_event(&ev, Some(&record)).await.unwrap();
-    store
-        .create_deliveries(std::slice::from_ref(&d))
-        .await
-        .unwrap();
+    d.attempts = 1;
+    store.record_attempt(&attempt(&d, 1), &d).await.unwrap();
+    d.attempts = 2;
     store.record_attempt(&a, &d).await.unwrap();
     let item = raw_item(&client, &table, format!("{t}#{}", ev.id), "EVENT").await;
     assert_eq!(expires_at(&item), None);
-    let item = raw_item(&client, &table, format!("{t}#{}", d.id), "DELIVERY").await;
+    let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
     assert_eq!(expires_at(&item), None);
     let item = raw_item(
         &client,
         &table,
         format!("{t}#{}", d.id),
-        &format!("ATTEMPT#0000000001#{}", a.id),
+        &format!("ATTEMPT#0000000002#{}", a.id),
     )
     .await;
     assert_eq!(
@@ -214,6 +209,7 @@ async fn a_256_kib_event_is_stored_once_and_its_messages_stay_tiny() {
     let message = herald_core::ports::QueueMessage::Event(herald_core::model::EventMessage {
         tenant_id: t,
         event_id: ev.id,
+        event: herald_aws::CARRIED.carry(&ev),
     });
     assert!(herald_aws::encode_body(&message).unwrap().len() < 1024);
 }
@@ -462,10 +458,6 @@ async fn redrive_sends_what_a_crash_between_write_and_send_left_out_and_nothing_
     let t = TenantId::new();
     let ev = event(t, "document.created");
     let mut d = delivery(t, SubscriptionId::new(), &ev);
-    store
-        .create_deliveries(std::slice::from_ref(&d))
-        .await
-        .unwrap();
     // Attempt 1 recorded; the crash came before its retry was sent.
     d.attempts = 1;
     d.status = DeliveryStatus::Retrying;
@@ -496,4 +488,13 @@ async fn redrive_sends_what_a_crash_between_write_and_send_left_out_and_nothing_
         .await
         .unwrap();
     assert!(got.is_empty(), "{got:?}");
+}
+
+/// The documented partition of a delivery: its subscription's log shard, read off its id.
+fn log_pk(t: TenantId, d: &herald_core::model::Delivery) -> String {
+    format!(
+        "{t}#LOG#{:010x}#{}",
+        d.id.subscription_tag(),
+        d.id.spread() % LOG_SHARDS
+    )
 }

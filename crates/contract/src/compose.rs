@@ -128,12 +128,8 @@ impl DeliveryStore for ComposedStore {
     ) -> Result<Page<Delivery>, StoreError> {
         self.deliveries.list_deliveries(t, s, p).await
     }
-    async fn deliveries_for_event(
-        &self,
-        t: &TenantId,
-        e: &EventId,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.deliveries.deliveries_for_event(t, e).await
+    async fn deliveries_for_event(&self, e: &Event) -> Result<Vec<Delivery>, StoreError> {
+        self.deliveries.deliveries_for_event(e).await
     }
     async fn list_attempts(
         &self,

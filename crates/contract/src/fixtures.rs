@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use herald_core::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
+use herald_core::ids::{AttemptId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
     Attempt, Delivery, DeliveryMessage, Event, EventMessage, PlatformConfig, SecretEntry,
     Subscription, Tenant,
@@ -55,6 +55,15 @@ pub fn event(tenant: TenantId, event_type: &str) -> Event {
         event_type: EventType::parse(event_type).unwrap(),
         timestamp: Timestamp::now(),
         data: serde_json::json!({"title": "Hello"}),
+        subscriptions: Vec::new(),
+    }
+}
+
+/// An event planned for `subs`.
+pub fn planned_event(tenant: TenantId, subs: &[SubscriptionId]) -> Event {
+    Event {
+        subscriptions: subs.to_vec(),
+        ..event(tenant, "document.created")
     }
 }
 
@@ -84,18 +93,16 @@ pub fn attempt(delivery: &Delivery, number: u32) -> Attempt {
 
 /// A deliveries-queue message whose `attempt` tells messages apart.
 pub fn delivery_message(attempt: u32) -> QueueMessage {
-    QueueMessage::Delivery(DeliveryMessage {
-        tenant_id: TenantId::new(),
-        delivery_id: DeliveryId::new(),
-        attempt,
-        not_before: None,
-    })
+    let ev = event(TenantId::new(), "document.created");
+    let d = Delivery::pending(&ev, SubscriptionId::new(), Timestamp::now());
+    QueueMessage::Delivery(DeliveryMessage::attempt_of(&d, attempt))
 }
 
 pub fn event_message() -> QueueMessage {
     QueueMessage::Event(EventMessage {
         tenant_id: TenantId::new(),
         event_id: EventId::new(),
+        event: None,
     })
 }
 

@@ -69,14 +69,6 @@ impl Backend {
             .await
     }
 
-    pub async fn create_deliveries(
-        &self,
-        deliveries: &[Delivery],
-    ) -> Result<Vec<herald_core::ids::DeliveryId>, StoreError> {
-        let pairs = deliveries.iter().map(|d| (d.clone(), None)).collect();
-        self.writes.create_deliveries_and_send(pairs).await
-    }
-
     pub async fn record_attempt(
         &self,
         attempt: &Attempt,
@@ -139,7 +131,7 @@ macro_rules! store_contract_tests {
                 insert_event_is_idempotent_and_atomic,
                 subscriptions_page_newest_first_without_gaps,
                 subscription_filters_and_enabled_list,
-                deliveries_are_created_if_absent_indexed_and_paged,
+                deliveries_are_stored_from_their_first_attempt_and_paged,
                 attempts_are_recorded_with_the_delivery_and_listed_oldest_first,
                 subscriptions_are_counted_up_to_a_bound,
             ]

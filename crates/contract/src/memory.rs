@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_core::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
-    ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
+    ApiKeyRecord, Attempt, Carried, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
 };
 use herald_core::ports::{
     Clock, DeliveryStore, EventStore, InsertEventOutcome, NewEvent, OutboundRequest,
@@ -81,6 +81,7 @@ pub struct MemoryQueue {
     clock: Arc<dyn Clock>,
     messages: Mutex<VecDeque<Stored>>,
     next_receipt: Mutex<u64>,
+    carried: Carried,
 }
 
 impl std::fmt::Debug for MemoryQueue {
@@ -92,12 +93,22 @@ impl std::fmt::Debug for MemoryQueue {
 /// SQS's longest delay, so chains of long waits are exercised as on AWS.
 pub const MEMORY_MAX_DELAY: Duration = Duration::from_secs(900);
 
+/// How big an event the queue carries by default (as SQS does; see `herald_aws::SqsQueue`).
+pub const MEMORY_CARRIED: Carried = Carried(4096);
+
 impl MemoryQueue {
     pub fn new(clock: Arc<dyn Clock>) -> Arc<Self> {
+        Self::carrying(clock, MEMORY_CARRIED)
+    }
+
+    /// A queue whose messages carry events up to `carried` (`Carried(0)`: none, as the embedded
+    /// queue).
+    pub fn carrying(clock: Arc<dyn Clock>, carried: Carried) -> Arc<Self> {
         Arc::new(Self {
             clock,
             messages: Mutex::new(VecDeque::new()),
             next_receipt: Mutex::new(0),
+            carried,
         })
     }
 
@@ -185,6 +196,10 @@ impl MemoryQueue {
 impl Queue for MemoryQueue {
     fn max_delay(&self) -> Duration {
         MEMORY_MAX_DELAY
+    }
+
+    fn carried(&self) -> Carried {
+        self.carried
     }
 
     async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
@@ -500,16 +515,12 @@ impl DeliveryStore for MemoryStore {
         }))
     }
 
-    async fn deliveries_for_event(
-        &self,
-        tenant: &TenantId,
-        event: &EventId,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
         Ok(self
             .data()
             .deliveries
             .values()
-            .filter(|d| d.tenant_id == *tenant && d.event_id == *event)
+            .filter(|d| d.tenant_id == event.tenant_id && d.event_id == event.id)
             .cloned()
             .collect())
     }
@@ -568,26 +579,6 @@ impl UnitOfWork for MemoryStore {
         Ok(outcomes)
     }
 
-    async fn create_deliveries_and_send(
-        &self,
-        deliveries: Vec<(Delivery, Option<OutgoingMessage>)>,
-    ) -> Result<Vec<DeliveryId>, StoreError> {
-        let mut data = self.data();
-        let mut created = Vec::new();
-        let mut messages = Vec::new();
-        for (delivery, message) in deliveries {
-            let key = (delivery.tenant_id, delivery.id);
-            if data.deliveries.contains_key(&key) {
-                continue;
-            }
-            created.push(delivery.id);
-            data.deliveries.insert(key, delivery);
-            messages.extend(message);
-        }
-        self.queue.push(messages);
-        Ok(created)
-    }
-
     async fn record_attempt_and_send(
         &self,
         attempt: &Attempt,
@@ -596,11 +587,8 @@ impl UnitOfWork for MemoryStore {
     ) -> Result<Recorded, StoreError> {
         let mut data = self.data();
         let key = (delivery.tenant_id, delivery.id);
-        let stored_attempts = data
-            .deliveries
-            .get(&key)
-            .map(|d| d.attempts)
-            .ok_or(StoreError::NotFound)?;
+        // Not stored yet: no attempt made.
+        let stored_attempts = data.deliveries.get(&key).map_or(0, |d| d.attempts);
         data.attempts.insert(
             (
                 attempt.tenant_id,
@@ -623,12 +611,9 @@ impl UnitOfWork for MemoryStore {
         delivery: &Delivery,
         messages: Vec<OutgoingMessage>,
     ) -> Result<(), StoreError> {
-        let mut data = self.data();
-        let slot = data
+        self.data()
             .deliveries
-            .get_mut(&(delivery.tenant_id, delivery.id))
-            .ok_or(StoreError::NotFound)?;
-        *slot = delivery.clone();
+            .insert((delivery.tenant_id, delivery.id), delivery.clone());
         self.queue.push(messages);
         Ok(())
     }

@@ -12,7 +12,7 @@ use herald_core::ports::{
 };
 use jiff::Timestamp;
 
-use crate::fixtures::{attempt, delivery, event, page, subscription, tenant};
+use crate::fixtures::{attempt, delivery, event, page, planned_event, subscription, tenant};
 use crate::Backend;
 
 /// Every page of a list, following cursors; panics if it does not end within 100 pages.
@@ -270,25 +270,22 @@ pub async fn tenants_never_see_each_other(store: Arc<Backend>) {
     let (a, b) = (TenantId::new(), TenantId::new());
     let sub_a = subscription(a, &["*"], true);
     store.create_subscription(&sub_a).await.unwrap();
-    let ev = event(a, "document.created");
+    let ev = planned_event(a, &[sub_a.id]);
     store.insert_event(&ev, None).await.unwrap();
-    let del = delivery(a, sub_a.id, &ev);
-    store
-        .create_deliveries(std::slice::from_ref(&del))
-        .await
-        .unwrap();
+    let mut del = delivery(a, sub_a.id, &ev);
+    del.attempts = 1;
     store.record_attempt(&attempt(&del, 1), &del).await.unwrap();
+    let as_b = herald_core::model::Event {
+        tenant_id: b,
+        ..ev.clone()
+    };
 
     // Another tenant asking for A's ids gets nothing.
     assert_eq!(store.get_subscription(&b, &sub_a.id).await.unwrap(), None);
     assert_eq!(store.get_event(&b, &ev.id).await.unwrap(), None);
     assert_eq!(store.get_delivery(&b, &del.id).await.unwrap(), None);
     assert!(store.list_attempts(&b, &del.id).await.unwrap().is_empty());
-    assert!(store
-        .deliveries_for_event(&b, &ev.id)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.deliveries_for_event(&as_b).await.unwrap().is_empty());
     assert!(store
         .list_deliveries(&b, &sub_a.id, &page(10, None))
         .await
@@ -329,7 +326,7 @@ pub async fn tenants_never_see_each_other(store: Arc<Backend>) {
     );
     assert_eq!(store.get_event(&a, &ev.id).await.unwrap(), Some(ev.clone()));
     assert_eq!(
-        store.deliveries_for_event(&a, &ev.id).await.unwrap(),
+        store.deliveries_for_event(&ev).await.unwrap(),
         vec![del.clone()]
     );
     assert_eq!(store.list_attempts(&a, &del.id).await.unwrap().len(), 1);
@@ -599,57 +596,52 @@ pub async fn subscription_filters_and_enabled_list(store: Arc<Backend>) {
     assert!(enabled.iter().all(|s| s.enabled));
 }
 
-pub async fn deliveries_are_created_if_absent_indexed_and_paged(store: Arc<Backend>) {
+pub async fn deliveries_are_stored_from_their_first_attempt_and_paged(store: Arc<Backend>) {
     let t = TenantId::new();
     let sub = subscription(t, &["*"], true);
     let other_sub = subscription(t, &["*"], true);
     let mut ids = Vec::new();
     let mut first_event = None;
     for _ in 0..25 {
-        let ev = event(t, "document.created");
-        let mine = delivery(t, sub.id, &ev);
-        let theirs = delivery(t, other_sub.id, &ev);
-        let created = store
-            .create_deliveries(&[mine.clone(), theirs.clone()])
-            .await
-            .unwrap();
-        assert_eq!(created, vec![mine.id, theirs.id]);
-        ids.push(mine.id);
+        let ev = planned_event(t, &[sub.id, other_sub.id]);
+        for s in [sub.id, other_sub.id] {
+            let mut d = delivery(t, s, &ev);
+            d.attempts = 1;
+            d.status = DeliveryStatus::Succeeded;
+            let recorded = store.record_attempt(&attempt(&d, 1), &d).await.unwrap();
+            assert_eq!(recorded, Recorded::Applied);
+        }
+        ids.push(DeliveryId::derive(&ev.id, &sub.id));
         first_event.get_or_insert(ev);
     }
     let ev = first_event.unwrap();
-    assert!(store.create_deliveries(&[]).await.unwrap().is_empty());
-
-    // Fan-out running twice creates nothing new and does not reset state.
-    let mut d = delivery(t, sub.id, &ev);
-    d.status = DeliveryStatus::Succeeded;
-    d.attempts = 1;
-    store.update_delivery(&d).await.unwrap();
-    let again = delivery(t, sub.id, &ev);
-    assert!(store
-        .create_deliveries(std::slice::from_ref(&again))
+    let d = store
+        .get_delivery(&t, &DeliveryId::derive(&ev.id, &sub.id))
         .await
         .unwrap()
-        .is_empty());
-    assert_eq!(
-        store.get_delivery(&t, &d.id).await.unwrap(),
-        Some(d.clone())
-    );
-    // A mix of old and new: only the new ones are reported.
-    let ev2 = event(t, "document.created");
-    let third_sub = SubscriptionId::new();
-    let new_one = delivery(t, third_sub, &ev2);
-    let created = store
-        .create_deliveries(&[again.clone(), new_one.clone()])
-        .await
         .unwrap();
-    assert_eq!(created, vec![new_one.id]);
+    assert_eq!((d.attempts, d.status), (1, DeliveryStatus::Succeeded));
 
-    let for_event = store.deliveries_for_event(&t, &ev.id).await.unwrap();
+    // A delivery given up before its first attempt is stored by the update.
+    let ev2 = planned_event(t, &[sub.id, other_sub.id]);
+    let mut given_up = delivery(t, sub.id, &ev2);
+    given_up.give_up("the subscription was deleted", Timestamp::now());
+    store.update_delivery(&given_up).await.unwrap();
+    assert_eq!(
+        store.get_delivery(&t, &given_up.id).await.unwrap(),
+        Some(given_up.clone())
+    );
+    ids.push(given_up.id);
+    // Its event lists what is stored; the other planned delivery is not stored yet.
+    assert_eq!(
+        store.deliveries_for_event(&ev2).await.unwrap(),
+        vec![given_up.clone()]
+    );
+
+    let for_event = store.deliveries_for_event(&ev).await.unwrap();
     let subs: HashSet<_> = for_event.iter().map(|d| d.subscription_id).collect();
     assert_eq!(subs, HashSet::from([sub.id, other_sub.id]));
     assert_eq!(for_event.len(), 2);
-    // The index serves the updated record.
     assert!(for_event.contains(&d));
 
     ids.sort();
@@ -663,10 +655,10 @@ pub async fn deliveries_are_created_if_absent_indexed_and_paged(store: Arc<Backe
     assert!(seen.iter().all(|d| d.subscription_id == sub.id));
     assert_eq!(seen.iter().map(|d| d.id).collect::<Vec<_>>(), ids);
     let p = store
-        .list_deliveries(&t, &sub.id, &page(25, None))
+        .list_deliveries(&t, &sub.id, &page(26, None))
         .await
         .unwrap();
-    assert_eq!(p.items.len(), 25);
+    assert_eq!(p.items.len(), 26);
     assert_eq!(p.next_cursor, None);
     assert!(matches!(
         store
@@ -680,23 +672,12 @@ pub async fn deliveries_are_created_if_absent_indexed_and_paged(store: Arc<Backe
         .unwrap()
         .items
         .is_empty());
-
-    let missing = delivery(t, sub.id, &event(t, "document.created"));
-    assert!(matches!(
-        store.update_delivery(&missing).await,
-        Err(StoreError::NotFound)
-    ));
-    assert_eq!(store.get_delivery(&t, &missing.id).await.unwrap(), None);
 }
 
 pub async fn attempts_are_recorded_with_the_delivery_and_listed_oldest_first(store: Arc<Backend>) {
     let t = TenantId::new();
     let ev = event(t, "document.created");
     let mut d = delivery(t, SubscriptionId::new(), &ev);
-    store
-        .create_deliveries(std::slice::from_ref(&d))
-        .await
-        .unwrap();
     for n in 1..=11 {
         d.attempts = n;
         d.status = DeliveryStatus::Retrying;
@@ -735,13 +716,17 @@ pub async fn attempts_are_recorded_with_the_delivery_and_listed_oldest_first(sto
         Some(d.clone())
     );
 
-    // An attempt of a delivery that does not exist writes nothing.
+    // A later attempt of a delivery never stored keeps only its record (nothing to apply it to).
     let ghost = delivery(t, SubscriptionId::new(), &event(t, "document.created"));
-    assert!(matches!(
-        store.record_attempt(&attempt(&ghost, 1), &ghost).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(store.list_attempts(&t, &ghost.id).await.unwrap().is_empty());
+    let late = attempt(&ghost, 2);
+    assert_eq!(
+        store.record_attempt(&late, &ghost).await.unwrap(),
+        Recorded::Superseded
+    );
+    assert_eq!(
+        store.list_attempts(&t, &ghost.id).await.unwrap(),
+        vec![late]
+    );
     assert_eq!(store.get_delivery(&t, &ghost.id).await.unwrap(), None);
 }
 

@@ -14,13 +14,15 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 
+use crate::ids::{DeliveryId, SubscriptionId, TenantId};
 use crate::model::{Attempt, Delivery, DeliveryMessage, DeliveryStatus, Event, Subscription};
 use crate::outcome::AttemptOutcome;
+use crate::pattern::EventType;
 use crate::ports::{OutgoingMessage, QueueMessage};
 use crate::retry::RetryPolicy;
 
 /// What to do with a delivery message, given the delivery as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Make the next attempt (number `delivery.attempts + 1`).
     Attempt,
@@ -28,16 +30,18 @@ pub enum Step {
     /// `follow_up` is the message the recorded attempt queued, if it queued one. It matters when
     /// this message was redelivered after its step committed: an adapter that writes first and
     /// sends second may have stopped between the two, and re-sends it (see `UnitOfWork::redrive`).
-    Done { follow_up: Option<DeliveryMessage> },
+    Done {
+        follow_up: Option<Box<DeliveryMessage>>,
+    },
 }
 
 /// What follows an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     Succeeded,
     /// Try again: send `message` to arrive after `delay`.
     Retry {
-        message: DeliveryMessage,
+        message: Box<DeliveryMessage>,
         delay: Duration,
     },
     /// Failed for good. `exhausted` when the schedule ran out; otherwise Herald refused the request
@@ -49,34 +53,43 @@ pub enum Transition {
     Gone,
 }
 
-/// Fan-out: the deliveries of `event`, one per enabled subscription whose patterns match its type,
-/// each paired with the message of its first attempt. Delivery ids derive from (event,
-/// subscription), so fanning out twice names the same deliveries.
-pub fn fan_out(
-    event: &Event,
-    subscriptions: &[Subscription],
-    now: Timestamp,
-) -> Vec<(Delivery, DeliveryMessage)> {
+/// Intake's rule: the subscriptions an event of `event_type` goes to, one delivery each: every
+/// enabled subscription whose patterns match. Stored with the event ([`Event::subscriptions`]).
+pub fn plan(event_type: &EventType, subscriptions: &[Subscription]) -> Vec<SubscriptionId> {
     subscriptions
         .iter()
-        .filter(|s| s.enabled && s.matches(&event.event_type))
-        .map(|s| {
-            let delivery = Delivery::pending(event, s.id, now);
-            let first = DeliveryMessage::attempt_of(&delivery, 1);
-            (delivery, first)
-        })
+        .filter(|s| s.enabled && s.matches(event_type))
+        .map(|s| s.id)
+        .collect()
+}
+
+/// Fan-out: the first-attempt message of each delivery `event` plans, due now. Delivery ids derive
+/// from (event, subscription), so fanning out twice names the same deliveries.
+pub fn fan_out(event: &Event, now: Timestamp) -> Vec<DeliveryMessage> {
+    event
+        .subscriptions
+        .iter()
+        .map(|sub| DeliveryMessage::attempt_of(&Delivery::pending(event, *sub, now), 1))
         .collect()
 }
 
 impl DeliveryMessage {
-    /// The message of attempt `attempt` of `delivery`, due now.
+    /// The message of attempt `attempt` of `delivery`, due now, carrying no event.
     pub fn attempt_of(delivery: &Delivery, attempt: u32) -> Self {
         Self {
-            tenant_id: delivery.tenant_id,
-            delivery_id: delivery.id,
+            delivery: delivery.clone(),
             attempt,
             not_before: None,
+            event: None,
         }
+    }
+
+    pub fn tenant_id(&self) -> TenantId {
+        self.delivery.tenant_id
+    }
+
+    pub fn delivery_id(&self) -> DeliveryId {
+        self.delivery.id
     }
 
     /// How long the message must still wait, when it carries a time that lies ahead (a wait
@@ -121,9 +134,11 @@ impl Delivery {
         if message.attempt <= self.attempts || self.is_final() {
             let follow_up = (self.status == DeliveryStatus::Retrying
                 && self.attempts == message.attempt)
-                .then(|| DeliveryMessage {
-                    not_before: self.next_attempt_at,
-                    ..DeliveryMessage::attempt_of(self, message.attempt + 1)
+                .then(|| {
+                    Box::new(DeliveryMessage {
+                        not_before: self.next_attempt_at,
+                        ..DeliveryMessage::attempt_of(self, message.attempt + 1)
+                    })
                 });
             return Step::Done { follow_up };
         }
@@ -143,31 +158,35 @@ impl Delivery {
         self.last_status_code = attempt.status_code;
         self.last_error = attempt.error.clone();
         self.updated_at = now;
-        let transition = match outcome {
-            AttemptOutcome::Succeeded => Transition::Succeeded,
-            AttemptOutcome::Gone => Transition::Gone,
-            AttemptOutcome::Permanent => Transition::Failed { exhausted: false },
+        let delay = match outcome {
             AttemptOutcome::Retryable { retry_after } => {
                 let tries_in_run = self.attempts.saturating_sub(self.run_started_at);
                 let asked = retry_after.map(|r| r.delay_from(now));
-                match policy.next_delay(tries_in_run, asked, rng) {
-                    Some(delay) => Transition::Retry {
-                        message: DeliveryMessage {
-                            not_before: Some(add(now, delay)),
-                            ..DeliveryMessage::attempt_of(self, self.attempts + 1)
-                        },
-                        delay,
-                    },
-                    None => Transition::Failed { exhausted: true },
-                }
+                policy.next_delay(tries_in_run, asked, rng)
             }
+            _ => None,
         };
-        (self.status, self.next_attempt_at) = match &transition {
-            Transition::Succeeded => (DeliveryStatus::Succeeded, None),
-            Transition::Retry { message, .. } => (DeliveryStatus::Retrying, message.not_before),
-            Transition::Failed { .. } | Transition::Gone => (DeliveryStatus::Failed, None),
+        (self.status, self.next_attempt_at) = match (outcome, delay) {
+            (AttemptOutcome::Succeeded, _) => (DeliveryStatus::Succeeded, None),
+            (AttemptOutcome::Retryable { .. }, Some(delay)) => {
+                (DeliveryStatus::Retrying, Some(add(now, delay)))
+            }
+            _ => (DeliveryStatus::Failed, None),
         };
-        transition
+        match (outcome, delay) {
+            (AttemptOutcome::Succeeded, _) => Transition::Succeeded,
+            (AttemptOutcome::Gone, _) => Transition::Gone,
+            (AttemptOutcome::Permanent, _) => Transition::Failed { exhausted: false },
+            (AttemptOutcome::Retryable { .. }, None) => Transition::Failed { exhausted: true },
+            // The message carries the delivery as it now stands.
+            (AttemptOutcome::Retryable { .. }, Some(delay)) => Transition::Retry {
+                message: Box::new(DeliveryMessage {
+                    not_before: self.next_attempt_at,
+                    ..DeliveryMessage::attempt_of(self, self.attempts + 1)
+                }),
+                delay,
+            },
+        }
     }
 
     /// Fails the delivery without an attempt (its subscription or event is gone, or disabled).
@@ -214,8 +233,54 @@ mod tests {
             event_type: EventType::parse("document.published").unwrap(),
             timestamp: t(0),
             data: serde_json::json!({}),
+            subscriptions: Vec::new(),
         };
         Delivery::pending(&event, SubscriptionId::new(), t(0))
+    }
+
+    fn subscription(pattern: &str, enabled: bool) -> Subscription {
+        let mut sub: Subscription = serde_json::from_value(serde_json::json!({
+            "id": SubscriptionId::new(), "tenant_id": TenantId::new(), "name": null,
+            "description": null, "platform": {"platform": "custom"},
+            "url": "https://example.com/hook", "events": [pattern], "enabled": enabled,
+            "disabled_reason": null, "secrets": [], "headers": {}, "auth_token": null,
+            "rate_limit_per_sec": null, "created_at": t(0), "updated_at": t(0)
+        }))
+        .unwrap();
+        sub.enabled = enabled;
+        sub
+    }
+
+    #[test]
+    fn the_plan_is_every_enabled_matching_subscription_and_fan_out_follows_it() {
+        let all = subscription("*", true);
+        let docs = subscription("document.*", true);
+        let comments = subscription("comment.*", true);
+        let off = subscription("*", false);
+        let event_type = EventType::parse("document.published").unwrap();
+        let planned = plan(&event_type, &[all.clone(), docs.clone(), comments, off]);
+        assert_eq!(planned, vec![all.id, docs.id]);
+
+        let event = Event {
+            id: EventId::new(),
+            tenant_id: TenantId::new(),
+            event_type,
+            timestamp: t(0),
+            data: serde_json::json!({}),
+            subscriptions: planned,
+        };
+        let messages = fan_out(&event, t(1));
+        assert_eq!(messages.len(), 2);
+        for (m, sub) in messages.iter().zip([all.id, docs.id]) {
+            assert_eq!(m.delivery_id(), DeliveryId::derive(&event.id, &sub));
+            assert_eq!((m.attempt, m.not_before), (1, None));
+            assert_eq!(m.delivery, Delivery::pending(&event, sub, t(1)));
+        }
+        assert_eq!(
+            fan_out(&event, t(1)),
+            messages,
+            "the same deliveries every time"
+        );
     }
 
     /// The schedule without jitter, so times are exact.
@@ -295,7 +360,7 @@ mod tests {
         assert_eq!(
             tr,
             Transition::Retry {
-                message: expected,
+                message: Box::new(expected),
                 delay: Duration::from_secs(5)
             }
         );
@@ -370,7 +435,7 @@ mod tests {
         assert_eq!(
             d.step(&first),
             Step::Done {
-                follow_up: Some(follow_up.clone())
+                follow_up: Some(Box::new(follow_up.clone()))
             }
         );
         assert_eq!(d.step(&follow_up), Step::Attempt);

@@ -129,19 +129,48 @@ prefixed_id!(
     AttemptId, "att_", "attempt"
 );
 
+/// How many bits of a delivery id's random part name its subscription (see [`DeliveryId::derive`]).
+const TAG_BITS: u32 = 40;
+const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+
+fn first_40_bits(digest: &[u8]) -> u64 {
+    digest
+        .iter()
+        .take(5)
+        .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
+}
+
+impl SubscriptionId {
+    /// A 40-bit hash of the id: the low bits of every delivery id derived for this subscription, so
+    /// a store can tell a delivery's subscription (its log partition) from the delivery id alone.
+    pub fn tag(&self) -> u64 {
+        first_40_bits(&Sha256::digest(self.0.to_bytes()))
+    }
+}
+
 impl DeliveryId {
     /// The delivery id of `event` to `subscription`: deterministic, so a fan-out that runs twice
-    /// (at-least-once queues) creates the same delivery, not a second one. The ULID's time part is the
-    /// event's, so deliveries still sort by time.
+    /// (at-least-once queues) names the same delivery, not a second one. The ULID's time part is the
+    /// event's, so deliveries still sort by time; of its 80 random bits, the high 40 hash (event,
+    /// subscription) and the low 40 are the subscription's [`SubscriptionId::tag`].
     pub fn derive(event: &EventId, subscription: &SubscriptionId) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(event.0.to_bytes());
         hasher.update(subscription.0.to_bytes());
-        let digest = hasher.finalize();
-        let mut random = [0u8; 16];
-        random[6..16].copy_from_slice(&digest[..10]);
-        let random = u128::from_be_bytes(random);
+        let spread = first_40_bits(&hasher.finalize());
+        let random = (u128::from(spread) << TAG_BITS) | u128::from(subscription.tag());
         Self(Ulid::from_parts(event.timestamp_ms(), random))
+    }
+
+    /// The [`SubscriptionId::tag`] of the subscription this id was derived for.
+    pub fn subscription_tag(&self) -> u64 {
+        (self.0.random() as u64) & TAG_MASK
+    }
+
+    /// 40 bits that differ from delivery to delivery of one subscription (a hash of the event and
+    /// the subscription), for spreading one subscription's deliveries over shards.
+    pub fn spread(&self) -> u64 {
+        ((self.0.random() >> TAG_BITS) as u64) & TAG_MASK
     }
 }
 
@@ -175,5 +204,15 @@ mod tests {
         assert_eq!(DeliveryId::derive(&e, &a), DeliveryId::derive(&e, &a));
         assert_ne!(DeliveryId::derive(&e, &a), DeliveryId::derive(&e, &b));
         assert_eq!(DeliveryId::derive(&e, &a).timestamp_ms(), e.timestamp_ms());
+        // The id names its subscription's tag, and spreads over shards by event.
+        assert_eq!(DeliveryId::derive(&e, &a).subscription_tag(), a.tag());
+        assert_ne!(a.tag(), b.tag());
+        let spreads: std::collections::HashSet<u64> = (0..64)
+            .map(|_| DeliveryId::derive(&EventId::new(), &a).spread() % 8)
+            .collect();
+        assert!(
+            spreads.len() > 4,
+            "64 events land on more than half of 8 shards"
+        );
     }
 }

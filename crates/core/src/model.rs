@@ -166,6 +166,11 @@ pub struct Event {
     pub event_type: EventType,
     pub timestamp: Timestamp,
     pub data: serde_json::Value,
+    /// The subscriptions it goes to, decided when it was accepted (the core's
+    /// [`plan`](crate::delivery::plan) rule): one delivery each. Kept with the event so its
+    /// deliveries can be found, and shown as pending until their first attempt, without an index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<SubscriptionId>,
 }
 
 /// Where a delivery stands.
@@ -274,17 +279,24 @@ fn never() -> Timestamp {
 }
 
 /// A message on the events queue: fan this event out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventMessage {
     pub tenant_id: TenantId,
     pub event_id: EventId,
+    /// The event itself when it is small enough to ride the queue (see [`Carried`]); otherwise
+    /// the receiver reads it from the store by id (a claim check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
 }
 
 /// A message on the deliveries queue: make attempt `attempt` of this delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// It carries the delivery as it stood when the message was sent, and the event when it is small,
+/// so a worker makes the attempt without reading either back. (A message received more than once is
+/// checked against the store first.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryMessage {
-    pub tenant_id: TenantId,
-    pub delivery_id: DeliveryId,
+    pub delivery: Delivery,
     /// The attempt number this message is for (1-based). A message whose attempt is already recorded
     /// is a duplicate and is dropped.
     pub attempt: u32,
@@ -292,4 +304,26 @@ pub struct DeliveryMessage {
     /// messages, each re-sent until this time has come.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
+    /// The event, when small enough (see [`Carried`]); otherwise read from the store by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+}
+
+/// How big an event may be to ride inside queue messages: its JSON encoding in bytes. A queue
+/// decides (SQS: a batch of ten messages stays within one billed 64 KiB request; the embedded queue
+/// carries none, its store being in the same process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carried(pub usize);
+
+impl Carried {
+    /// `event` if its JSON fits, for a message to carry.
+    pub fn carry(self, event: &Event) -> Option<Event> {
+        if self.0 == 0 {
+            return None;
+        }
+        let size = serde_json::to_vec(event)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        (size <= self.0).then(|| event.clone())
+    }
 }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::model::{
-    ApiKeyRecord, Attempt, Delivery, DeliveryMessage, Event, EventMessage, IdempotencyRecord,
-    Subscription, Tenant,
+    ApiKeyRecord, Attempt, Carried, Delivery, DeliveryMessage, Event, EventMessage,
+    IdempotencyRecord, Subscription, Tenant,
 };
 use crate::pattern::EventType;
 use crate::retry::RetryAfter;
@@ -75,7 +75,9 @@ pub enum InsertEventOutcome {
 
 // Durable state, one port per aggregate. Every method is one atomic step; "create" methods are
 // create-if-absent; methods taking a `TenantId` never return another tenant's records. Events and
-// deliveries are written only through [`UnitOfWork`], together with the messages they cause.
+// deliveries are written only through [`UnitOfWork`], together with the messages they cause. A
+// delivery is stored from its first attempt on (or when given up); before that it exists only as
+// its event's plan and its queued message.
 
 /// Tenants and their API keys.
 #[async_trait]
@@ -153,19 +155,17 @@ pub trait DeliveryStore: Send + Sync + 'static {
         tenant: &TenantId,
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError>;
-    /// A subscription's deliveries, newest first.
+    /// A subscription's stored deliveries, newest first.
     async fn list_deliveries(
         &self,
         tenant: &TenantId,
         subscription: &SubscriptionId,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError>;
-    /// An event's deliveries (one per subscription).
-    async fn deliveries_for_event(
-        &self,
-        tenant: &TenantId,
-        event: &EventId,
-    ) -> Result<Vec<Delivery>, StoreError>;
+    /// The stored deliveries of `event`: those of its planned subscriptions
+    /// ([`Event::subscriptions`]) whose first attempt was recorded or that were given up. (A planned
+    /// delivery not stored yet is pending: the caller shows it as such.)
+    async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError>;
     /// A delivery's attempts, oldest first (two attempts with one number, made by two workers
     /// that raced on a redelivered message, are both listed).
     async fn list_attempts(
@@ -218,7 +218,7 @@ impl QueueName {
 }
 
 /// A message body on one of the queues.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum QueueMessage {
     Event(EventMessage),
@@ -235,14 +235,14 @@ impl QueueMessage {
 }
 
 /// A message to send, visible after `delay` (capped by the queue's `max_delay`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMessage {
     pub message: QueueMessage,
     pub delay: Duration,
 }
 
 /// A received message, invisible to other receivers until acked or released.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedMessage {
     pub receipt: String,
     pub message: QueueMessage,
@@ -270,6 +270,8 @@ impl QueueError {
 pub trait Queue: Send + Sync + 'static {
     /// The longest delay `send` honours; longer waits are chained by the caller.
     fn max_delay(&self) -> Duration;
+    /// How big an event its messages carry inline (bigger ones travel as a claim check).
+    fn carried(&self) -> Carried;
     /// Durably enqueues every message (all of them to the queue each message names).
     async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError>;
     /// Up to `max` visible messages, waiting up to `wait` for the first. Received messages stay
@@ -384,16 +386,10 @@ pub trait UnitOfWork: Send + Sync + 'static {
             .ok_or_else(|| StoreError::backend("insert_events_and_send answered nothing"))
     }
 
-    /// Creates the deliveries that do not exist yet, sending the message paired with each one it
-    /// creates. Returns the ids it created.
-    async fn create_deliveries_and_send(
-        &self,
-        deliveries: Vec<(Delivery, Option<OutgoingMessage>)>,
-    ) -> Result<Vec<DeliveryId>, StoreError>;
-
-    /// Records `attempt`. If the stored delivery has made `attempt.number - 1` attempts, also
-    /// replaces it with `delivery` and sends `messages` ([`Recorded::Applied`]); otherwise keeps
-    /// only the attempt record ([`Recorded::Superseded`]). `NotFound` if the delivery is gone.
+    /// Records `attempt`. If the stored delivery has made `attempt.number - 1` attempts (a delivery
+    /// not stored yet has made none: its first attempt stores it), also stores `delivery` as its new
+    /// state and sends `messages` ([`Recorded::Applied`]); otherwise keeps only the attempt record
+    /// ([`Recorded::Superseded`]).
     async fn record_attempt_and_send(
         &self,
         attempt: &Attempt,
@@ -401,7 +397,8 @@ pub trait UnitOfWork: Send + Sync + 'static {
         messages: Vec<OutgoingMessage>,
     ) -> Result<Recorded, StoreError>;
 
-    /// Replaces an existing delivery and sends `messages` (replay, recover, giving up).
+    /// Stores the delivery's new state, whether or not it was stored before (a delivery given up
+    /// before its first attempt was not), and sends `messages` (replay, recover, giving up).
     async fn update_delivery_and_send(
         &self,
         delivery: &Delivery,

@@ -546,6 +546,7 @@ mod tests {
             event_type: EventType::parse("document.created").unwrap(),
             timestamp: "2026-12-01T10:00:00.123456789Z".parse().unwrap(),
             data,
+            subscriptions: Vec::new(),
         }
     }
 

@@ -10,14 +10,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use herald_core::ids::DeliveryId;
 use herald_core::model::{Attempt, Delivery};
 use herald_core::ports::{
     InsertEventOutcome, NewEvent, OutgoingMessage, Recorded, StoreError, UnitOfWork,
 };
 
 use crate::queue::PreparedSend;
-use crate::store::{AttemptWrite, DeliveriesWrite, DeliveryUpdate, EventWrite};
+use crate::store::{AttemptWrite, DeliveryUpdate, EventWrite};
 use crate::Inner;
 
 /// The outbox over the embedded store and queue. Cheap to clone.
@@ -81,46 +80,6 @@ impl UnitOfWork for EmbeddedOutbox {
                     result.map(|(outcomes, send)| {
                         send.publish(&shared);
                         outcomes
-                    })
-                },
-            )
-            .await
-    }
-
-    async fn create_deliveries_and_send(
-        &self,
-        deliveries: Vec<(Delivery, Option<OutgoingMessage>)>,
-    ) -> Result<Vec<DeliveryId>, StoreError> {
-        if deliveries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (records, messages): (Vec<Delivery>, Vec<Option<OutgoingMessage>>) =
-            deliveries.into_iter().unzip();
-        let write = DeliveriesWrite::new(&records)?;
-        let ids: Vec<DeliveryId> = records.iter().map(|d| d.id).collect();
-        let queues = Arc::clone(&self.inner.queues);
-        let shared = Arc::clone(&self.inner.queues);
-        self.inner
-            .writer
-            .write_then(
-                move |ctx| {
-                    let created = write.apply(ctx)?;
-                    // Only the created deliveries get their message; numbering happens here, inside
-                    // the writer, so sequence numbers stay in commit order.
-                    let to_send = ids
-                        .iter()
-                        .zip(messages)
-                        .filter(|(id, _)| created.contains(id))
-                        .filter_map(|(_, m)| m)
-                        .collect::<Vec<_>>();
-                    let send = PreparedSend::new(&queues, to_send).map_err(queue_error)?;
-                    send.write(ctx)?;
-                    Ok((created, send))
-                },
-                move |result| {
-                    result.map(|(created, send)| {
-                        send.publish(&shared);
-                        created
                     })
                 },
             )

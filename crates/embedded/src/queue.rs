@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use herald_core::model::Carried;
 use herald_core::ports::{
     OutgoingMessage, Queue, QueueError, QueueMessage, QueueName, ReceivedMessage, StoreError,
 };
@@ -342,6 +343,12 @@ impl EmbeddedQueue {
 impl Queue for EmbeddedQueue {
     fn max_delay(&self) -> Duration {
         MAX_DELAY
+    }
+
+    /// None: the store is in the same process, so a message carries ids only and the event is
+    /// written to disk once.
+    fn carried(&self) -> Carried {
+        Carried(0)
     }
 
     async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {

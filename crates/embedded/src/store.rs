@@ -124,13 +124,33 @@ fn scan_prefix<T>(
     Ok(out)
 }
 
-/// A delivery and the keys of its index entries, encoded ahead of the writer.
+/// A delivery encoded for the writer, with its index entries.
 struct DeliveryRow {
-    id: DeliveryId,
     key: String,
     by_subscription: String,
     by_event: String,
     value: Vec<u8>,
+}
+
+impl DeliveryRow {
+    fn new(d: &Delivery) -> Result<Self, StoreError> {
+        Ok(Self {
+            key: key2(d.tenant_id, d.id),
+            by_subscription: key3(d.tenant_id, d.subscription_id, d.id),
+            by_event: key3(d.tenant_id, d.event_id, d.id),
+            value: encode(d)?,
+        })
+    }
+
+    /// Stores the delivery; a new one gets its index entries (a delivery's tenant, subscription
+    /// and event never change, so a stored one's entries stand).
+    fn put(&self, ctx: &mut WriteCtx<'_>, is_new: bool) -> Result<(), StoreError> {
+        if is_new {
+            ctx.put(Tbl::DeliveriesBySubscription, &self.by_subscription, &[])?;
+            ctx.put(Tbl::DeliveriesByEvent, &self.by_event, &[])?;
+        }
+        ctx.put(Tbl::Deliveries, &self.key, &self.value)
+    }
 }
 
 /// An event (and its idempotency record) encoded for the writer. Shared with the outbox.
@@ -177,52 +197,13 @@ impl EventWrite {
     }
 }
 
-/// Deliveries encoded for the writer, created if absent. Shared with the outbox.
-pub(crate) struct DeliveriesWrite {
-    rows: Vec<DeliveryRow>,
-}
-
-impl DeliveriesWrite {
-    pub(crate) fn new(deliveries: &[Delivery]) -> Result<Self, StoreError> {
-        let rows = deliveries
-            .iter()
-            .map(|d| {
-                Ok(DeliveryRow {
-                    id: d.id,
-                    key: key2(d.tenant_id, d.id),
-                    by_subscription: key3(d.tenant_id, d.subscription_id, d.id),
-                    by_event: key3(d.tenant_id, d.event_id, d.id),
-                    value: encode(d)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Self { rows })
-    }
-
-    /// The ids of the deliveries it created.
-    pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<Vec<DeliveryId>, StoreError> {
-        let mut created = Vec::new();
-        for row in &self.rows {
-            if ctx.contains(Tbl::Deliveries, &row.key)? {
-                continue;
-            }
-            ctx.put(Tbl::Deliveries, &row.key, &row.value)?;
-            ctx.put(Tbl::DeliveriesBySubscription, &row.by_subscription, &[])?;
-            ctx.put(Tbl::DeliveriesByEvent, &row.by_event, &[])?;
-            created.push(row.id);
-        }
-        Ok(created)
-    }
-}
-
 /// An attempt and its delivery's new state, encoded for the writer. Shared with the outbox.
 pub(crate) struct AttemptWrite {
     attempt_key: String,
     attempt_value: Vec<u8>,
     /// Attempts the stored delivery must have made for the delivery to be replaced.
     expected_attempts: u32,
-    delivery_key: String,
-    delivery_value: Vec<u8>,
+    delivery: DeliveryRow,
 }
 
 impl AttemptWrite {
@@ -236,50 +217,45 @@ impl AttemptWrite {
             ),
             attempt_value: encode(attempt)?,
             expected_attempts: attempt.number.saturating_sub(1),
-            delivery_key: key2(delivery.tenant_id, delivery.id),
-            delivery_value: encode(delivery)?,
+            delivery: DeliveryRow::new(delivery)?,
         })
     }
 
     pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<Recorded, StoreError> {
-        let stored = ctx
-            .get(Tbl::Deliveries, &self.delivery_key)?
-            .ok_or(StoreError::NotFound)?;
         // Only the count is needed: decoding one field keeps the writer thread's work small.
         #[derive(serde::Deserialize)]
         struct Made {
             attempts: u32,
         }
-        let stored: Made = decode(&stored)?;
+        let stored = match ctx.get(Tbl::Deliveries, &self.delivery.key)? {
+            Some(bytes) => Some(decode::<Made>(&bytes)?.attempts),
+            None => None,
+        };
         ctx.put(Tbl::Attempts, &self.attempt_key, &self.attempt_value)?;
-        if stored.attempts != self.expected_attempts {
+        // Not stored yet: no attempt made; its first attempt stores it.
+        if stored.unwrap_or(0) != self.expected_attempts {
             return Ok(Recorded::Superseded);
         }
-        ctx.put(Tbl::Deliveries, &self.delivery_key, &self.delivery_value)?;
+        self.delivery.put(ctx, stored.is_none())?;
         Ok(Recorded::Applied)
     }
 }
 
-/// A delivery's new state, replacing the stored one. Shared with the outbox.
+/// A delivery's new state, stored whether or not it was before. Shared with the outbox.
 pub(crate) struct DeliveryUpdate {
-    key: String,
-    value: Vec<u8>,
+    row: DeliveryRow,
 }
 
 impl DeliveryUpdate {
     pub(crate) fn new(delivery: &Delivery) -> Result<Self, StoreError> {
         Ok(Self {
-            key: key2(delivery.tenant_id, delivery.id),
-            value: encode(delivery)?,
+            row: DeliveryRow::new(delivery)?,
         })
     }
 
-    /// A delivery's tenant, subscription and event never change, so its index entries stand.
     pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
-        if !ctx.contains(Tbl::Deliveries, &self.key)? {
-            return Err(StoreError::NotFound);
-        }
-        ctx.put(Tbl::Deliveries, &self.key, &self.value)
+        let is_new = !ctx.contains(Tbl::Deliveries, &self.row.key)?;
+        self.row.put(ctx, is_new)
     }
 }
 
@@ -637,12 +613,8 @@ impl DeliveryStore for EmbeddedStore {
         .await
     }
 
-    async fn deliveries_for_event(
-        &self,
-        tenant: &TenantId,
-        event: &EventId,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let (tenant, event) = (*tenant, *event);
+    async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
+        let (tenant, event) = (event.tenant_id, event.id);
         self.scan(move |inner| {
             let txn = inner.db.begin_read().map_err(StoreError::backend)?;
             let index = txn

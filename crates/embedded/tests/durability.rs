@@ -36,10 +36,6 @@ async fn everything_is_there_after_reopen_and_unacked_messages_are_visible_again
             .await
             .unwrap();
         writes
-            .create_deliveries_and_send(vec![(del.clone(), None)])
-            .await
-            .unwrap();
-        writes
             .record_attempt_and_send(&attempt(&del, 1), &del, Vec::new())
             .await
             .unwrap();

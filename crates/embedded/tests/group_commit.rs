@@ -73,10 +73,6 @@ async fn commit_latency_and_throughput() {
     let deliveries: Vec<_> = (0..10_000)
         .map(|_| delivery(t, sub, &event(t, "document.created")))
         .collect();
-    for chunk in deliveries.chunks(500) {
-        let pairs = chunk.iter().map(|d| (d.clone(), None)).collect();
-        writes.create_deliveries_and_send(pairs).await.unwrap();
-    }
     let before = db.writer_stats();
     let start = Instant::now();
     let tasks: Vec<_> = deliveries

@@ -19,6 +19,7 @@ fn event(tenant: TenantId) -> Event {
         event_type: EventType::parse("document.created").unwrap(),
         timestamp: Timestamp::now(),
         data: serde_json::json!({}),
+        subscriptions: Vec::new(),
     }
 }
 
@@ -31,12 +32,7 @@ fn delivery(e: &Event) -> Delivery {
 
 fn first_try(d: &Delivery) -> OutgoingMessage {
     OutgoingMessage {
-        message: QueueMessage::Delivery(DeliveryMessage {
-            tenant_id: d.tenant_id,
-            delivery_id: d.id,
-            attempt: 1,
-            not_before: None,
-        }),
+        message: QueueMessage::Delivery(DeliveryMessage::attempt_of(d, 1)),
         delay: NOW,
     }
 }
@@ -49,10 +45,7 @@ async fn an_attempt_and_its_retry_land_together_and_survive_a_reopen() {
     {
         let db = EmbeddedDb::open(dir.path()).unwrap();
         let outbox = db.outbox();
-        outbox
-            .create_deliveries_and_send(vec![(d.clone(), Some(first_try(&d)))])
-            .await
-            .unwrap();
+        db.queue().send(vec![first_try(&d)]).await.unwrap();
         let _ = db
             .queue()
             .receive(QueueName::Deliveries, 10, NOW, LEASE)
@@ -74,33 +67,30 @@ async fn an_attempt_and_its_retry_land_together_and_survive_a_reopen() {
             succeeded: false,
         };
         let retry = OutgoingMessage {
-            message: QueueMessage::Delivery(DeliveryMessage {
-                tenant_id: d.tenant_id,
-                delivery_id: d.id,
-                attempt: 2,
-                not_before: None,
-            }),
+            message: QueueMessage::Delivery(DeliveryMessage::attempt_of(&d, 2)),
             delay: Duration::from_millis(100),
         };
         outbox
             .record_attempt_and_send(&attempt, &d, vec![retry])
             .await
             .unwrap();
-        // A delivery that does not exist: nothing is written or sent.
+        // A later attempt of a delivery never stored: only its record, nothing sent.
         let ghost = delivery(&e);
-        assert!(matches!(
+        assert_eq!(
             outbox
                 .record_attempt_and_send(
                     &Attempt {
                         delivery_id: ghost.id,
+                        number: 2,
                         ..attempt
                     },
                     &ghost,
                     vec![first_try(&ghost)]
                 )
-                .await,
-            Err(StoreError::NotFound)
-        ));
+                .await
+                .unwrap(),
+            Recorded::Superseded
+        );
     }
     let db = EmbeddedDb::open(dir.path()).unwrap();
     assert_eq!(
@@ -135,5 +125,5 @@ async fn an_attempt_and_its_retry_land_together_and_survive_a_reopen() {
     assert!(attempts.contains(&2), "{attempts:?}");
     assert!(!got
         .iter()
-        .any(|m| matches!(&m.message, QueueMessage::Delivery(x) if x.delivery_id != d.id)));
+        .any(|m| matches!(&m.message, QueueMessage::Delivery(x) if x.delivery_id() != d.id)));
 }

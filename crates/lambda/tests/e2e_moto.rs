@@ -342,7 +342,7 @@ async fn an_event_goes_from_intake_through_fanout_to_a_signed_post_and_a_failure
 
 #[tokio::test]
 async fn a_batch_of_ten_with_three_failing_reports_exactly_those_three() {
-    // Arrange: 7 real delivery messages (their deliveries do not exist, so they finish at once)
+    // Arrange: 7 real delivery messages (their subscriptions do not exist, so they finish at once)
     // and 3 bodies that are not Herald messages, all on the real deliveries queue.
     let d = deploy().await;
     let queue_url = d.state.config.deliveries_queue_url.clone();
@@ -351,7 +351,17 @@ async fn a_batch_of_ten_with_three_failing_reports_exactly_those_three() {
         let body = if i % 3 == 1 {
             format!("not a herald message {i}")
         } else {
-            serde_json::json!({"kind": "delivery", "tenant_id": d.tenant, "delivery_id": herald_core::DeliveryId::new(), "attempt": 1}).to_string()
+            // A delivery of a subscription that does not exist: given up at once.
+            let event = herald_contract::fixtures::event(d.tenant, "document.created");
+            let pending = herald_core::Delivery::pending(
+                &event,
+                herald_core::SubscriptionId::new(),
+                event.timestamp,
+            );
+            herald_aws::encode_body(&herald_core::ports::QueueMessage::Delivery(
+                herald_core::DeliveryMessage::attempt_of(&pending, 1),
+            ))
+            .unwrap()
         };
         let sent = d
             .state

@@ -73,6 +73,13 @@ async fn app() -> App {
     app_with(|db| Arc::new(db.store())).await
 }
 
+/// A subscription to every event of the fixtures' tenant, so intake plans a delivery for each.
+async fn subscribe_to_everything(app: &App) {
+    let tenant: TenantId = TENANT.parse().unwrap();
+    let sub = herald_contract::fixtures::subscription(tenant, &["*"], true);
+    app.state.store.create_subscription(&sub).await.unwrap();
+}
+
 async fn call(router: axum::Router, name: &str) -> (u16, serde_json::Value) {
     let request = lambda_http::request::from_str(&fixture(name)).unwrap();
     let response = router.oneshot(request).await.unwrap();
@@ -109,6 +116,7 @@ async fn api_gateway_events_reach_the_management_router() {
 #[tokio::test]
 async fn the_ingest_event_is_accepted_and_queued_for_fanout() {
     let app = app().await;
+    subscribe_to_everything(&app).await;
     let (status, accepted) = call(
         herald_app::api::intake_router(app.state.clone()),
         "ingest-event.json",
@@ -149,6 +157,7 @@ async fn the_management_router_does_not_take_intake() {
 #[tokio::test]
 async fn the_batch_intake_event_answers_each_event_and_queues_the_accepted_ones() {
     let app = app().await;
+    subscribe_to_everything(&app).await;
     let (status, answer) = call(
         herald_app::api::intake_router(app.state.clone()),
         "ingest-batch.json",
@@ -178,7 +187,7 @@ async fn the_batch_intake_event_answers_each_event_and_queues_the_accepted_ones(
 
 #[tokio::test]
 async fn a_mixed_batch_reports_exactly_the_unreadable_message() {
-    // Record 0: a delivery that does not exist (dropped, done). Record 1: not a Herald message.
+    // Record 0: a delivery of an unknown subscription (given up, done). Record 1: not a Herald message.
     // Record 2: a fan-out message, which the deliver function does not take.
     let app = app().await;
     let response = handle_sqs_batch(
@@ -203,22 +212,10 @@ async fn a_mixed_batch_reports_exactly_the_unreadable_message() {
 }
 
 #[tokio::test]
-async fn the_fanout_fixture_fans_a_stored_event_out() {
+async fn the_fanout_fixture_queues_the_first_attempt_of_each_planned_delivery() {
     let app = app().await;
     let tenant: TenantId = TENANT.parse().unwrap();
     let now = jiff::Timestamp::now();
-    let event = Event {
-        id: "evt_01JDXF0000000000000000EVT1".parse().unwrap(),
-        tenant_id: tenant,
-        event_type: EventType::parse("document.created").unwrap(),
-        timestamp: now,
-        data: serde_json::json!({"title": "x"}),
-    };
-    app.state
-        .writes
-        .insert_event_and_send(&event, None, Vec::new())
-        .await
-        .unwrap();
     let sub = Subscription {
         id: SubscriptionId::new(),
         tenant_id: tenant,
@@ -240,18 +237,42 @@ async fn the_fanout_fixture_fans_a_stored_event_out() {
         updated_at: now,
     };
     app.state.store.create_subscription(&sub).await.unwrap();
+    // Stored by intake with its plan; the fixture's message carries only its id (a claim check).
+    let event = Event {
+        id: "evt_01JDXF0000000000000000EVT1".parse().unwrap(),
+        tenant_id: tenant,
+        event_type: EventType::parse("document.created").unwrap(),
+        timestamp: now,
+        data: serde_json::json!({"title": "x"}),
+        subscriptions: vec![sub.id],
+    };
+    app.state
+        .writes
+        .insert_event_and_send(&event, None, Vec::new())
+        .await
+        .unwrap();
     let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout.json"))
         .await
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
-    let deliveries = app
+    let queued = app
         .state
-        .store
-        .deliveries_for_event(&tenant, &event.id)
+        .queue
+        .receive(
+            QueueName::Deliveries,
+            10,
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(30),
+        )
         .await
         .unwrap();
-    assert_eq!(deliveries.len(), 1);
-    assert_eq!(deliveries[0].subscription_id, sub.id);
+    assert_eq!(queued.len(), 1);
+    let QueueMessage::Delivery(first) = &queued[0].message else {
+        panic!("a delivery message")
+    };
+    assert_eq!(first.attempt, 1);
+    assert_eq!(first.delivery.subscription_id, sub.id);
+    assert_eq!(first.delivery_id(), DeliveryId::derive(&event.id, &sub.id));
 }
 
 /// A delivery store whose reads fail, as DynamoDB's do when throttled or unreachable.
@@ -280,11 +301,7 @@ impl DeliveryStore for BrokenDeliveries {
         ))
     }
 
-    async fn deliveries_for_event(
-        &self,
-        _t: &TenantId,
-        _e: &EventId,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    async fn deliveries_for_event(&self, _e: &Event) -> Result<Vec<Delivery>, StoreError> {
         Err(StoreError::backend(
             "ProvisionedThroughputExceededException",
         ))
@@ -302,7 +319,7 @@ impl DeliveryStore for BrokenDeliveries {
 }
 
 #[tokio::test]
-async fn a_store_error_is_reported_as_a_failure_not_as_success() {
+async fn a_store_error_on_a_redelivered_message_is_reported_as_a_failure_not_as_success() {
     let app = app_with(|db| {
         Arc::new(ComposedStore {
             deliveries: Arc::new(BrokenDeliveries),
@@ -310,7 +327,12 @@ async fn a_store_error_is_reported_as_a_failure_not_as_success() {
         })
     })
     .await;
-    let response = handle_sqs_batch(&app.state, QueueName::Deliveries, sqs("sqs-deliver.json"))
+    // Received again, so the handler checks the stored delivery first, and that read fails.
+    let mut event = sqs("sqs-deliver.json");
+    event.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "2".into());
+    let response = handle_sqs_batch(&app.state, QueueName::Deliveries, event)
         .await
         .unwrap();
     let failed: Vec<_> = response

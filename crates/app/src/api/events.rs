@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use herald_core::{EventId, BUILTIN_EVENT_TYPES};
+use herald_core::{Delivery, DeliveryId, EventId, BUILTIN_EVENT_TYPES};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -209,10 +209,20 @@ async fn read(
         .get_event(&caller.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
-    let deliveries = state
-        .store
-        .deliveries_for_event(&caller.tenant_id, &id)
-        .await?;
+    let mut stored = state.store.deliveries_for_event(&event).await?;
+    // Every planned delivery, in plan order: as stored, or pending until its first attempt.
+    let mut deliveries: Vec<Delivery> = event
+        .subscriptions
+        .iter()
+        .map(|sub| {
+            let id = DeliveryId::derive(&event.id, sub);
+            match stored.iter().position(|d| d.id == id) {
+                Some(i) => stored.swap_remove(i),
+                None => Delivery::pending(&event, *sub, event.timestamp),
+            }
+        })
+        .collect();
+    deliveries.append(&mut stored);
     let mut view = event_view(&event);
     view["deliveries"] = json!(deliveries.iter().map(delivery_view).collect::<Vec<_>>());
     Ok(Json(view))

@@ -2,10 +2,13 @@
 //! core's rules decide ([`Delivery::step`] for the message, [`Delivery::after_attempt`] for the
 //! outcome). Also "save and test", which makes one attempt right away and reports it.
 //!
-//! The attempt, the delivery's new state and the retry message go through the unit of work in one
-//! step, recorded only if no other worker recorded that attempt number first. A message that comes
-//! back after its attempt was recorded (receive count > 1) redrives the retry it names, which only
-//! a write-then-send adapter acts on.
+//! A message carries the delivery as it stood when it was sent and, when small, the event: a
+//! message received for the first time is acted on without reading either back (the subscription
+//! comes from the store, the event from the store only for a claim check). A message received again
+//! (receive count > 1) is checked against the stored delivery first: if its attempt was recorded,
+//! it is dropped and the retry that attempt queued is redriven, which only a write-then-send adapter
+//! acts on. The attempt, the delivery's new state and the retry message go through the unit of work
+//! in one step, applied only if no other worker recorded that attempt number first.
 
 use std::time::Instant;
 
@@ -46,23 +49,30 @@ pub async fn handle(
         state.queue.send(vec![again]).await?;
         return Ok(());
     }
-    let Some(mut delivery) = state
-        .store
-        .get_delivery(&msg.tenant_id, &msg.delivery_id)
-        .await?
-    else {
-        tracing::warn!(delivery = %msg.delivery_id, "delivery no longer exists; dropping message");
-        return Ok(());
-    };
-    if let Step::Done { follow_up } = delivery.step(msg) {
-        if let (Some(next), true) = (follow_up, receive_count > 1) {
-            let wait = next.remaining_wait(now).unwrap_or_default();
-            state
-                .writes
-                .redrive(vec![next.delayed(wait, max_delay, now)])
-                .await?;
+    let mut delivery = msg.delivery.clone();
+    if receive_count > 1 {
+        // Back again: its attempt may have been recorded (and its retry queued) already.
+        if let Some(stored) = state
+            .store
+            .get_delivery(&msg.tenant_id(), &msg.delivery_id())
+            .await?
+        {
+            if let Step::Done { follow_up } = stored.step(msg) {
+                if let Some(next) = follow_up {
+                    let wait = next.remaining_wait(now).unwrap_or_default();
+                    let next = DeliveryMessage {
+                        event: msg.event.clone(),
+                        ..*next
+                    };
+                    state
+                        .writes
+                        .redrive(vec![next.delayed(wait, max_delay, now)])
+                        .await?;
+                }
+                return Ok(());
+            }
+            delivery = stored;
         }
-        return Ok(());
     }
 
     let Some(mut sub) = state
@@ -82,12 +92,16 @@ pub async fn handle(
             return Ok(());
         }
     }
-    let Some(event) = state
-        .store
-        .get_event(&delivery.tenant_id, &delivery.event_id)
-        .await?
-    else {
-        return give_up(state, &mut delivery, "the event no longer exists", now).await;
+    let event = match &msg.event {
+        Some(event) => event.clone(),
+        None => match state
+            .store
+            .get_event(&delivery.tenant_id, &delivery.event_id)
+            .await?
+        {
+            Some(event) => event,
+            None => return give_up(state, &mut delivery, "the event no longer exists", now).await,
+        },
     };
 
     let (attempt, outcome) =
@@ -101,9 +115,12 @@ pub async fn handle(
         &mut thread_rng(),
     );
     let messages = match &transition {
-        Transition::Retry { message, delay } => {
-            vec![message.clone().delayed(*delay, max_delay, finished_at)]
+        // The retry carries the event as this message did.
+        Transition::Retry { message, delay } => vec![DeliveryMessage {
+            event: msg.event.clone(),
+            ..(**message).clone()
         }
+        .delayed(*delay, max_delay, finished_at)],
         _ => Vec::new(),
     };
     let recorded = state
@@ -328,16 +345,14 @@ pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestRepor
             "message": "If you can read this, your webhook works.",
             "subscription_id": sub.id,
         }),
+        subscriptions: vec![sub.id],
     };
     state
         .writes
         .insert_event_and_send(&event, None, Vec::new())
         .await?;
+    // Stored by its first attempt, below.
     let mut delivery = Delivery::pending(&event, sub.id, now);
-    state
-        .writes
-        .create_deliveries_and_send(vec![(delivery.clone(), None)])
-        .await?;
     let (attempt, outcome) = attempt_once(state, sub, &event, delivery.id, 1).await?;
     // A test is tried once, never retried.
     let transition = delivery.after_attempt(
@@ -472,18 +487,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_duplicate_or_redelivered_message_sends_nothing_again() {
-        let h = Harness::new([Reply::Status(500)]);
+    async fn a_redelivered_message_sends_nothing_again_and_a_duplicate_changes_nothing() {
+        let h = Harness::new([Reply::Status(500), Reply::Status(200)]);
         let (_, first) = h.one_delivery().await;
         handle(&h.state, &first, 1).await.unwrap();
         assert_eq!(h.take_deliveries().len(), 1);
-        // The attempt-1 message again: as a duplicate, and back after a crash (its retry was
-        // committed with the attempt, so nothing is missing).
-        handle(&h.state, &first, 1).await.unwrap();
+        // Back after its attempt was recorded (a crash before the ack): checked against the
+        // store, nothing sent (its retry was committed with the attempt, so nothing is missing).
         handle(&h.state, &first, 2).await.unwrap();
         assert_eq!(h.sender.requests().len(), 1);
         assert!(h.take_deliveries().is_empty());
-        assert_eq!(h.delivery(&first).await.attempts, 1);
+        // A duplicate received for the first time is trusted: the request may go out again (same
+        // webhook-id), and its record is kept, but the first outcome stands.
+        handle(&h.state, &first, 1).await.unwrap();
+        assert_eq!(h.sender.requests().len(), 2);
+        assert!(h.take_deliveries().is_empty());
+        let d = h.delivery(&first).await;
+        assert_eq!((d.attempts, d.status), (1, DeliveryStatus::Retrying));
+        let log = h
+            .state
+            .store
+            .list_attempts(&d.tenant_id, &d.id)
+            .await
+            .unwrap();
+        assert_eq!(log.len(), 2, "both requests are in the log");
     }
 
     #[tokio::test]

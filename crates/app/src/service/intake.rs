@@ -1,15 +1,19 @@
-//! Event intake: parse, store once (idempotently), queue for fan-out.
+//! Event intake: parse, plan, store once (idempotently), queue for fan-out.
 //!
-//! The event and its fan-out message go through the unit of work before the answer is sent. A
-//! client that saw an error retries with the same key; the duplicate path redrives the earlier
-//! event's message, so on an adapter that writes first and sends second, an event stored but not
-//! queued (a crash between the two) still goes out. Fan-out is idempotent, so queueing twice never
-//! delivers twice to the same subscription. The idempotency window is
+//! The plan is the core's rule over the tenant's enabled subscriptions: which subscriptions the
+//! event goes to, stored with it, so its deliveries can be shown (pending until their first attempt)
+//! without an index. The event and its fan-out message (carrying the event when it is small) go
+//! through the unit of work before the answer is sent; an event planned for nobody is stored and
+//! costs no message. A client that saw an error retries with the same key; the duplicate path
+//! redrives the earlier event's message, so on an adapter that writes first and sends second, an
+//! event stored but not queued (a crash between the two) still goes out. Fan-out names the same
+//! deliveries every time, and each attempt is recorded once. The idempotency window is
 //! [`Settings::idempotency_window`](crate::settings::Settings): within it a key gets the first
 //! answer (409 with another body); after it the key makes a new event.
 
 use std::time::Duration;
 
+use herald_core::delivery::plan;
 use herald_core::ports::{
     InsertEventOutcome, NewEvent, OutgoingMessage, QueueError, QueueMessage, StoreError,
 };
@@ -165,10 +169,14 @@ pub async fn accept_all(
     let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
     let window =
         SignedDuration::try_from(state.settings.idempotency_window).unwrap_or(SignedDuration::MAX);
-    let message = |event_id| OutgoingMessage {
+    // The plan: which subscriptions each event goes to (the core's rule), stored with the event.
+    let subscriptions = state.store.enabled_subscriptions(&tenant).await?;
+    let carried = state.queue.carried();
+    let message = |event: &Event| OutgoingMessage {
         message: QueueMessage::Event(EventMessage {
             tenant_id: tenant,
-            event_id,
+            event_id: event.id,
+            event: carried.carry(event),
         }),
         delay: Duration::ZERO,
     };
@@ -179,6 +187,7 @@ pub async fn accept_all(
             let event = Event {
                 id: EventId::new(),
                 tenant_id: tenant,
+                subscriptions: plan(&item.input.event_type, &subscriptions),
                 event_type: item.input.event_type,
                 timestamp: now,
                 data: item.input.data,
@@ -196,8 +205,14 @@ pub async fn accept_all(
                 expires_at: now.checked_add(window).unwrap_or(Timestamp::MAX),
             });
             bodies.push(item.input.body_sha256);
+            // An event nobody subscribed to is stored and answered, and costs no message.
+            let messages = if event.subscriptions.is_empty() {
+                Vec::new()
+            } else {
+                vec![message(&event)]
+            };
             NewEvent {
-                messages: vec![message(event.id)],
+                messages,
                 event,
                 idempotency,
             }
@@ -233,7 +248,9 @@ pub async fn accept_all(
                     .await?
                     .ok_or(StoreError::NotFound)?;
                 // The first request may have stopped between storing and queueing.
-                redrive.push(message(earlier.id));
+                if !earlier.subscriptions.is_empty() {
+                    redrive.push(message(&earlier));
+                }
                 ItemOutcome::Duplicate(Accepted {
                     id: earlier.id,
                     event_type: earlier.event_type,
@@ -263,6 +280,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_gets_the_first_answer_within_its_window_and_a_new_event_after() {
         let h = Harness::new([]);
+        h.subscribe(&["*"], true).await;
         let key = || Some("k-1".to_owned());
         let first = accept(&h.state, h.tenant, input(1), key()).await.unwrap();
         assert_eq!(h.take(QueueName::Events).len(), 1, "queued for fan-out");
@@ -284,6 +302,39 @@ mod tests {
         let later = accept(&h.state, h.tenant, input(2), key()).await.unwrap();
         assert_ne!(later.id, first.id);
         assert_eq!(h.take(QueueName::Events).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_plan_is_stored_with_the_event_and_an_unwanted_event_queues_nothing() {
+        let h = Harness::new([]);
+        let docs = h.subscribe(&["document.*"], true).await;
+        h.subscribe(&["document.*"], false).await;
+        let wanted = accept(&h.state, h.tenant, input(1), None).await.unwrap();
+        let stored = h
+            .state
+            .store
+            .get_event(&h.tenant, &wanted.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.subscriptions, vec![docs.id]);
+        let queued = h.take(QueueName::Events);
+        assert_eq!(queued.len(), 1);
+        let QueueMessage::Event(m) = &queued[0].message else {
+            panic!("an event message")
+        };
+        assert_eq!(m.event.as_ref(), Some(&stored), "a small event rides along");
+
+        let unwanted = parse_event_input(json!({"type": "comment.created", "data": {}})).unwrap();
+        let answer = accept(&h.state, h.tenant, unwanted, None).await.unwrap();
+        assert!(h
+            .state
+            .store
+            .get_event(&h.tenant, &answer.id)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(h.take(QueueName::Events).is_empty(), "nobody to deliver to");
     }
 
     #[test]

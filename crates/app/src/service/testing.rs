@@ -63,9 +63,22 @@ impl Harness {
         sub
     }
 
-    /// An event as intake stores it (its fan-out message is left on the queue).
+    /// An event as intake stores it, planned for the tenant's matching subscriptions (no fan-out
+    /// message is queued).
     pub async fn event(&self, event_type: &str) -> Event {
-        let event = fixtures::event(self.tenant, event_type);
+        self.store_event(fixtures::event(self.tenant, event_type))
+            .await
+    }
+
+    /// Stores `event` with intake's plan.
+    pub async fn store_event(&self, mut event: Event) -> Event {
+        let subs = self
+            .state
+            .store
+            .enabled_subscriptions(&event.tenant_id)
+            .await
+            .unwrap();
+        event.subscriptions = herald_core::delivery::plan(&event.event_type, &subs);
         self.state
             .writes
             .insert_event_and_send(&event, None, Vec::new())
@@ -82,6 +95,7 @@ impl Harness {
         let message = EventMessage {
             tenant_id: event.tenant_id,
             event_id: event.id,
+            event: Some(event.clone()),
         };
         crate::service::fanout::handle(&self.state, &message, 1)
             .await
@@ -94,7 +108,7 @@ impl Harness {
     pub async fn delivery(&self, m: &DeliveryMessage) -> Delivery {
         self.state
             .store
-            .get_delivery(&m.tenant_id, &m.delivery_id)
+            .get_delivery(&m.tenant_id(), &m.delivery_id())
             .await
             .unwrap()
             .unwrap()

@@ -1,0 +1,227 @@
+//! The table's layout in code: the key of every item (the one place the key design in the module
+//! docs is spelled out) and the item codec (records as JSON, deflated when that makes them smaller).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use herald_core::digest::sha256_hex;
+use herald_core::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
+use herald_core::ports::StoreError;
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) const PK: &str = "pk";
+pub(super) const SK: &str = "sk";
+/// The record itself: JSON text, or deflated JSON as binary.
+pub(super) const DOC: &str = "doc";
+/// On a delivery: its first attempt, in the same encoding as `doc`.
+pub(super) const FIRST: &str = "first";
+/// On a delivery: its attempt count, the condition of recording the next one.
+pub(super) const ATTEMPTS: &str = "attempts";
+/// The TTL attribute.
+pub(super) const EXPIRES_AT: &str = "expires_at";
+
+pub(super) const PK_TENANTS: &str = "TENANTS";
+pub(super) const SK_TENANT: &str = "TENANT";
+pub(super) const SK_API_KEY: &str = "APIKEY";
+pub(super) const SK_EVENT: &str = "EVENT";
+pub(super) const SK_IDEMPOTENCY: &str = "IDEM";
+pub(super) const ATTEMPT_PREFIX: &str = "ATTEMPT#";
+
+/// How many partitions one subscription's delivery log is spread over. A partition takes about
+/// 1,000 write units a second; a delivery's item is written once per attempt (1 unit when under
+/// 1 KB), so eight take one subscription past 5,000 deliveries a second.
+pub const LOG_SHARDS: u64 = 8;
+
+/// Records whose JSON is longer than this are stored deflated, when that is smaller: an item's
+/// write units are counted per started KB.
+const DEFLATE_ABOVE: usize = 200;
+/// No stored record inflates past this (DynamoDB items are at most 400 KB).
+const INFLATE_LIMIT: usize = 4 * 1024 * 1024;
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Epoch seconds `ttl` after `from`, for the TTL attribute.
+pub(super) fn expiry(from: Timestamp, ttl: Duration) -> i64 {
+    from.as_second()
+        .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(super) fn tenant_pk(tenant: &TenantId) -> String {
+    tenant.to_string()
+}
+pub(super) fn api_key_pk(hash: &str) -> String {
+    format!("APIKEY#{hash}")
+}
+pub(super) fn tenant_keys_pk(tenant: &TenantId) -> String {
+    format!("{tenant}#KEY")
+}
+pub(super) fn subscriptions_pk(tenant: &TenantId) -> String {
+    format!("{tenant}#SUB")
+}
+pub(super) fn event_pk(tenant: &TenantId, event: &EventId) -> String {
+    format!("{tenant}#{event}")
+}
+pub(super) fn idempotency_pk(tenant: &TenantId, key: &str) -> String {
+    // Hashed: the key is caller text of any length and alphabet; the record keeps the original.
+    format!("{tenant}#IDEM#{}", sha256_hex(key))
+}
+/// A delivery's partition: one shard of its subscription's log, both read off the delivery id
+/// ([`DeliveryId::subscription_tag`], [`DeliveryId::spread`]), so a delivery is found by id alone.
+pub(super) fn delivery_pk(tenant: &TenantId, delivery: &DeliveryId) -> String {
+    log_pk(
+        tenant,
+        delivery.subscription_tag(),
+        delivery.spread() % LOG_SHARDS,
+    )
+}
+/// The log shards of a subscription, each to be read newest first and merged.
+pub(super) fn log_pks(tenant: &TenantId, subscription: &SubscriptionId) -> Vec<String> {
+    (0..LOG_SHARDS)
+        .map(|shard| log_pk(tenant, subscription.tag(), shard))
+        .collect()
+}
+fn log_pk(tenant: &TenantId, tag: u64, shard: u64) -> String {
+    format!("{tenant}#LOG#{tag:010x}#{shard}")
+}
+/// The partition of a delivery's attempts after the first (and of any superseded one).
+pub(super) fn attempts_pk(tenant: &TenantId, delivery: &DeliveryId) -> String {
+    format!("{tenant}#{delivery}")
+}
+pub(super) fn attempt_sk(number: u32, attempt: &AttemptId) -> String {
+    format!("{ATTEMPT_PREFIX}{number:010}#{attempt}")
+}
+
+/// A record as an attribute value: its JSON, deflated when long and smaller so.
+pub(super) fn encode<T: Serialize>(record: &T) -> Result<AttributeValue, StoreError> {
+    let json = serde_json::to_vec(record).map_err(StoreError::backend)?;
+    if json.len() > DEFLATE_ABOVE {
+        let packed = miniz_oxide::deflate::compress_to_vec(&json, 6);
+        if packed.len() < json.len() {
+            return Ok(AttributeValue::B(Blob::new(packed)));
+        }
+    }
+    String::from_utf8(json)
+        .map(AttributeValue::S)
+        .map_err(StoreError::backend)
+}
+
+/// The record in `value` (JSON text or deflated JSON).
+pub(super) fn decode_value<T: DeserializeOwned>(value: &AttributeValue) -> Result<T, StoreError> {
+    match value {
+        AttributeValue::S(text) => serde_json::from_str(text).map_err(StoreError::backend),
+        AttributeValue::B(blob) => {
+            let json =
+                miniz_oxide::inflate::decompress_to_vec_with_limit(blob.as_ref(), INFLATE_LIMIT)
+                    .map_err(|e| {
+                        StoreError::backend(format!("a stored record does not inflate: {e}"))
+                    })?;
+            serde_json::from_slice(&json).map_err(StoreError::backend)
+        }
+        _ => Err(StoreError::backend(
+            "a stored record is neither text nor binary",
+        )),
+    }
+}
+
+/// The record of an item (its `doc`).
+pub(super) fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let doc = item
+        .get(DOC)
+        .ok_or_else(|| StoreError::backend(format!("an item has no `{DOC}` attribute")))?;
+    decode_value(doc)
+}
+
+/// An item: its keys, the record, and its expiry if it has one.
+pub(super) fn item<T: Serialize>(
+    pk: String,
+    sk: String,
+    record: &T,
+    expires_at: Option<i64>,
+) -> Result<Item, StoreError> {
+    let mut item = Item::with_capacity(6);
+    item.insert(PK.into(), s(pk));
+    item.insert(SK.into(), s(sk));
+    item.insert(DOC.into(), encode(record)?);
+    if let Some(at) = expires_at {
+        item.insert(EXPIRES_AT.into(), n(at));
+    }
+    Ok(item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_start_with_the_tenant_and_sort_as_documented() {
+        let t = TenantId::new();
+        let d = DeliveryId::new();
+        assert!(subscriptions_pk(&t).starts_with(&t.to_string()));
+        assert!(tenant_keys_pk(&t).starts_with(&t.to_string()));
+        assert_ne!(tenant_keys_pk(&t), subscriptions_pk(&t));
+        assert!(delivery_pk(&t, &d).starts_with(&t.to_string()));
+        assert!(idempotency_pk(&t, &"x".repeat(5000)).len() < 200);
+        let a = AttemptId::new();
+        assert!(attempt_sk(9, &a) < attempt_sk(10, &AttemptId::new()));
+        assert!(attempt_sk(99, &a) < attempt_sk(u32::MAX, &a));
+        assert_ne!(idempotency_pk(&t, "key:a"), idempotency_pk(&t, "key:b"));
+    }
+
+    #[test]
+    fn a_delivery_lives_in_one_of_its_subscriptions_log_shards() {
+        let t = TenantId::new();
+        let sub = SubscriptionId::new();
+        let shards = log_pks(&t, &sub);
+        assert_eq!(shards.len(), LOG_SHARDS as usize);
+        let mut used = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let d = DeliveryId::derive(&EventId::new(), &sub);
+            let pk = delivery_pk(&t, &d);
+            assert!(shards.contains(&pk), "{pk} is one of {shards:?}");
+            used.insert(pk);
+        }
+        assert!(used.len() > 4, "spread over the shards");
+        let other = DeliveryId::derive(&EventId::new(), &SubscriptionId::new());
+        assert!(!shards.contains(&delivery_pk(&t, &other)));
+    }
+
+    #[test]
+    fn records_round_trip_plain_or_deflated() {
+        let small = serde_json::json!({"a": 1});
+        assert!(matches!(encode(&small).unwrap(), AttributeValue::S(_)));
+        let long = serde_json::json!({"text": "the same words again ".repeat(40)});
+        let packed = encode(&long).unwrap();
+        let AttributeValue::B(blob) = &packed else {
+            panic!("a long repetitive record is deflated")
+        };
+        assert!(blob.as_ref().len() < 200);
+        assert_eq!(decode_value::<serde_json::Value>(&packed).unwrap(), long);
+        assert_eq!(
+            decode_value::<serde_json::Value>(&encode(&small).unwrap()).unwrap(),
+            small
+        );
+        assert!(
+            decode_value::<serde_json::Value>(&AttributeValue::B(Blob::new(vec![1, 2, 3])))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn expiry_is_epoch_seconds_after_the_start() {
+        let at = Timestamp::from_second(1_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        assert_eq!(expiry(at, Duration::from_secs(60)), 1_060);
+        assert_eq!(expiry(at, Duration::MAX), i64::MAX);
+    }
+}

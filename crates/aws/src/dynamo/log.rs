@@ -1,0 +1,119 @@
+//! The log, as read back: events, deliveries (by id, by subscription newest first, by event) and
+//! attempts. Each read is served by key order; none needs an index.
+
+use async_trait::async_trait;
+use herald_core::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
+use herald_core::model::{Attempt, Delivery, Event};
+use herald_core::ports::{DeliveryStore, EventStore, Page, PageRequest, StoreError};
+
+use super::codec::{
+    attempts_pk, decode, decode_value, delivery_pk, event_pk, log_pks, ATTEMPT_PREFIX, FIRST,
+    SK_EVENT,
+};
+use super::read::{KeyQuery, SortCondition};
+use super::DynamoStore;
+
+#[async_trait]
+impl EventStore for DynamoStore {
+    async fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> Result<Option<Event>, StoreError> {
+        self.get_record(event_pk(tenant, id), SK_EVENT).await
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoStore {
+    async fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.get_record(delivery_pk(tenant, id), &id.to_string())
+            .await
+    }
+
+    /// The subscription's log shards, each read newest first, merged. Eventually consistent: a
+    /// delivery shows in the log a moment after it is written, at half the read units.
+    async fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        subscription: &SubscriptionId,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let before = page
+            .cursor
+            .as_deref()
+            .map(|c| DeliveryId::parse(c).map_err(|_| StoreError::BadCursor))
+            .transpose()?;
+        let shards: Vec<KeyQuery> = log_pks(tenant, subscription)
+            .into_iter()
+            .map(|pk| KeyQuery {
+                consistent: false,
+                ..KeyQuery::newest_first(pk, before.map(|id| id.to_string()))
+            })
+            .collect();
+        let subscription = *subscription;
+        self.merged_page(
+            &shards,
+            page.limit,
+            // A shard holds another subscription's deliveries only if their tags collide.
+            |d: &Delivery| d.subscription_id == subscription,
+            |d| d.id.to_string(),
+        )
+        .await
+    }
+
+    /// The planned deliveries' items, read by key (their ids derive from the event and each
+    /// subscription): one BatchGetItem per hundred.
+    async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
+        let keys = event
+            .subscriptions
+            .iter()
+            .map(|sub| {
+                let id = DeliveryId::derive(&event.id, sub);
+                (delivery_pk(&event.tenant_id, &id), id.to_string())
+            })
+            .collect();
+        let mut found: Vec<Delivery> = self
+            .batch_get(keys)
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<Result<_, _>>()?;
+        found.retain(|d| d.tenant_id == event.tenant_id && d.event_id == event.id);
+        let order = |d: &Delivery| {
+            event
+                .subscriptions
+                .iter()
+                .position(|s| *s == d.subscription_id)
+        };
+        found.sort_by_key(order);
+        Ok(found)
+    }
+
+    /// The first attempt, kept inside the delivery's item, and the rest from their partition.
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        delivery: &DeliveryId,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        let first = match self
+            .get_item(delivery_pk(tenant, delivery), &delivery.to_string())
+            .await?
+        {
+            Some(item) => item.get(FIRST).map(decode_value::<Attempt>).transpose()?,
+            None => None,
+        };
+        let q = KeyQuery {
+            sort: SortCondition::BeginsWith(ATTEMPT_PREFIX),
+            ..KeyQuery::all(attempts_pk(tenant, delivery))
+        };
+        let mut attempts: Vec<Attempt> = first.into_iter().collect();
+        attempts.extend(self.query_all(&q, |_: &Attempt| true).await?);
+        attempts.sort_by_key(|a| (a.number, a.started_at));
+        Ok(attempts)
+    }
+}

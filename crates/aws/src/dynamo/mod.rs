@@ -1,0 +1,127 @@
+//! [`DynamoStore`]: Herald's records in one DynamoDB table, laid out so that a delivery costs as
+//! few billed units as it can: about one write unit for its event (shared by its deliveries) and
+//! one for the delivery with its first attempt, no read on the way.
+//!
+//! # Key design
+//!
+//! One table (name from [`DynamoConfig::table`]) with string keys `pk` (partition) and `sk`
+//! (sort) and no secondary index. Every item holds its record in `doc`: JSON text, or deflated
+//! JSON as binary when that is smaller (write units are counted per started KB). Keys start with the
+//! owning tenant's id, so tenant scoping is a property of the key, never a filter: a read for
+//! tenant B builds a key that cannot name tenant A's item. The exceptions are the API-key item,
+//! which is looked up by hash before the tenant is known, and the operators' list of tenants.
+//!
+//! | item | `pk` | `sk` | other attributes |
+//! |---|---|---|---|
+//! | tenant | `ten_…` | `TENANT` | |
+//! | tenant list entry | `TENANTS` | `ten_…` | |
+//! | API key, by hash | `APIKEY#<sha256 hex>` | `APIKEY` | |
+//! | API key, by tenant | `ten_…#KEY` | `key_…` | |
+//! | subscription | `ten_…#SUB` | `sub_…` | |
+//! | event (with its plan: the subscriptions it goes to) | `ten_…#evt_…` | `EVENT` | `expires_at` if events expire |
+//! | idempotency record | `ten_…#IDEM#<sha256 hex of the key>` | `IDEM` | `expires_at` |
+//! | delivery, with its first attempt | `ten_…#LOG#<tag>#<shard>` | `del_…` | `attempts` (a number), `first` (the attempt), `expires_at` if deliveries expire |
+//! | attempt after the first (and a superseded one) | `ten_…#del_…` | `ATTEMPT#<number, 10 digits>#att_…` | `expires_at` |
+//!
+//! A delivery lives in its subscription's log, spread over [`LOG_SHARDS`] partitions: `<tag>` is
+//! the subscription's 40-bit tag (10 hex digits) and `<shard>` a number below eight; both are read
+//! off the delivery id, whose random part carries the tag and a hash of (event, subscription)
+//! (`DeliveryId::derive`). So one key serves all three ways a delivery is found.
+//!
+//! Access patterns (no Scan, no index):
+//!
+//! - tenant, API key, subscription, event, delivery by id: GetItem (strongly consistent).
+//! - tenants and API keys: `put_tenant` and `put_api_key`/`revoke_api_key` write both copies of
+//!   the record in one TransactWriteItems (operator actions, rare). Authentication reads the hash
+//!   item. A tenant's keys, the operators' list of tenants and a tenant's subscriptions are Queries
+//!   of one partition, newest first (ids are ULIDs, so key order is creation order), cursor = the
+//!   last id returned (`sk < :cursor`); subscription filters run in code, paging on until the page
+//!   is full. Fan-out planning's `enabled_subscriptions` is the same Query read to the end.
+//! - intake: PutItem of the event, create-if-absent. With an idempotency key, then a PutItem of the
+//!   record, conditional on no unexpired record (`attribute_not_exists(pk) OR expires_at <= :now`,
+//!   now being the new record's `created_at`, so the window is exact); a failed condition hands the
+//!   earlier record back (`ReturnValuesOnConditionCheckFailure`), and the event just written is
+//!   deleted. Two single writes instead of a transaction (which bills double).
+//! - the first attempt: one PutItem of the delivery with the attempt inside, conditional on no
+//!   attempt being recorded (`attribute_not_exists(pk) OR attempts = 0`). A later attempt: a PutItem
+//!   of the attempt's own small item, then an UpdateItem of the delivery (`SET doc, attempts`)
+//!   conditional on `attempts = number - 1`. When another worker recorded that number first, the
+//!   attempt is kept as its own item, so every request made is in the log. Replay, recover and
+//!   giving up: an UpdateItem without condition (it creates the delivery given up before its first
+//!   attempt, and keeps a recorded first attempt).
+//! - a subscription's delivery log, newest first: a Query of each of its eight shards, newest first
+//!   and eventually consistent, read a few items at a time and merged; cursor = the last delivery
+//!   id. An event's deliveries: BatchGetItem of the keys its plan names (pending ones, not stored
+//!   until their first attempt, are not found, and the API shows them as pending).
+//! - a delivery's attempts: its item's `first`, and a Query of `ten_…#del_…` ascending (the
+//!   zero-padded number makes text order numeric).
+//! - the subscription limit: a Query of the tenant's subscriptions, stopped at the limit.
+//!
+//! Pages look one item ahead (`limit + 1`), so the last page has no `next_cursor` even when
+//! DynamoDB hands back a `LastEvaluatedKey`.
+//!
+//! Partitions: each event is its own partition, and so is each delivery's attempt list. One
+//! subscription's deliveries go to eight partitions; at about 1,000 write units a second each and
+//! one unit per delivery write, one subscription takes more than 5,000 deliveries a second (the
+//! README's capacity section has the arithmetic). A tenant's subscriptions are one partition, read
+//! once per cache period per function instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+
+mod catalog;
+mod codec;
+mod log;
+mod read;
+mod table;
+mod write;
+
+pub use codec::LOG_SHARDS;
+pub use table::create_table;
+
+/// Where and how long the store keeps its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    /// The table (see [`create_table`]).
+    pub table: String,
+    /// How long attempts are kept after they started.
+    pub attempt_ttl: Duration,
+    /// How long events are kept after their timestamp; `None` keeps them.
+    pub event_ttl: Option<Duration>,
+    /// How long deliveries are kept after they were created; `None` keeps them.
+    pub delivery_ttl: Option<Duration>,
+}
+
+impl DynamoConfig {
+    /// Attempts 30 days, events and deliveries forever. (Idempotency records carry their own expiry.)
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            attempt_ttl: Duration::from_secs(30 * 24 * 3600),
+            event_ttl: None,
+            delivery_ttl: None,
+        }
+    }
+}
+
+/// The store on DynamoDB. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    config: Arc<DynamoConfig>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, config: DynamoConfig) -> Self {
+        Self {
+            client,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn config(&self) -> &DynamoConfig {
+        &self.config
+    }
+}
