@@ -28,7 +28,10 @@ pub async fn handle(
         tracing::warn!(tenant = %message.tenant_id, event = %message.event_id, "event to fan out no longer exists; dropping");
         return Ok(0);
     };
-    let subscriptions = state.store.enabled_subscriptions(&event.tenant_id).await?;
+    let subscriptions = state
+        .directory
+        .enabled_subscriptions(&event.tenant_id)
+        .await?;
     let now = state.clock.now();
     let max_delay = state.queue.max_delay();
     let planned = fan_out(&event, &subscriptions, now);
