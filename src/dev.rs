@@ -71,6 +71,10 @@ pub struct DevConfig {
     pub attempt_timeout: Duration,
     /// How long intake remembers an idempotency key.
     pub idempotency_window: Duration,
+    /// How long API keys and subscriptions read on the hot paths are kept in memory
+    /// (`Settings::cache_ttl`). `None`: nothing on the embedded store, whose reads are in process
+    /// (every write is seen at once); the AWS configuration's (5 s by default) on AWS.
+    pub cache_ttl: Option<Duration>,
     pub workers: WorkerConfig,
 }
 
@@ -86,6 +90,7 @@ impl DevConfig {
             retry: RetryPolicy::default(),
             attempt_timeout: Duration::from_secs(15),
             idempotency_window: Settings::default().idempotency_window,
+            cache_ttl: None,
             workers: WorkerConfig::default(),
         }
     }
@@ -175,6 +180,7 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
         address_policy: config.address_policy,
         retry: config.retry.clone(),
         idempotency_window: config.idempotency_window,
+        cache_ttl: config.cache_ttl.unwrap_or(Duration::ZERO),
         ..Settings::default()
     };
     // Store and queue share the file: writes and the messages they cause commit together.
@@ -202,6 +208,7 @@ fn aws_state(config: &DevConfig, sdk: &SdkConfig, aws: &AwsConfig) -> anyhow::Re
         retry: config.retry.clone(),
         attempt_timeout: config.attempt_timeout,
         idempotency_retention: config.idempotency_window,
+        cache_ttl: config.cache_ttl.unwrap_or(aws.cache_ttl),
         ..aws.clone()
     };
     let state = herald_lambda::build_state(sdk, &aws).context("building the AWS clients")?;

@@ -92,6 +92,11 @@ struct DevArgs {
     /// How long intake remembers an idempotency key, in hours (as the Lambda functions do).
     #[arg(long, env = "HERALD_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
     idempotency_retention_hours: u64,
+    /// How long API keys and subscriptions read by authentication, fan-out and delivery are kept
+    /// in memory, in milliseconds (0: always read the store). Default: 0 on the embedded store,
+    /// 5000 with `--store aws`.
+    #[arg(long, env = "HERALD_CACHE_TTL_MS")]
+    cache_ttl_ms: Option<u64>,
     /// Deliveries in flight at once.
     #[arg(long, env = "HERALD_DELIVERY_CONCURRENCY", default_value_t = 512)]
     delivery_concurrency: usize,
@@ -379,6 +384,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     config.attempt_timeout = Duration::from_millis(args.attempt_timeout_ms);
     config.idempotency_window =
         Duration::from_secs(args.idempotency_retention_hours.max(1).saturating_mul(3600));
+    config.cache_ttl = args.cache_ttl_ms.map(Duration::from_millis);
     config.workers.delivery_concurrency = args.delivery_concurrency.max(1);
     if config.address_policy.allow_http || config.address_policy.allow_private {
         tracing::warn!(

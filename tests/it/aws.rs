@@ -1,6 +1,8 @@
 //! Herald on DynamoDB and SQS, against the moto emulator on 127.0.0.1: `herald aws init` makes the
 //! table and queues, `herald dev` on the AWS backend delivers a signed event end to end, and the
-//! operator commands make, list and revoke API keys that the running API honours at once.
+//! operator commands make, list and revoke API keys that the running API honours: a new key at once,
+//! a revoked one within the cache TTL (`HERALD_CACHE_TTL_MS`; the running process keeps keys it
+//! read for that long, and the operator commands are another process).
 //!
 //! moto must be installed (`scripts/test.sh` does it): `$HERALD_MOTO_SERVER`, else
 //! `<workspace>/.venv/bin/moto_server`. Without it these tests fail and say so.
@@ -38,6 +40,8 @@ async fn herald_dev_on_dynamodb_and_sqs_delivers_and_honours_operator_keys() {
     config.backend = DevBackend::aws(sdk.clone(), aws);
     config.retry = fast_retries();
     config.attempt_timeout = Duration::from_secs(5);
+    let cache_ttl = Duration::from_secs(1);
+    config.cache_ttl = Some(cache_ttl);
     let running = dev::start(config).await.expect("herald dev starts on AWS");
     let api = Api::new(running.url(), running.api_key.clone());
     // The development key is kept in the data folder, its record in DynamoDB.
@@ -99,7 +103,8 @@ async fn herald_dev_on_dynamodb_and_sqs_delivers_and_honours_operator_keys() {
     let tenant_ids: Vec<_> = tenants.items.iter().map(|t| t.id).collect();
     assert!(tenant_ids.contains(&new.tenant.id) && tenant_ids.contains(&running.tenant_id));
 
-    // Another tenant's id cannot revoke the key; its own tenant can, and the API refuses it.
+    // Another tenant's id cannot revoke the key; its own tenant can, and once the running
+    // process's cache TTL has passed the API refuses it.
     assert!(
         ops::revoke_key(store, &running.tenant_id, &new.key.record.id, now)
             .await
@@ -109,6 +114,7 @@ async fn herald_dev_on_dynamodb_and_sqs_delivers_and_honours_operator_keys() {
     ops::revoke_key(store, &new.tenant.id, &new.key.record.id, now)
         .await
         .unwrap();
+    tokio::time::sleep(cache_ttl).await;
     let refused = first.get("/v1/subscriptions").await;
     assert_eq!(refused.status, 401, "{}", refused.text);
     assert!(

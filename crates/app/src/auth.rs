@@ -78,8 +78,10 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::unauthorized("use `Authorization: Bearer <api key>`"))?;
+        // From the directory: a key revoked by another process stops working within
+        // `Settings::cache_ttl`.
         let record = state
-            .store
+            .directory
             .find_api_key(&hash_api_key(key))
             .await
             .map_err(ApiError::internal)?
@@ -99,7 +101,13 @@ impl FromRequestParts<AppState> for Caller {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use herald_core::ports::Clock;
+
     use super::*;
+    use crate::service::testing::Harness;
 
     #[test]
     fn keys_are_long_random_and_stored_hashed() {
@@ -111,5 +119,28 @@ mod tests {
         assert_eq!(a.record.hash, hash_api_key(&a.key));
         assert_eq!(a.record.hash.len(), 64);
         assert!(!a.record.hash.contains(&a.key[3..]));
+    }
+
+    #[tokio::test]
+    async fn a_key_revoked_elsewhere_stops_authenticating_within_the_cache_ttl() {
+        let ttl = Duration::from_secs(5);
+        let h = Harness::new([]).with_cache_ttl(ttl);
+        let key = h.api_key().await;
+        let list = || h.call(&key.key, "GET", "/v1/subscriptions", None);
+        assert_eq!(list().await.0, StatusCode::OK);
+
+        // The operator CLI, another process, revokes it.
+        let now = h.clock.now();
+        h.state
+            .store
+            .revoke_api_key(&h.tenant, &key.record.id, now)
+            .await
+            .unwrap();
+        h.clock.advance(ttl - Duration::from_millis(1));
+        assert_eq!(list().await.0, StatusCode::OK, "within the TTL");
+        h.clock.advance(Duration::from_millis(1));
+        let (status, body) = list().await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.to_string().contains("revoked"), "{body}");
     }
 }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod console;
+pub mod directory;
 pub mod metrics;
 pub mod rate_limit;
 pub mod sender;

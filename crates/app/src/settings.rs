@@ -24,6 +24,12 @@ pub struct Settings {
     /// How long intake remembers an idempotency key (or a client event id): a reuse within it gets
     /// the first answer (or 409 with another body); after it, the key makes a new event.
     pub idempotency_window: Duration,
+    /// How long the hot-path reads (API keys, a tenant's enabled subscriptions, a subscription for
+    /// delivery) may be answered from this process's memory ([`crate::directory`]): a change made
+    /// by another process (a disabled or deleted subscription, a revoked key) is seen here within
+    /// it. Zero keeps nothing: every read goes to the store. The Lambda functions use 5 s
+    /// (`HERALD_CACHE_TTL_MS`); the default here is zero, read-your-writes everywhere.
+    pub cache_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -37,6 +43,7 @@ impl Default for Settings {
             visibility_timeout: Duration::from_secs(90),
             max_subscriptions_per_tenant: 1000,
             idempotency_window: Duration::from_secs(24 * 3600),
+            cache_ttl: Duration::ZERO,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The shared state every router and service receives: the ports and the settings.
+//! The shared state every router and service receives: the ports, the settings, and the
+//! directory that keeps the hot-path reads of the store for `Settings::cache_ttl`.
 
 use std::sync::Arc;
 
 use herald_core::ports::{Clock, Queue, Sender, Store, UnitOfWork};
 
+use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
@@ -13,6 +15,9 @@ use crate::settings::Settings;
 pub struct AppState {
     /// Reads, and the writes that queue nothing (tenants, keys, subscriptions).
     pub store: Arc<dyn Store>,
+    /// The store's reads on the hot paths (authentication, fan-out, delivery), kept for
+    /// `settings.cache_ttl`. Everything else, the API's own reads included, uses `store`.
+    pub directory: Arc<Directory>,
     /// The one path for writes that queue messages (events, deliveries, attempts).
     pub writes: Arc<dyn UnitOfWork>,
     /// What the workers receive from.
@@ -33,8 +38,10 @@ impl AppState {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
+        let directory = Directory::new(store.clone(), clock.clone(), settings.cache_ttl);
         Self {
             store,
+            directory: Arc::new(directory),
             writes,
             queue,
             sender,

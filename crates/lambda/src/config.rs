@@ -36,6 +36,10 @@ pub struct AwsConfig {
     pub event_retention: Option<Duration>,
     /// `HERALD_IDEMPOTENCY_RETENTION_HOURS` (default 24)
     pub idempotency_retention: Duration,
+    /// `HERALD_CACHE_TTL_MS` (default 5 000; 0 turns it off): how long an instance keeps API keys
+    /// and subscriptions it read (`herald_app::directory`). A disabled or deleted subscription
+    /// stops receiving, and a revoked key stops working, within it.
+    pub cache_ttl: Duration,
     /// `HERALD_WARM_UP` (default true): call DynamoDB and SQS once during init.
     pub warm_up: bool,
     /// `HERALD_METER_AWS` (default false): count every DynamoDB and SQS call and estimate its
@@ -110,6 +114,7 @@ impl AwsConfig {
             idempotency_retention: Duration::from_secs(
                 number("HERALD_IDEMPOTENCY_RETENTION_HOURS", 24)?.max(1) * 3600,
             ),
+            cache_ttl: Duration::from_millis(number("HERALD_CACHE_TTL_MS", 5_000)?),
             warm_up: flag("HERALD_WARM_UP", true)?,
             meter_aws: flag("HERALD_METER_AWS", false)?,
         })
@@ -145,6 +150,7 @@ mod tests {
         assert_eq!(c.retry, RetryPolicy::default());
         assert_eq!(c.attempt_timeout, Duration::from_secs(15));
         assert_eq!(c.event_retention, None);
+        assert_eq!(c.cache_ttl, Duration::from_secs(5));
         assert!(c.warm_up);
         assert!(!c.meter_aws);
     }
@@ -177,11 +183,13 @@ mod tests {
             ("HERALD_EVENT_RETENTION_DAYS", "7"),
             ("HERALD_RETRY_SCHEDULE", "1s,2s"),
             ("HERALD_METER_AWS", "1"),
+            ("HERALD_CACHE_TTL_MS", "0"),
         ]);
         let c = AwsConfig::from_lookup(env(&vars)).unwrap();
         assert!(c.address_policy.allow_private && !c.address_policy.allow_http);
         assert_eq!(c.event_retention, Some(Duration::from_secs(7 * DAY)));
         assert_eq!(c.retry.max_attempts(), 3);
         assert!(c.meter_aws);
+        assert_eq!(c.cache_ttl, Duration::ZERO);
     }
 }

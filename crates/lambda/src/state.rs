@@ -82,6 +82,7 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         address_policy: config.address_policy,
         retry: config.retry.clone(),
         idempotency_window: config.idempotency_retention,
+        cache_ttl: config.cache_ttl,
         ..Settings::default()
     };
     let writes = AwsUnitOfWork::new(store.clone(), queue.clone());

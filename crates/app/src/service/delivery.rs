@@ -76,7 +76,7 @@ pub async fn handle(
     }
 
     let Some(mut sub) = state
-        .store
+        .directory
         .get_subscription(&delivery.tenant_id, &delivery.subscription_id)
         .await?
     else {
@@ -186,6 +186,7 @@ async fn disable(
         Ok(()) | Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
+    state.directory.forget_subscription(&sub.tenant_id, &sub.id);
     Metrics::add(&state.metrics.subscriptions_disabled, 1);
     tracing::warn!(target: "herald::operator", tenant = %sub.tenant_id, subscription = %sub.id, reason, "subscription disabled");
     Ok(())

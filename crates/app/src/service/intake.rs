@@ -170,7 +170,7 @@ pub async fn accept_all(
     let window =
         SignedDuration::try_from(state.settings.idempotency_window).unwrap_or(SignedDuration::MAX);
     // The plan: which subscriptions each event goes to (the core's rule), stored with the event.
-    let subscriptions = state.store.enabled_subscriptions(&tenant).await?;
+    let subscriptions = state.directory.enabled_subscriptions(&tenant).await?;
     let carried = state.queue.carried();
     let message = |event: &Event| OutgoingMessage {
         message: QueueMessage::Event(EventMessage {

@@ -4,12 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use herald_contract::fixtures;
 use herald_contract::memory::{ManualClock, MemoryQueue, MemoryStore, Reply, ScriptedSender};
-use herald_core::ports::{OutgoingMessage, QueueMessage, QueueName};
+use herald_core::ports::{Clock, OutgoingMessage, QueueMessage, QueueName};
 use herald_core::retry::RetryPolicy;
 use herald_core::{Delivery, DeliveryMessage, Event, EventMessage, Subscription, TenantId};
+use serde_json::Value;
+use tower::ServiceExt;
 
+use crate::auth::{generate_api_key, NewApiKey};
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -57,6 +62,61 @@ impl Harness {
         }
     }
 
+    /// The same state, with the directory keeping answers for `ttl` (on the manual clock).
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        let s = &self.state;
+        let settings = Settings {
+            cache_ttl: ttl,
+            ..(*s.settings).clone()
+        };
+        self.state = AppState::new(
+            s.store.clone(),
+            s.writes.clone(),
+            s.queue.clone(),
+            s.sender.clone(),
+            s.clock.clone(),
+            settings,
+        );
+        self
+    }
+
+    /// A stored API key of the tenant.
+    pub async fn api_key(&self) -> NewApiKey {
+        let new = generate_api_key(self.tenant, "test", self.clock.now());
+        self.state.store.put_api_key(&new.record).await.unwrap();
+        new
+    }
+
+    /// One request to the one-process router with `key`: the status and the JSON answer (`null`
+    /// when there is none).
+    pub async fn call(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let response = crate::api::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     pub async fn subscribe(&self, patterns: &[&str], enabled: bool) -> Subscription {
         let sub = fixtures::subscription(self.tenant, patterns, enabled);
         self.state.store.create_subscription(&sub).await.unwrap();
@@ -72,9 +132,10 @@ impl Harness {
 
     /// Stores `event` with intake's plan.
     pub async fn store_event(&self, mut event: Event) -> Event {
+        // As intake plans: through the directory.
         let subs = self
             .state
-            .store
+            .directory
             .enabled_subscriptions(&event.tenant_id)
             .await
             .unwrap();

@@ -45,7 +45,10 @@ pub(super) async fn create(
         secret.clone(),
         state.clock.now(),
     );
-    state.store.create_subscription(&sub).await?;
+    let created = state.store.create_subscription(&sub).await;
+    // Fan-out in this process sees the new subscription at once (others within the cache TTL).
+    state.directory.forget_subscription(&sub.tenant_id, &sub.id);
+    created?;
     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, platform = sub.platform.platform().as_str(), "subscription created");
     let mut view = subscription_view(&sub);
     view["secret"] = json!(secret.expose());
@@ -106,11 +109,9 @@ pub(super) async fn update(
     let mut sub = load(&state, &caller, &id).await?;
     let patch = SubscriptionPatch::parse(body, &sub, state.settings.address_policy)?;
     sub.apply(patch, state.clock.now());
-    state
-        .store
-        .update_subscription(&sub)
-        .await
-        .map_err(not_found_as_subscription)?;
+    let updated = state.store.update_subscription(&sub).await;
+    state.directory.forget_subscription(&sub.tenant_id, &sub.id);
+    updated.map_err(not_found_as_subscription)?;
     Ok(Json(subscription_view(&sub)))
 }
 
@@ -120,11 +121,12 @@ pub(super) async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let sub = load(&state, &caller, &id).await?;
-    state
+    let deleted = state
         .store
         .delete_subscription(&caller.tenant_id, &sub.id)
-        .await
-        .map_err(not_found_as_subscription)?;
+        .await;
+    state.directory.forget_subscription(&sub.tenant_id, &sub.id);
+    deleted.map_err(not_found_as_subscription)?;
     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, "subscription deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -134,5 +136,100 @@ fn not_found_as_subscription(err: StoreError) -> ApiError {
     match err {
         StoreError::NotFound => ApiError::not_found("subscription"),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use herald_contract::memory::Reply;
+    use herald_core::signing::SigningSecret;
+    use herald_core::{DeliveryStatus, EventMessage};
+
+    use super::*;
+    use crate::service::testing::Harness;
+    use crate::service::{delivery, fanout};
+
+    /// A new event, planned as intake plans (through the directory), fanned out; how many first
+    /// attempts it queued.
+    async fn fan_out_one(h: &Harness) -> usize {
+        let event = h.event("document.created").await;
+        let message = EventMessage {
+            tenant_id: event.tenant_id,
+            event_id: event.id,
+            event: None,
+        };
+        fanout::handle(&h.state, &message, 1).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn writes_through_the_api_reach_fan_out_and_delivery_here_at_once() {
+        // Arrange: a directory that would hide another process's writes for a minute, and a
+        // receiver that fails the first attempt.
+        let h = Harness::new([Reply::Status(500)]).with_cache_ttl(Duration::from_secs(60));
+        let key = h.api_key().await.key;
+        assert_eq!(fan_out_one(&h).await, 0);
+
+        // Created: the next event reaches it.
+        let (status, created) = h
+            .call(
+                &key,
+                "POST",
+                "/v1/subscriptions",
+                Some(json!({"platform": "custom", "url": "https://example.com/hook", "events": ["*"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id: SubscriptionId = created["id"].as_str().unwrap().parse().unwrap();
+        let path = format!("/v1/subscriptions/{id}");
+        assert_eq!(fan_out_one(&h).await, 1);
+        let (first, _) = h.take_deliveries().remove(0);
+        delivery::handle(&h.state, &first, 1).await.unwrap();
+        let (retry, delay) = h.take_deliveries().remove(0);
+
+        // Rotated: the directory's copy signs with the new secret.
+        let (_, rotated) = h
+            .call(&key, "POST", &format!("{path}/secret/rotate"), None)
+            .await;
+        let kept = h
+            .state
+            .directory
+            .get_subscription(&h.tenant, &id)
+            .await
+            .unwrap();
+        assert_eq!(
+            kept.unwrap().current_secret().map(SigningSecret::expose),
+            rotated["secret"].as_str().map(str::to_owned)
+        );
+
+        // Disabled: a GET shows it, fan-out skips it, and the retry is not sent.
+        let (status, _) = h
+            .call(&key, "PATCH", &path, Some(json!({"enabled": false})))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, read) = h.call(&key, "GET", &path, None).await;
+        assert_eq!(read["enabled"], false);
+        assert_eq!(fan_out_one(&h).await, 0);
+        h.clock.advance(delay);
+        delivery::handle(&h.state, &retry, 1).await.unwrap();
+        let d = h.delivery(&retry).await;
+        assert_eq!(d.status, DeliveryStatus::Failed);
+        assert_eq!(
+            d.last_error.as_deref(),
+            Some("the subscription is disabled")
+        );
+        assert_eq!(h.sender.requests().len(), 1);
+
+        // Deleted: gone from the directory at once.
+        let (status, _) = h.call(&key, "DELETE", &path, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let kept = h
+            .state
+            .directory
+            .get_subscription(&h.tenant, &id)
+            .await
+            .unwrap();
+        assert_eq!(kept, None);
     }
 }

@@ -8,6 +8,10 @@
 //!
 //! Handlers stay thin: they read input with the core's parsers (`herald_core::subscription`), call
 //! the core's rules or a service, and shape the answer. No subscription rule is decided here.
+//!
+//! Reads go to the store, never to the directory, so a PATCH then a GET shows the write; every
+//! write then drops the subscription from this process's directory (`forget_subscription`), so
+//! fan-out and delivery here see it at once.
 
 mod crud;
 mod deliveries;

@@ -28,7 +28,9 @@ pub(super) async fn rotate(
     let mut sub = load(&state, &caller, &id).await?;
     let new_secret = SigningSecret::generate();
     let previous_expires_at = sub.rotate_secret(new_secret.clone(), state.clock.now());
-    state.store.update_subscription(&sub).await?;
+    let updated = state.store.update_subscription(&sub).await;
+    state.directory.forget_subscription(&sub.tenant_id, &sub.id);
+    updated?;
     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, "secret rotated");
     Ok(Json(json!({
         "secret": new_secret.expose(),

@@ -29,3 +29,30 @@ pub(super) async fn send(
         "delivery_id": report.delivery_id,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use herald_contract::memory::Reply;
+
+    use crate::service::testing::Harness;
+
+    #[tokio::test]
+    async fn a_410_disables_the_subscription_and_fan_out_here_stops_at_once() {
+        let h = Harness::new([Reply::Status(410)]).with_cache_ttl(Duration::from_secs(60));
+        let key = h.api_key().await.key;
+        let sub = h.subscribe(&["*"], true).await;
+        let enabled = || h.state.directory.enabled_subscriptions(&h.tenant);
+        assert_eq!(enabled().await.unwrap().len(), 1);
+
+        let path = format!("/v1/subscriptions/{}/test", sub.id);
+        let (status, report) = h.call(&key, "POST", &path, None).await;
+
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(report["status"], 410);
+        assert!(!h.subscription(&sub).await.enabled);
+        assert!(enabled().await.unwrap().is_empty());
+    }
+}
