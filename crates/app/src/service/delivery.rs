@@ -179,6 +179,16 @@ async fn disable(
     if !sub.enabled {
         return Ok(());
     }
+    // The stored copy, not the directory's (up to its TTL old): a change made meanwhile through
+    // another process's API is kept.
+    match state
+        .store
+        .get_subscription(&sub.tenant_id, &sub.id)
+        .await?
+    {
+        Some(fresh) if fresh.enabled => *sub = fresh,
+        _ => return Ok(()),
+    }
     sub.enabled = false;
     sub.disabled_reason = Some(reason.to_owned());
     sub.updated_at = state.clock.now();
@@ -485,6 +495,27 @@ mod tests {
         let sub = h.subscription(&sub).await;
         assert!(!sub.enabled);
         assert!(sub.disabled_reason.is_some_and(|r| r.contains("410")));
+    }
+
+    #[tokio::test]
+    async fn a_410_disables_the_stored_subscription_keeping_a_change_the_cache_has_not_seen() {
+        let h = Harness::new([Reply::Status(410)]).with_cache_ttl(Duration::from_secs(60));
+        let (sub, first) = h.one_delivery().await;
+        // The directory holds the subscription; another process renames it meanwhile.
+        h.state
+            .directory
+            .get_subscription(&sub.tenant_id, &sub.id)
+            .await
+            .unwrap();
+        let mut renamed = h.subscription(&sub).await;
+        renamed.name = Some("renamed elsewhere".into());
+        h.state.store.update_subscription(&renamed).await.unwrap();
+
+        handle(&h.state, &first, 1).await.unwrap();
+
+        let stored = h.subscription(&sub).await;
+        assert!(!stored.enabled);
+        assert_eq!(stored.name.as_deref(), Some("renamed elsewhere"));
     }
 
     #[tokio::test]
