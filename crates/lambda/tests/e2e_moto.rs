@@ -1,6 +1,9 @@
 //! End to end on the AWS emulator (moto): the four handlers, called with Lambda events the way the
 //! runtime calls them, carry an event from intake to a signed POST at a receiver on 127.0.0.1.
 //!
+//! Covered: single and batch intake, fan-out to one and to ten subscriptions, a retry, a replay,
+//! an event's deliveries (pending, then succeeded) and the delivery log (paged) after each step.
+//!
 //! `poll_like_lambda` plays the SQS event source mapping: receive up to 10 messages, hand them to
 //! the handler as an `SqsEvent`, delete exactly the ones not named in `batchItemFailures`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -401,4 +404,193 @@ async fn a_batch_of_ten_with_three_failing_reports_exactly_those_three() {
     failed.sort();
     bad_ids.sort();
     assert_eq!(failed, bad_ids);
+}
+
+/// A GET through the api function, with an optional query (`limit=2&cursor=…`).
+async fn get(d: &Deployment, path: &str, query: &str) -> (StatusCode, serde_json::Value) {
+    let mut event = fixture("api-list-subscriptions.json");
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["requestContext"]["http"]["method"] = "GET".into();
+    event["rawQueryString"] = query.into();
+    let params: serde_json::Map<String, serde_json::Value> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect();
+    event["queryStringParameters"] = params.into();
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    call(
+        herald_app::api::management_router(d.state.app.clone()),
+        request,
+    )
+    .await
+}
+
+/// Polls `path` until `done` holds of its answer (the log shards are read eventually consistent).
+async fn get_until(
+    d: &Deployment,
+    path: &str,
+    query: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = get(d, path, query).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < until, "{path} never got there: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_fans_out_to_ten_and_the_log_follows_every_step_through_a_replay() {
+    // Arrange: ten subscriptions to one receiver that always answers 200.
+    let d = deploy().await;
+    let (url, receiver) = start_receiver(Vec::new()).await;
+    let api = || herald_app::api::management_router(d.state.app.clone());
+    let mut subs = Vec::new();
+    for _ in 0..10 {
+        let body = serde_json::json!({"platform": "custom", "url": url, "events": ["document.*"]});
+        let (status, sub) = call(
+            api(),
+            http_event(
+                "api-create-subscription.json",
+                "POST",
+                "/v1/subscriptions",
+                Some(body),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{sub}");
+        subs.push(sub["id"].as_str().unwrap().to_owned());
+    }
+
+    // Batch intake: three events in one API Gateway request.
+    let events: Vec<_> = (0..3)
+        .map(|i| serde_json::json!({"type": "document.published", "data": {"n": i}}))
+        .collect();
+    let (status, answer) = call(
+        herald_app::api::intake_router(d.state.app.clone()),
+        http_event(
+            "ingest-batch.json",
+            "POST",
+            "/v1/events/batch",
+            Some(serde_json::json!({ "events": events })),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let ids: Vec<String> = answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            assert_eq!(item["status"], "accepted", "{item}");
+            item["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+
+    // Before fan-out, each event shows its ten planned deliveries, pending.
+    let (_, event) = get(&d, &format!("/v1/events/{}", ids[0]), "").await;
+    let pending = event["deliveries"].as_array().unwrap();
+    assert_eq!(pending.len(), 10, "{event}");
+    assert!(pending
+        .iter()
+        .all(|d| d["status"] == "pending" && d["attempts"] == 0));
+
+    // Fan-out and delivery: thirty signed POSTs.
+    let config = &d.state.config;
+    let mut fanned = 0;
+    let until = Instant::now() + Duration::from_secs(30);
+    while fanned < 3 {
+        assert!(
+            Instant::now() < until,
+            "only {fanned} of 3 events fanned out"
+        );
+        fanned += poll_like_lambda(&d.state, &config.events_queue_url, 1)
+            .await
+            .0;
+    }
+    poll_until(
+        &d.state,
+        &config.deliveries_queue_url,
+        Duration::from_secs(60),
+        || receiver.requests.lock().unwrap().len() >= 30,
+    )
+    .await;
+
+    // The event shows every delivery succeeded.
+    get_until(&d, &format!("/v1/events/{}", ids[0]), "", |e| {
+        e["deliveries"].as_array().is_some_and(|ds| {
+            ds.len() == 10
+                && ds
+                    .iter()
+                    .all(|d| d["status"] == "succeeded" && d["attempts"] == 1)
+        })
+    })
+    .await;
+
+    // One subscription's log: three deliveries, newest first, two pages.
+    let log_path = format!("/v1/subscriptions/{}/deliveries", subs[3]);
+    let first_page = get_until(&d, &log_path, "limit=2", |p| {
+        p["data"].as_array().is_some_and(|items| items.len() == 2)
+    })
+    .await;
+    let cursor = first_page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, second_page) = get(&d, &log_path, &format!("limit=2&cursor={cursor}")).await;
+    assert_eq!(second_page["data"].as_array().unwrap().len(), 1);
+    assert!(second_page["next_cursor"].is_null());
+    let log: Vec<&serde_json::Value> = first_page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second_page["data"].as_array().unwrap())
+        .collect();
+    // Newest first is delivery id order, descending (events of one millisecond: in id order).
+    let delivery_ids: Vec<&str> = log.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let mut sorted = delivery_ids.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(delivery_ids, sorted);
+    let mut events_in_log: Vec<&str> = log
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
+    events_in_log.sort_unstable();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(events_in_log, expected);
+
+    // Replay the oldest: it is sent again and the log shows its second attempt.
+    let replayed = second_page["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, answer) = call(
+        api(),
+        http_event(
+            "api-list-subscriptions.json",
+            "POST",
+            &format!("/v1/deliveries/{replayed}/retry"),
+            None,
+        ),
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {answer}");
+    poll_until(
+        &d.state,
+        &config.deliveries_queue_url,
+        Duration::from_secs(30),
+        || receiver.requests.lock().unwrap().len() >= 31,
+    )
+    .await;
+    let detail = get_until(&d, &format!("/v1/deliveries/{replayed}"), "", |d| {
+        d["status"] == "succeeded" && d["attempts"] == 2
+    })
+    .await;
+    assert_eq!(detail["attempts_log"].as_array().unwrap().len(), 2);
+    get_until(&d, &log_path, "", |p| {
+        p["data"][2]["id"] == replayed.as_str() && p["data"][2]["attempts"] == 2
+    })
+    .await;
 }
