@@ -19,6 +19,22 @@ FIXTURE_KEY = "hk_fixture_key_for_local_invocations_only_0000"
 TENANT = "ten_01JDXF0000000000000000TEST"
 EVENT_ID = "evt_01JDXF0000000000000000EVT1"
 DELIVERY_ID = "del_01JDXF0000000000000000DE01"
+SUBSCRIPTION_ID = "sub_01JDXF0000000000000000SB01"
+AT = "2026-12-01T00:00:00Z"
+# A first-attempt message as fan-out sends it: the delivery as it stands and the (small) event.
+DELIVERY_MESSAGE = {
+    "kind": "delivery",
+    "delivery": {
+        "id": DELIVERY_ID, "tenant_id": TENANT, "subscription_id": SUBSCRIPTION_ID, "event_id": EVENT_ID,
+        "event_type": "document.created", "status": "pending", "attempts": 0, "run_started_at": 0,
+        "last_status_code": None, "last_error": None, "next_attempt_at": AT, "created_at": AT, "updated_at": AT,
+    },
+    "attempt": 1,
+    "event": {
+        "id": EVENT_ID, "tenant_id": TENANT, "type": "document.created", "timestamp": AT,
+        "data": {"title": "Fixture"}, "subscriptions": [SUBSCRIPTION_ID],
+    },
+}
 
 
 def sam(*args):
@@ -87,10 +103,9 @@ def main():
         "type": "document.created", "data": {"title": "Getting started", "author": "Ada",
                                               "url": "https://docs.example.com/getting-started"}})
     sqs_event("sqs-fanout.json", [{"kind": "event", "tenant_id": TENANT, "event_id": EVENT_ID}], "herald-dev-events")
-    sqs_event("sqs-deliver.json", [{"kind": "delivery", "tenant_id": TENANT, "delivery_id": DELIVERY_ID, "attempt": 1}],
-              "herald-dev-deliveries")
+    sqs_event("sqs-deliver.json", [DELIVERY_MESSAGE], "herald-dev-deliveries")
     sqs_event("sqs-deliver-mixed.json", [
-        {"kind": "delivery", "tenant_id": TENANT, "delivery_id": DELIVERY_ID, "attempt": 1},
+        DELIVERY_MESSAGE,
         "this is not a Herald message",
         {"kind": "event", "tenant_id": TENANT, "event_id": EVENT_ID},
     ], "herald-dev-deliveries")
