@@ -1,16 +1,25 @@
 //! Queue pollers for one-process mode: receive from the embedded (or SQS) queue, run the fan-out or
-//! delivery service on each message, acknowledge what succeeded and release what failed with a
-//! backoff. In Lambda the SQS trigger does this job instead.
+//! delivery service, acknowledge what succeeded and release what failed with a backoff. In Lambda
+//! the SQS trigger does this job instead.
+//!
+//! Fewer queue requests per delivery: each received batch of events is fanned out by one task
+//! ([`fanout::handle_batch`]: one delivery write for all of them), while deliveries run one task
+//! per message (each is its own HTTP attempt). Acks go through an acker per queue ([`acker`]), in
+//! batches of up to ten; releases (failed messages) go one by one, each with its own backoff.
+
+mod acker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::ports::{QueueMessage, QueueName, ReceivedMessage};
+use herald_core::EventMessage;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::service::{delivery, fanout, WorkerError};
 use crate::state::AppState;
+use acker::Acks;
 
 /// How many messages each queue may work on at once.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +57,8 @@ fn failure_backoff(receive_count: u32) -> Duration {
         .min(Duration::from_secs(300))
 }
 
-/// Polls both queues until `shutdown` turns true; waits for in-flight work before returning.
+/// Polls both queues until `shutdown` turns true; waits for in-flight work, and for its acks,
+/// before returning.
 pub async fn run(state: AppState, config: WorkerConfig, shutdown: watch::Receiver<bool>) {
     let fanout = tokio::spawn(poll(
         state.clone(),
@@ -74,6 +84,7 @@ async fn poll(
     batch: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let (acks, acker) = Acks::spawn(Arc::clone(&state.queue), queue);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     let visibility = state.settings.visibility_timeout;
@@ -103,28 +114,76 @@ async fn poll(
                 continue;
             }
         };
+        if messages.is_empty() {
+            continue;
+        }
+        if queue == QueueName::Events {
+            // One task for the batch, holding a permit per message.
+            let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+            let Ok(permit) = permits.clone().acquire_many_owned(n).await else {
+                break;
+            };
+            let (state, acks) = (state.clone(), acks.clone());
+            tasks.spawn(async move {
+                handle_events(&state, &acks, messages).await;
+                drop(permit);
+            });
+            continue;
+        }
         for message in messages {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            let state = state.clone();
+            let (state, acks) = (state.clone(), acks.clone());
             tasks.spawn(async move {
-                handle_one(&state, queue, message).await;
+                let result = process(&state, &message.message, message.receive_count).await;
+                settle(&state, queue, &acks, message, result).await;
                 drop(permit);
             });
         }
     }
     while tasks.join_next().await.is_some() {}
+    // Every receipt is in the acker's hands now: let it flush them all.
+    drop(acks);
+    if let Err(e) = acker.await {
+        tracing::error!(queue = queue.as_str(), error = %e, "the acker failed; unacked messages come back");
+    }
 }
 
-async fn handle_one(state: &AppState, queue: QueueName, received: ReceivedMessage) {
-    match process(state, &received.message, received.receive_count).await {
-        Ok(()) => {
-            if let Err(e) = state.queue.ack(queue, &received.receipt).await {
-                // The message will come back; handlers are idempotent.
-                tracing::error!(queue = queue.as_str(), error = %e, "ack failed");
-            }
-        }
+/// Fans out a received batch of the events queue together and settles each message.
+async fn handle_events(state: &AppState, acks: &Acks, received: Vec<ReceivedMessage>) {
+    let (events, others): (Vec<_>, Vec<_>) = received
+        .into_iter()
+        .partition(|m| matches!(m.message, QueueMessage::Event(_)));
+    let batch: Vec<(EventMessage, u32)> = events
+        .iter()
+        .filter_map(|m| match &m.message {
+            QueueMessage::Event(e) => Some((e.clone(), m.receive_count)),
+            QueueMessage::Delivery(_) => None,
+        })
+        .collect();
+    let results = fanout::handle_batch(state, &batch).await;
+    for (message, result) in events.into_iter().zip(results) {
+        settle(state, QueueName::Events, acks, message, result.map(|_| ())).await;
+    }
+    // A message of the other kind (a misrouted send) is still processed, on its own.
+    for message in others {
+        let result = process(state, &message.message, message.receive_count).await;
+        settle(state, QueueName::Events, acks, message, result).await;
+    }
+}
+
+/// Acks a message whose service succeeded (with the acker's next batch); releases a failed one
+/// after its backoff.
+async fn settle(
+    state: &AppState,
+    queue: QueueName,
+    acks: &Acks,
+    received: ReceivedMessage,
+    result: Result<(), WorkerError>,
+) {
+    match result {
+        Ok(()) => acks.ack(received.receipt).await,
         Err(e) => {
             let backoff = failure_backoff(received.receive_count);
             tracing::error!(queue = queue.as_str(), error = %e, receive_count = received.receive_count, backoff_s = backoff.as_secs(), "message failed; it will be retried");
