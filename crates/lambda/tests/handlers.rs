@@ -202,16 +202,13 @@ async fn a_mixed_batch_reports_exactly_the_unreadable_message() {
     );
 }
 
-#[tokio::test]
-async fn the_fanout_fixture_fans_a_stored_event_out() {
-    let app = app().await;
-    let tenant: TenantId = TENANT.parse().unwrap();
-    let now = jiff::Timestamp::now();
+/// Stores the fixture tenant's event `id` (as intake would, its fan-out message aside).
+async fn store_event(app: &App, id: &str) -> Event {
     let event = Event {
-        id: "evt_01JDXF0000000000000000EVT1".parse().unwrap(),
-        tenant_id: tenant,
+        id: id.parse().unwrap(),
+        tenant_id: TENANT.parse().unwrap(),
         event_type: EventType::parse("document.created").unwrap(),
-        timestamp: now,
+        timestamp: jiff::Timestamp::now(),
         data: serde_json::json!({"title": "x"}),
     };
     app.state
@@ -219,9 +216,15 @@ async fn the_fanout_fixture_fans_a_stored_event_out() {
         .insert_event_and_send(&event, None, Vec::new())
         .await
         .unwrap();
+    event
+}
+
+/// A subscription of the fixture tenant to `document.*`.
+async fn subscribe(app: &App) -> Subscription {
+    let now = jiff::Timestamp::now();
     let sub = Subscription {
         id: SubscriptionId::new(),
-        tenant_id: tenant,
+        tenant_id: TENANT.parse().unwrap(),
         name: None,
         description: None,
         platform: PlatformConfig::Custom,
@@ -240,6 +243,31 @@ async fn the_fanout_fixture_fans_a_stored_event_out() {
         updated_at: now,
     };
     app.state.store.create_subscription(&sub).await.unwrap();
+    sub
+}
+
+fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+/// The ids of the records of `sqs-fanout-batch.json` at these positions.
+fn record_ids(positions: &[usize]) -> Vec<String> {
+    positions
+        .iter()
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_fanout_fixture_fans_a_stored_event_out() {
+    let app = app().await;
+    let tenant: TenantId = TENANT.parse().unwrap();
+    let event = store_event(&app, "evt_01JDXF0000000000000000EVT1").await;
+    let sub = subscribe(&app).await;
     let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout.json"))
         .await
         .unwrap();
@@ -252,6 +280,120 @@ async fn the_fanout_fixture_fans_a_stored_event_out() {
         .unwrap();
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].subscription_id, sub.id);
+}
+
+#[tokio::test]
+async fn a_fanout_batch_fans_every_event_out_and_reports_exactly_the_bad_records() {
+    // Given three stored events and a subscription to them
+    let app = app().await;
+    let tenant: TenantId = TENANT.parse().unwrap();
+    let mut events = Vec::new();
+    for id in ["EVT1", "EVT2", "EVT3"] {
+        events.push(store_event(&app, &format!("evt_01JDXF0000000000000000{id}")).await);
+    }
+    let sub = subscribe(&app).await;
+
+    // When the fanout function gets them in one batch, with an unreadable record (2) and a
+    // delivery message (4)
+    let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout-batch.json"))
+        .await
+        .unwrap();
+
+    // Then exactly the two bad records are reported, and each event has its delivery, queued
+    assert_eq!(failed_ids(&response), record_ids(&[2, 4]));
+    for event in &events {
+        let deliveries = app
+            .state
+            .store
+            .deliveries_for_event(&tenant, &event.id)
+            .await
+            .unwrap();
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].subscription_id, sub.id);
+    }
+    let queued = app
+        .state
+        .queue
+        .receive(
+            QueueName::Deliveries,
+            10,
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 3);
+}
+
+/// A unit of work whose every write fails, as DynamoDB's do when throttled or unreachable.
+struct BrokenWrites;
+
+fn throttled() -> StoreError {
+    StoreError::backend("ProvisionedThroughputExceededException")
+}
+
+#[async_trait]
+impl UnitOfWork for BrokenWrites {
+    async fn insert_events_and_send(
+        &self,
+        _events: Vec<NewEvent>,
+    ) -> Result<Vec<InsertEventOutcome>, StoreError> {
+        Err(throttled())
+    }
+
+    async fn create_deliveries_and_send(
+        &self,
+        _deliveries: Vec<(Delivery, Option<OutgoingMessage>)>,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        Err(throttled())
+    }
+
+    async fn record_attempt_and_send(
+        &self,
+        _attempt: &Attempt,
+        _delivery: &Delivery,
+        _messages: Vec<OutgoingMessage>,
+    ) -> Result<Recorded, StoreError> {
+        Err(throttled())
+    }
+
+    async fn update_delivery_and_send(
+        &self,
+        _delivery: &Delivery,
+        _messages: Vec<OutgoingMessage>,
+    ) -> Result<(), StoreError> {
+        Err(throttled())
+    }
+
+    async fn redrive(&self, _messages: Vec<OutgoingMessage>) -> Result<(), StoreError> {
+        Err(throttled())
+    }
+}
+
+#[tokio::test]
+async fn a_failed_delivery_write_reports_every_event_of_the_batch() {
+    let mut app = app().await;
+    let tenant: TenantId = TENANT.parse().unwrap();
+    for id in ["EVT1", "EVT2", "EVT3"] {
+        store_event(&app, &format!("evt_01JDXF0000000000000000{id}")).await;
+    }
+    subscribe(&app).await;
+    app.state.writes = Arc::new(BrokenWrites);
+
+    let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout-batch.json"))
+        .await
+        .unwrap();
+
+    // Not one of them finished: all five come back.
+    assert_eq!(failed_ids(&response), record_ids(&[0, 1, 2, 3, 4]));
+    let evt1 = "evt_01JDXF0000000000000000EVT1".parse().unwrap();
+    assert!(app
+        .state
+        .store
+        .deliveries_for_event(&tenant, &evt1)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// A delivery store whose reads fail, as DynamoDB's do when throttled or unreachable.
