@@ -41,6 +41,13 @@ impl Acks {
         (Self { queue, name, tx }, task)
     }
 
+    /// Acks every receipt of `receipts` (a received batch's), in as few batches as they fill.
+    pub(crate) async fn ack_all(&self, receipts: Vec<String>) {
+        for receipt in receipts {
+            self.ack(receipt).await;
+        }
+    }
+
     /// Acks `receipt` with the next batch.
     pub(crate) async fn ack(&self, receipt: String) {
         if let Err(mpsc::error::SendError(receipt)) = self.tx.send(receipt).await {
@@ -91,7 +98,7 @@ async fn flush(queue: &dyn Queue, name: QueueName, receipts: Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Mutex;
     use std::time::Instant;
 
@@ -103,13 +110,20 @@ mod tests {
     use super::*;
 
     /// A memory queue that records the size of every `ack_many`.
-    struct Recording {
-        inner: Arc<MemoryQueue>,
+    pub(crate) struct Recording {
+        pub(crate) inner: Arc<MemoryQueue>,
         batches: Mutex<Vec<usize>>,
     }
 
     impl Recording {
-        fn batches(&self) -> Vec<usize> {
+        pub(crate) fn new(inner: Arc<MemoryQueue>) -> Arc<Self> {
+            Arc::new(Self {
+                inner,
+                batches: Mutex::new(Vec::new()),
+            })
+        }
+
+        pub(crate) fn batches(&self) -> Vec<usize> {
             self.batches.lock().unwrap().clone()
         }
     }
@@ -156,10 +170,7 @@ mod tests {
 
     /// A recording queue holding `n` received (leased) messages, and their receipts.
     async fn leased(n: u32) -> (Arc<Recording>, Vec<String>) {
-        let queue = Arc::new(Recording {
-            inner: MemoryQueue::new(Arc::new(SystemClock)),
-            batches: Mutex::new(Vec::new()),
-        });
+        let queue = Recording::new(MemoryQueue::new(Arc::new(SystemClock)));
         queue
             .send((1..=n).map(|a| now(delivery_message(a))).collect())
             .await
