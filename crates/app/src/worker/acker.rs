@@ -1,8 +1,9 @@
 //! The acker of one queue: finished messages' receipts come in over a channel and leave in batches
 //! ([`Queue::ack_many`]: one SQS request per ten, one embedded commit), so a delivery does not cost
 //! a delete request of its own. A batch goes when it holds [`ACK_BATCH`] receipts or [`ACK_LINGER`]
-//! after its first, so an ack waits a few milliseconds at most. Acks only stop a finished message
-//! from coming back; they never delay a delivery.
+//! after its first, so a receipt handed over waits a few milliseconds at most (the worker hands a
+//! received batch's receipts over together, once all its messages settled). Acks only stop a
+//! finished message from coming back; they never delay a delivery.
 //!
 //! It must never lose a receipt silently: a failed batch is logged (its messages come back after
 //! their lease, and handlers are idempotent), and when every sender is gone it flushes what it
