@@ -99,8 +99,9 @@ async fn poll(
         // Receive no more than there is room to work on.
         let available = permits.available_permits().min(batch);
         if available == 0 {
+            // Wait for a message to finish (a permit to come back), not for a whole batch.
             tokio::select! {
-                _ = tasks.join_next() => {}
+                _ = permits.acquire() => {}
                 _ = shutdown.changed() => {}
             }
             continue;
