@@ -103,6 +103,15 @@ def main():
         "type": "document.created", "data": {"title": "Getting started", "author": "Ada",
                                               "url": "https://docs.example.com/getting-started"}})
     sqs_event("sqs-fanout.json", [{"kind": "event", "tenant_id": TENANT, "event_id": EVENT_ID}], "herald-dev-events")
+    # A batch for the fanout function: three events, an unreadable body and a delivery message
+    # (the other queue's kind).
+    sqs_event("sqs-fanout-batch.json", [
+        {"kind": "event", "tenant_id": TENANT, "event_id": EVENT_ID},
+        {"kind": "event", "tenant_id": TENANT, "event_id": EVENT_ID[:-1] + "2"},
+        "this is not a Herald message",
+        {"kind": "event", "tenant_id": TENANT, "event_id": EVENT_ID[:-1] + "3"},
+        DELIVERY_MESSAGE,
+    ], "herald-dev-events")
     sqs_event("sqs-deliver.json", [DELIVERY_MESSAGE], "herald-dev-deliveries")
     sqs_event("sqs-deliver-mixed.json", [
         DELIVERY_MESSAGE,

@@ -346,6 +346,9 @@ check ingest-event ingest ingest-event.json \
 check ingest-batch ingest ingest-batch.json \
   'status(200) or body_has("data", lambda v: [i["status"] for i in v] == ["accepted", "accepted", "rejected"], "accepted, accepted, rejected")'
 check fanout fanout sqs-fanout.json 'failures([])'
+# The events do not exist here (done); the unreadable body and the delivery message fail.
+check fanout-batch fanout sqs-fanout-batch.json \
+  'failures(["00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000004"])'
 # Its subscription does not exist: the delivery is given up (done), not failed.
 check deliver deliver sqs-deliver.json 'failures([])'
 # The delivery of an unknown subscription is given up (done); the unreadable body and the fan-out

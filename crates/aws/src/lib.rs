@@ -42,8 +42,8 @@ pub use dynamo::{create_table, DynamoConfig, DynamoStore, LOG_SHARDS};
 pub use error::AwsError;
 pub use metering::{Meter, MeterInterceptor, MeterSnapshot};
 pub use sqs::{
-    create_queue_with_dlq, create_queues, delay_seconds, encode_body, BatchSendError, SqsConfig,
-    SqsQueue, CARRIED, DEFAULT_MAX_RECEIVE_COUNT, MAX_DELAY,
+    create_queue_with_dlq, create_queues, delay_seconds, encode_body, BatchDeleteError,
+    BatchSendError, SqsConfig, SqsQueue, CARRIED, DEFAULT_MAX_RECEIVE_COUNT, MAX_DELAY,
 };
 pub use unit_of_work::AwsUnitOfWork;
 

@@ -629,6 +629,9 @@ mod tests {
         let heavy = json!({"Entries": (0..10).map(|_| body(10 * 1024)).collect::<Vec<_>>()});
         assert_eq!(sqs_request_requests("SendMessageBatch", &heavy), 2);
         assert_eq!(sqs_request_requests("DeleteMessage", &json!({})), 1);
+        // Ten receipts, one request.
+        let receipts = json!({"Entries": (0..10).map(|i| json!({"Id": i.to_string(), "ReceiptHandle": "r"})).collect::<Vec<_>>()});
+        assert_eq!(sqs_request_requests("DeleteMessageBatch", &receipts), 1);
         assert_eq!(received_messages(&json!({})), (0, 0));
     }
 

@@ -8,8 +8,12 @@
 //!   `not_before`. Entries the batch reports as failed are sent once more, then it is an error.
 //! - `receive` long-polls (`WaitTimeSeconds` ≤ 20) for at most 10 messages; the visibility timeout
 //!   is rounded up to whole seconds (≤ 12 h). `receive_count` is SQS's `ApproximateReceiveCount`.
-//! - `ack` is `DeleteMessage`; `release` is `ChangeMessageVisibility`. A receipt SQS does not
-//!   recognise is a `Codec` error, like the embedded queue's foreign receipts.
+//! - `ack` is `DeleteMessage`; `ack_many` is `DeleteMessageBatch`, ten receipts a request (repeats
+//!   dropped: SQS refuses a batch that names one twice); `release` is `ChangeMessageVisibility`. A
+//!   receipt SQS does not recognise is a `Codec` error, like the embedded queue's foreign receipts.
+//!   Entries of a delete batch that SQS refuses are not retried: the error names each one (for the
+//!   caller's log), and their messages come back after their lease, which idempotent handlers
+//!   allow.
 //! - A body that does not decode is logged and left alone: it comes back after its visibility
 //!   timeout until the redrive policy moves it to the dead-letter queue.
 
@@ -18,7 +22,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use futures_util::stream::{self, StreamExt};
@@ -40,9 +45,9 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
 /// SQS's longest long-poll.
 const MAX_WAIT_SECS: u64 = 20;
-/// Entries per `SendMessageBatch` and messages per `ReceiveMessage`.
+/// Entries per `SendMessageBatch` and `DeleteMessageBatch`, and messages per `ReceiveMessage`.
 const MAX_BATCH: usize = 10;
-/// Batches of one `send` in flight at once.
+/// Batches of one `send` or `ack_many` in flight at once.
 const SEND_CONCURRENCY: usize = 4;
 /// Receives before SQS moves a message to its dead-letter queue ([`create_queues`]).
 pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
@@ -68,6 +73,19 @@ pub struct BatchSendError {
     pub queue: &'static str,
     /// `code: message` of each refused entry.
     pub failures: Vec<String>,
+}
+
+/// Some entries of a delete batch were refused: their messages come back after their lease.
+#[derive(Debug, thiserror::Error)]
+#[error("SQS.DeleteMessageBatch refused {} of the receipts for {queue}: {}", failures.len(), failures.join("; "))]
+pub struct BatchDeleteError {
+    pub queue: &'static str,
+    /// `code: message` of each refused entry.
+    pub failures: Vec<String>,
+}
+
+fn describe(failure: &BatchResultErrorEntry) -> String {
+    format!("{}: {}", failure.code(), failure.message().unwrap_or(""))
 }
 
 /// Whole seconds, rounded up, at most `max`.
@@ -145,11 +163,7 @@ impl SqsQueue {
             if round == 1 {
                 return Err(QueueError::backend(BatchSendError {
                     queue: queue.as_str(),
-                    failures: out
-                        .failed()
-                        .iter()
-                        .map(|f| format!("{}: {}", f.code(), f.message().unwrap_or("")))
-                        .collect(),
+                    failures: out.failed().iter().map(describe).collect(),
                 }));
             }
             tracing::warn!(
@@ -165,6 +179,37 @@ impl SqsQueue {
                 .collect();
         }
         Ok(())
+    }
+
+    /// Deletes up to 10 distinct receipts; answers the entries SQS refused.
+    async fn delete_batch(
+        &self,
+        queue: QueueName,
+        receipts: &[String],
+    ) -> Result<Vec<BatchResultErrorEntry>, QueueError> {
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .build()
+                    .map_err(QueueError::backend)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match self
+            .client
+            .delete_message_batch()
+            .queue_url(self.url(queue))
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.failed().to_vec()),
+            Err(e) if service_code(&e) == Some("ReceiptHandleIsInvalid") => Err(invalid_receipt()),
+            Err(e) => Err(queue_backend("SQS.DeleteMessageBatch", e)),
+        }
     }
 }
 
@@ -270,6 +315,45 @@ impl Queue for SqsQueue {
             Err(e) if service_code(&e) == Some("ReceiptHandleIsInvalid") => Err(invalid_receipt()),
             Err(e) => Err(queue_backend("SQS.DeleteMessage", e)),
         }
+    }
+
+    async fn ack_many(&self, queue: QueueName, receipts: Vec<String>) -> Result<(), QueueError> {
+        let mut seen = std::collections::HashSet::with_capacity(receipts.len());
+        let distinct: Vec<String> = receipts
+            .into_iter()
+            .filter(|r| seen.insert(r.clone()))
+            .collect();
+        // Owned chunks, as in `send`.
+        let chunks: Vec<Vec<String>> = distinct.chunks(MAX_BATCH).map(<[String]>::to_vec).collect();
+        let results: Vec<Result<Vec<BatchResultErrorEntry>, QueueError>> = stream::iter(chunks)
+            .map(|chunk| async move { self.delete_batch(queue, &chunk).await })
+            .buffer_unordered(SEND_CONCURRENCY)
+            .collect()
+            .await;
+        let mut refused = Vec::new();
+        let mut request_error = None;
+        for result in results {
+            match result {
+                Ok(failed) => refused.extend(failed),
+                Err(e) => request_error = Some(e),
+            }
+        }
+        if let Some(e) = request_error {
+            return Err(e);
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        if refused
+            .iter()
+            .all(|f| f.sender_fault() && f.code() == "ReceiptHandleIsInvalid")
+        {
+            return Err(invalid_receipt());
+        }
+        Err(QueueError::backend(BatchDeleteError {
+            queue: queue.as_str(),
+            failures: refused.iter().map(describe).collect(),
+        }))
     }
 
     async fn release(

@@ -174,6 +174,7 @@ macro_rules! queue_contract_tests {
             $make,
             [
                 send_receive_ack,
+                ack_many_removes_each_message_it_names,
                 delay_is_honoured,
                 visibility_timeout_brings_a_message_back,
                 release_makes_a_message_visible_again,

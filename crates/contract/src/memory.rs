@@ -7,7 +7,7 @@
 //! Time: the queue's delays and visibility timeouts are read from the clock it is given, so with a
 //! [`ManualClock`] a test moves time forward instead of sleeping.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -180,15 +180,22 @@ impl MemoryQueue {
 
     /// The message holding `receipt`, if it is still leased with it (acking twice is harmless).
     fn find(&self, queue: QueueName, receipt: &str) -> Result<Option<usize>, QueueError> {
-        let well_formed = receipt
-            .strip_prefix('r')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if !well_formed {
-            return Err(QueueError::Codec(format!("`{receipt}` is not a receipt")));
-        }
+        check_receipt(receipt)?;
         Ok(lock(&self.messages)
             .iter()
             .position(|m| m.queue == queue && m.receipt.as_deref() == Some(receipt)))
+    }
+}
+
+/// `Codec` unless `receipt` looks like one this queue hands out (`r<number>`).
+fn check_receipt(receipt: &str) -> Result<(), QueueError> {
+    let well_formed = receipt
+        .strip_prefix('r')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(QueueError::Codec(format!("`{receipt}` is not a receipt")))
     }
 }
 
@@ -229,6 +236,19 @@ impl Queue for MemoryQueue {
             lock(&self.messages).remove(index);
         }
         Ok(())
+    }
+
+    async fn ack_many(&self, queue: QueueName, receipts: Vec<String>) -> Result<(), QueueError> {
+        // Every well-formed receipt is acked, in one step, before a malformed one is reported.
+        let (good, bad): (Vec<String>, Vec<String>) =
+            receipts.into_iter().partition(|r| check_receipt(r).is_ok());
+        let good: HashSet<String> = good.into_iter().collect();
+        lock(&self.messages)
+            .retain(|m| m.queue != queue || m.receipt.as_ref().is_none_or(|r| !good.contains(r)));
+        match bad.first() {
+            Some(receipt) => check_receipt(receipt),
+            None => Ok(()),
+        }
     }
 
     async fn release(

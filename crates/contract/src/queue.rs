@@ -1,4 +1,5 @@
-//! The queue's contract: send/receive/ack, delays, visibility timeouts, release, batches.
+//! The queue's contract: send/receive/ack (one by one and in batches), delays, visibility timeouts,
+//! release, batches.
 //!
 //! Polls use short receives (no long-poll wait) with a pause in between: some emulators spin while
 //! a long poll waits on in-flight messages, and a short receive may return fewer messages than
@@ -120,6 +121,42 @@ pub async fn send_receive_ack(queue: Arc<dyn Queue>) {
     let (m, _) = receive_this(queue, D, &short, Duration::from_secs(1)).await;
     queue.ack(D, &m.receipt).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_nothing_visible(queue, D).await;
+}
+
+pub async fn ack_many_removes_each_message_it_names(queue: Arc<dyn Queue>) {
+    let queue = queue.as_ref();
+    queue.ack_many(D, Vec::new()).await.unwrap();
+    // More than one SQS batch.
+    queue
+        .send((1..=12).map(|n| now(delivery_message(n))).collect())
+        .await
+        .unwrap();
+    // A short lease, so a message that was not acked would be back before the end.
+    let lease = Duration::from_secs(2);
+    let leased_at = Instant::now();
+    let mut got = receive_n(queue, D, 12, lease).await;
+    got.sort_by_key(|m| attempt_of(&m.message));
+    let last = got.pop().unwrap();
+
+    // Repeats are harmless, within one call and across calls.
+    let mut receipts: Vec<String> = got.iter().map(|m| m.receipt.clone()).collect();
+    receipts.push(got[0].receipt.clone());
+    queue.ack_many(D, receipts).await.unwrap();
+    queue
+        .ack_many(D, vec![got[1].receipt.clone()])
+        .await
+        .unwrap();
+    // A foreign receipt is refused, and does not keep the good one beside it from being acked.
+    assert!(matches!(
+        queue
+            .ack_many(D, vec!["not a receipt".into(), last.receipt.clone()])
+            .await,
+        Err(QueueError::Codec(_))
+    ));
+
+    let back_by = leased_at + lease + Duration::from_millis(1500);
+    tokio::time::sleep_until(back_by.into()).await;
     assert_nothing_visible(queue, D).await;
 }
 

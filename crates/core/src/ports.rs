@@ -285,6 +285,12 @@ pub trait Queue: Send + Sync + 'static {
     ) -> Result<Vec<ReceivedMessage>, QueueError>;
     /// Removes a received message for good.
     async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
+    /// Removes every received message of `receipts` for good, in as few backend requests as the
+    /// backend allows (SQS: one per ten). Each receipt stands alone, as with [`Queue::ack`]: a
+    /// stale, repeated or already acked one is ignored, and one that fails does not keep the others
+    /// from being acked. `Codec` if some receipt was not made by this queue; on any error, the
+    /// messages not acked come back after their lease (handlers are idempotent).
+    async fn ack_many(&self, queue: QueueName, receipts: Vec<String>) -> Result<(), QueueError>;
     /// Makes a received message visible again after `delay`.
     async fn release(
         &self,

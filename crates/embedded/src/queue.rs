@@ -11,7 +11,8 @@
 //! A receipt is `"<seq>:<receive count>"`, naming the message and the lease it was given with. An
 //! ack or release with a receipt from an older lease (the message timed out and was received again)
 //! does nothing and answers `Ok`, like an ack of an already deleted message: the current holder owns
-//! the message now.
+//! the message now. `ack_many` removes all its messages in one commit; acks are lazy writes (see
+//! the writer): a delete lost in a crash only brings its message back.
 //!
 //! Waiting receivers sleep on a [`Notify`] (woken by send and release) with a timer to the earliest
 //! visible time; there is no polling.
@@ -437,6 +438,67 @@ impl Queue for EmbeddedQueue {
             )
             .await
             .map_err(to_queue_error)
+    }
+
+    async fn ack_many(&self, queue: QueueName, receipts: Vec<String>) -> Result<(), QueueError> {
+        let mut malformed = None;
+        let mut parsed = Vec::with_capacity(receipts.len());
+        for receipt in &receipts {
+            match parse_receipt(receipt) {
+                Ok(seq_lease) => parsed.push(seq_lease),
+                Err(e) => malformed = Some(e),
+            }
+        }
+        let lane = self.inner.queues.lane(queue);
+        // Out of the index first, as in `ack`; a repeated receipt finds its slot gone already.
+        let slots: Vec<(u64, Slot)> = {
+            let mut state = lane.lock();
+            parsed
+                .into_iter()
+                .filter_map(|(seq, lease)| {
+                    state.leased(seq, lease)?;
+                    state.remove(seq).map(|slot| (seq, slot))
+                })
+                .collect()
+        };
+        if slots.len() < receipts.len() {
+            tracing::debug!(
+                queue = queue.as_str(),
+                ignored = receipts.len() - slots.len(),
+                "acks of stale, repeated or acked receipts ignored"
+            );
+        }
+        if !slots.is_empty() {
+            let seqs: Vec<u64> = slots.iter().map(|(seq, _)| *seq).collect();
+            let shared = Arc::clone(&self.inner.queues);
+            // One commit for all of them.
+            self.inner
+                .writer
+                .write_then_lazy(
+                    move |ctx| {
+                        for seq in &seqs {
+                            ctx.queue_remove(queue.as_str(), *seq)?;
+                        }
+                        Ok(())
+                    },
+                    move |result| {
+                        if result.is_err() {
+                            // Not deleted: they must stay deliverable.
+                            let lane = shared.lane(queue);
+                            let mut state = lane.lock();
+                            for (seq, slot) in slots {
+                                state.insert(seq, slot);
+                            }
+                            drop(state);
+                            lane.changed.notify_waiters();
+                        }
+                        result
+                    },
+                )
+                .await
+                .map_err(to_queue_error)?;
+        }
+        malformed.map_or(Ok(()), Err)
     }
 
     async fn release(

@@ -1,4 +1,5 @@
-//! The queue's contract: send/receive/ack, delays, visibility timeouts, release, receipts, waking.
+//! The queue's contract: send/receive/ack (one by one and in batches), delays, visibility timeouts,
+//! release, receipts, waking.
 //! Timing assertions are strict on lower bounds and loose on upper bounds, so a slow machine does
 //! not fail them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -156,6 +157,41 @@ async fn visibility_timeout_brings_a_message_back() {
     assert!(queue.receive(D, 1, NO_WAIT, LONG).await.unwrap().is_empty());
     queue.ack(D, &second[0].receipt).await.unwrap();
     assert!(queue.is_empty(D));
+}
+
+#[tokio::test]
+async fn ack_many_ignores_stale_receipts_and_its_deletes_outlive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(&dir);
+        let queue = db.queue();
+        queue
+            .send((1..=3).map(|n| now(delivery_message(n))).collect())
+            .await
+            .unwrap();
+        let first = queue
+            .receive(D, 3, NO_WAIT, Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 3);
+        let second = queue
+            .receive(D, 3, Duration::from_secs(20), LONG)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 3);
+        assert!(second.iter().all(|m| m.receive_count == 2));
+
+        // The first leases' receipts are stale: acking them deletes nothing.
+        let stale = first.iter().map(|m| m.receipt.clone()).collect();
+        queue.ack_many(D, stale).await.unwrap();
+        assert_eq!(queue.len(D), 3);
+        let current = second[..2].iter().map(|m| m.receipt.clone()).collect();
+        queue.ack_many(D, current).await.unwrap();
+        assert_eq!(queue.len(D), 1);
+    }
+    // After a restart only the message that was not acked is there.
+    let queue = open(&dir).queue();
+    assert_eq!(queue.len(D), 1);
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 //! Workers report honestly: a message counts as done only when its service returned `Ok`. A store or
 //! queue error, an unreadable body, a message of the other queue's kind (a fan-out message reaching
 //! the deliver function, say: a misrouted queue) or a panic in a handler puts that message in
-//! `batchItemFailures`, so SQS hands it out again (and, after `maxReceiveCount`, to the DLQ).
+//! `batchItemFailures`, so SQS hands it out again (and, after `maxReceiveCount`, to the DLQ). The
+//! events of a fan-out batch share one delivery write: if it fails, or their fan-out panics, every
+//! one of them is reported (fan-out is idempotent, so the ones that come back create nothing twice).
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -17,7 +19,10 @@ pub use config::{AwsConfig, ConfigError};
 pub use herald_core::ports::QueueName;
 pub use state::{build_state, warm_up, AwsState, StateError};
 
+use std::collections::HashSet;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use herald_app::service::fanout;
 use herald_app::worker::process;
 use herald_app::AppState;
 use herald_core::ports::QueueMessage;
@@ -31,27 +36,65 @@ pub enum BatchError {
     MissingMessageId,
 }
 
-/// Processes every record of a batch from `queue` concurrently and reports the ones that failed.
+/// Processes a batch from `queue` and reports the records that failed. Deliveries run
+/// concurrently, one task per record (each is its own HTTP attempt); a batch of events is fanned
+/// out together ([`fanout::handle_batch`]: one delivery write, so the first attempts of all its
+/// events are sent ten to an SQS request), each record still answered on its own.
 pub async fn handle_sqs_batch(
     state: &AppState,
     queue: QueueName,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, BatchError> {
-    let mut tasks = JoinSet::new();
     let mut ids = Vec::with_capacity(event.records.len());
-    for record in event.records {
-        let id = record
-            .message_id
-            .clone()
-            .ok_or(BatchError::MissingMessageId)?;
-        ids.push(id.clone());
+    for record in &event.records {
+        ids.push(
+            record
+                .message_id
+                .clone()
+                .ok_or(BatchError::MissingMessageId)?,
+        );
+    }
+    let done = match queue {
+        QueueName::Events => fan_out_records(state, ids.iter().cloned().zip(event.records)).await,
+        QueueName::Deliveries => {
+            process_records(state, queue, ids.iter().cloned().zip(event.records)).await
+        }
+    };
+    let mut response = SqsBatchResponse::default();
+    for id in ids.into_iter().filter(|id| !done.contains(id)) {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    Ok(response)
+}
+
+/// Runs each record through its service in a task of its own; answers the ids that finished.
+async fn process_records(
+    state: &AppState,
+    queue: QueueName,
+    records: impl Iterator<Item = (String, SqsMessage)>,
+) -> HashSet<String> {
+    let mut tasks = JoinSet::new();
+    for (id, record) in records {
         let state = state.clone();
         tasks.spawn(async move {
-            let ok = process_record(&state, queue, &record).await;
+            let ok = match decode(queue, &record) {
+                Some((message, receive_count)) => {
+                    match process(&state, &message, receive_count).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!(message_id = %id, error = %e, receive_count, "message failed; reported for retry");
+                            false
+                        }
+                    }
+                }
+                None => false,
+            };
             (id, ok)
         });
     }
-    let mut done = std::collections::HashSet::with_capacity(ids.len());
+    let mut done = HashSet::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((id, true)) => {
@@ -63,28 +106,70 @@ pub async fn handle_sqs_batch(
             Err(e) => tracing::error!(error = %e, "a message handler panicked"),
         }
     }
-    let mut response = SqsBatchResponse::default();
-    for id in ids.into_iter().filter(|id| !done.contains(id)) {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
-    }
-    Ok(response)
+    done
 }
 
-/// `true` when the message is finished and may be deleted.
-async fn process_record(state: &AppState, queue: QueueName, record: &SqsMessage) -> bool {
+/// Fans the batch's event records out together; answers the ids that finished. A record that does
+/// not decode fails alone; if the fan-out panics, none of them finished.
+async fn fan_out_records(
+    state: &AppState,
+    records: impl Iterator<Item = (String, SqsMessage)>,
+) -> HashSet<String> {
+    let mut ids = Vec::new();
+    let mut batch = Vec::new();
+    for (id, record) in records {
+        match decode(QueueName::Events, &record) {
+            Some((QueueMessage::Event(message), receive_count)) => {
+                ids.push(id);
+                batch.push((message, receive_count));
+            }
+            // `decode` lets only messages of the events queue through.
+            Some((QueueMessage::Delivery(_), _)) | None => {}
+        }
+    }
+    if batch.is_empty() {
+        return HashSet::new();
+    }
+    let task = {
+        let state = state.clone();
+        let batch = batch.clone();
+        tokio::spawn(async move { fanout::handle_batch(&state, &batch).await })
+    };
+    let results = match task.await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::error!(error = %e, "the fan-out of a batch panicked; every message of it is reported");
+            return HashSet::new();
+        }
+    };
+    let mut done = HashSet::with_capacity(ids.len());
+    for ((id, (_, receive_count)), result) in ids.into_iter().zip(&batch).zip(results) {
+        match result {
+            Ok(_) => {
+                done.insert(id);
+            }
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, receive_count, "message failed; reported for retry");
+            }
+        }
+    }
+    done
+}
+
+/// The message of a record and its receive count, if it is a Herald message of `queue`; logs why
+/// not otherwise.
+fn decode(queue: QueueName, record: &SqsMessage) -> Option<(QueueMessage, u32)> {
     let message_id = record.message_id.as_deref().unwrap_or("");
     let Some(body) = record.body.as_deref() else {
         tracing::error!(message_id, "SQS record without a body");
-        return false;
+        return None;
     };
     let message: QueueMessage = match serde_json::from_str(body) {
         Ok(m) => m,
         Err(e) => {
             // Left to the DLQ: an operator can read it there.
             tracing::error!(message_id, error = %e, "SQS body is not a Herald message");
-            return false;
+            return None;
         }
     };
     if message.queue() != queue {
@@ -94,18 +179,12 @@ async fn process_record(state: &AppState, queue: QueueName, record: &SqsMessage)
             got = message.queue().as_str(),
             "a message of the other queue: is the event source mapping on the right queue?"
         );
-        return false;
+        return None;
     }
     let receive_count = record
         .attributes
         .get("ApproximateReceiveCount")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    match process(state, &message, receive_count).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(message_id, error = %e, receive_count, "message failed; reported for retry");
-            false
-        }
-    }
+    Some((message, receive_count))
 }

@@ -211,14 +211,12 @@ async fn a_mixed_batch_reports_exactly_the_unreadable_message() {
     );
 }
 
-#[tokio::test]
-async fn the_fanout_fixture_queues_the_first_attempt_of_each_planned_delivery() {
-    let app = app().await;
-    let tenant: TenantId = TENANT.parse().unwrap();
+/// A subscription of the fixture tenant to `document.*`.
+async fn subscribe(app: &App) -> Subscription {
     let now = jiff::Timestamp::now();
     let sub = Subscription {
         id: SubscriptionId::new(),
-        tenant_id: tenant,
+        tenant_id: TENANT.parse().unwrap(),
         name: None,
         description: None,
         platform: PlatformConfig::Custom,
@@ -237,12 +235,17 @@ async fn the_fanout_fixture_queues_the_first_attempt_of_each_planned_delivery() 
         updated_at: now,
     };
     app.state.store.create_subscription(&sub).await.unwrap();
-    // Stored by intake with its plan; the fixture's message carries only its id (a claim check).
+    sub
+}
+
+/// Stores the fixture tenant's event `id`, planned for `sub`, as intake would (its fan-out message
+/// aside: the fixtures carry only the id, a claim check).
+async fn store_event(app: &App, id: &str, sub: &Subscription) -> Event {
     let event = Event {
-        id: "evt_01JDXF0000000000000000EVT1".parse().unwrap(),
-        tenant_id: tenant,
+        id: id.parse().unwrap(),
+        tenant_id: TENANT.parse().unwrap(),
         event_type: EventType::parse("document.created").unwrap(),
-        timestamp: now,
+        timestamp: jiff::Timestamp::now(),
         data: serde_json::json!({"title": "x"}),
         subscriptions: vec![sub.id],
     };
@@ -251,12 +254,28 @@ async fn the_fanout_fixture_queues_the_first_attempt_of_each_planned_delivery() 
         .insert_event_and_send(&event, None, Vec::new())
         .await
         .unwrap();
-    let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout.json"))
-        .await
-        .unwrap();
-    assert!(response.batch_item_failures.is_empty());
-    let queued = app
-        .state
+    event
+}
+
+fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+/// The ids of the records of a fixture at these positions.
+fn record_ids(positions: &[usize]) -> Vec<String> {
+    positions
+        .iter()
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect()
+}
+
+/// The first-attempt messages on the deliveries queue.
+async fn queued_first_attempts(app: &App) -> Vec<DeliveryMessage> {
+    app.state
         .queue
         .receive(
             QueueName::Deliveries,
@@ -265,14 +284,118 @@ async fn the_fanout_fixture_queues_the_first_attempt_of_each_planned_delivery() 
             std::time::Duration::from_secs(30),
         )
         .await
+        .unwrap()
+        .into_iter()
+        .map(|m| match m.message {
+            QueueMessage::Delivery(d) => d,
+            other => panic!("not a delivery message: {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_fanout_fixture_queues_the_first_attempt_of_each_planned_delivery() {
+    let app = app().await;
+    let sub = subscribe(&app).await;
+    let event = store_event(&app, "evt_01JDXF0000000000000000EVT1", &sub).await;
+    let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout.json"))
+        .await
         .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let queued = queued_first_attempts(&app).await;
     assert_eq!(queued.len(), 1);
-    let QueueMessage::Delivery(first) = &queued[0].message else {
-        panic!("a delivery message")
-    };
-    assert_eq!(first.attempt, 1);
-    assert_eq!(first.delivery.subscription_id, sub.id);
-    assert_eq!(first.delivery_id(), DeliveryId::derive(&event.id, &sub.id));
+    assert_eq!(queued[0].attempt, 1);
+    assert_eq!(queued[0].delivery.subscription_id, sub.id);
+    assert_eq!(
+        queued[0].delivery_id(),
+        DeliveryId::derive(&event.id, &sub.id)
+    );
+}
+
+#[tokio::test]
+async fn a_fanout_batch_queues_every_planned_first_attempt_and_reports_exactly_the_bad_records() {
+    // Given three stored events planned for one subscription
+    let app = app().await;
+    let sub = subscribe(&app).await;
+    let mut events = Vec::new();
+    for id in ["EVT1", "EVT2", "EVT3"] {
+        events.push(store_event(&app, &format!("evt_01JDXF0000000000000000{id}"), &sub).await);
+    }
+
+    // When the fanout function gets them in one batch, with an unreadable record (2) and a
+    // delivery message (4)
+    let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout-batch.json"))
+        .await
+        .unwrap();
+
+    // Then exactly the two bad records are reported, and each event's first attempt is queued
+    assert_eq!(failed_ids(&response), record_ids(&[2, 4]));
+    let mut queued: Vec<DeliveryId> = queued_first_attempts(&app)
+        .await
+        .iter()
+        .map(DeliveryMessage::delivery_id)
+        .collect();
+    queued.sort();
+    let mut expected: Vec<DeliveryId> = events
+        .iter()
+        .map(|e| DeliveryId::derive(&e.id, &sub.id))
+        .collect();
+    expected.sort();
+    assert_eq!(queued, expected);
+}
+
+/// A queue whose sends fail, as SQS's do when throttled or unreachable.
+struct BrokenSends(Arc<dyn Queue>);
+
+#[async_trait]
+impl Queue for BrokenSends {
+    fn max_delay(&self) -> std::time::Duration {
+        self.0.max_delay()
+    }
+    fn carried(&self) -> Carried {
+        self.0.carried()
+    }
+    async fn send(&self, _messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
+        Err(QueueError::backend("AWS.SimpleQueueService.Throttled"))
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: std::time::Duration,
+        visibility: std::time::Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.0.receive(queue, max, wait, visibility).await
+    }
+    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
+        self.0.ack(queue, receipt).await
+    }
+    async fn ack_many(&self, queue: QueueName, receipts: Vec<String>) -> Result<(), QueueError> {
+        self.0.ack_many(queue, receipts).await
+    }
+    async fn release(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        self.0.release(queue, receipt, delay).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_send_reports_every_event_of_the_batch() {
+    let mut app = app().await;
+    let sub = subscribe(&app).await;
+    for id in ["EVT1", "EVT2", "EVT3"] {
+        store_event(&app, &format!("evt_01JDXF0000000000000000{id}"), &sub).await;
+    }
+    app.state.queue = Arc::new(BrokenSends(app.state.queue.clone()));
+    let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout-batch.json"))
+        .await
+        .unwrap();
+    // The three events' first attempts were not sent: they must come back, with the bad records.
+    assert_eq!(failed_ids(&response), record_ids(&[0, 1, 2, 3, 4]));
 }
 
 /// A delivery store whose reads fail, as DynamoDB's do when throttled or unreachable.

@@ -246,14 +246,15 @@ fn expected(rows: &[(&str, u64)]) -> BTreeMap<String, u64> {
 
 /// Today's data path, without an idempotency key, every first attempt answered 204: the calls
 /// Herald makes for `events` events fanned out to `fanout` subscriptions each, on one instance
-/// within one cache window.
+/// within one cache window, the events reaching the fanout function as one SQS batch (this test's
+/// event source mapping receives ten at a time, and moto answers with every visible message).
 ///
-/// | call | per event | per delivery | once per instance and window |
-/// |---|---|---|---|
-/// | DynamoDB.GetItem | | | F: each subscription (delivery) |
-/// | DynamoDB.PutItem | 1: the event, with its plan (no key: no idempotency record) | 1: the delivery with its first attempt inside | |
-/// | DynamoDB.Query | | | 1: the tenant's enabled subscriptions (intake's plan) |
-/// | SQS.SendMessageBatch | 1 + ceil(F / 10): the event message; the first attempts, 10 a batch | | |
+/// | call | per event | per fan-out batch | per delivery | once per instance and window |
+/// |---|---|---|---|---|
+/// | DynamoDB.GetItem | | | | F: each subscription (delivery) |
+/// | DynamoDB.PutItem | 1: the event, with its plan (no key: no idempotency record) | | 1: the delivery with its first attempt inside | |
+/// | DynamoDB.Query | | | | 1: the tenant's enabled subscriptions (intake's plan) |
+/// | SQS.SendMessageBatch | 1: the event message (intake) | ceil(E × F / 10): the first attempts of all its events, 10 a request | | |
 ///
 /// The API key costs nothing here: the subscription requests before the measured stretch read it
 /// (once) into the directory. The enabled list is read once though it was never read before:
@@ -264,19 +265,21 @@ fn expected(rows: &[(&str, u64)]) -> BTreeMap<String, u64> {
 /// event source mapping's ReceiveMessage and DeleteMessage(Batch), played by this test. Update this
 /// table and the function together, deliberately.
 fn todays_calls(events: u64, fanout: u64) -> BTreeMap<String, u64> {
+    assert!(events <= 10, "the formulas hold for one fan-out batch");
     let deliveries = events * fanout;
     expected(&[
         ("DynamoDB.GetItem", fanout),
         ("DynamoDB.PutItem", events + deliveries),
         ("DynamoDB.Query", 1),
-        ("SQS.SendMessageBatch", events * (1 + fanout.div_ceil(10))),
+        ("SQS.SendMessageBatch", events + deliveries.div_ceil(10)),
     ])
 }
 
 #[tokio::test]
 async fn the_calls_per_event_and_per_delivery_are_pinned() {
-    // Two shapes, so that a call per event and a call per delivery cannot hide behind each other;
-    // the second also fills more than one SendMessageBatch.
+    // Two shapes, so that a call per event, per batch and per delivery cannot hide behind each
+    // other; the first sends the first attempts of four events in one SendMessageBatch, the second
+    // fills more than one.
     // Write units: one per delivery item (the delivery with its first attempt, under 1 KB), and
     // one per event item of ~900 B of random words plus its plan: with twelve subscriptions
     // planned (twelve ids) the event item passes 1 KB and bills two.

@@ -16,4 +16,8 @@ pub enum WorkerError {
     Store(#[from] herald_core::ports::StoreError),
     #[error(transparent)]
     Queue(#[from] herald_core::ports::QueueError),
+    /// A step that several messages of a batch shared failed (fan-out reads a tenant's
+    /// subscriptions and writes the deliveries once per batch): each of them reports it.
+    #[error(transparent)]
+    Shared(std::sync::Arc<WorkerError>),
 }
