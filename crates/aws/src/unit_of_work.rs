@@ -4,7 +4,7 @@
 //!
 //! | step | record written | message sent after | if the send never happens |
 //! |---|---|---|---|
-//! | intake (one event or a batch) | events (+ idempotency records) | event → fan-out, ten to a request | the client, seeing an error, retries with its key: the duplicate path calls [`UnitOfWork::redrive`], which sends the event again |
+//! | intake (one event or a batch) | events (+ idempotency records) | their first attempts, or (when those would take more requests) event → fan-out, ten to a request | the client, seeing an error, retries with its key: the duplicate path redrives the event's first attempts, sent for the deliveries not stored yet |
 //! | fan-out | nothing (a delivery is stored by its first attempt) | first attempts | the event message is not acked, comes back, and fan-out sends the first attempts of the deliveries not stored yet |
 //! | attempt | the delivery with its first attempt, or a later attempt + the delivery's new state | the retry | the delivery message is not acked, comes back, and the delivery step redrives the retry it names |
 //! | replay / recover | delivery (pending) | its next attempt | the delivery stays pending; replaying it again queues it |
@@ -49,7 +49,7 @@ impl AwsUnitOfWork {
     }
 
     /// Whether `message` is still needed: a delivery message only while its delivery waits for
-    /// exactly that attempt.
+    /// exactly that attempt (a first attempt: while its delivery is not stored).
     async fn still_needed(&self, message: &OutgoingMessage) -> Result<bool, StoreError> {
         let QueueMessage::Delivery(m) = &message.message else {
             return Ok(true);
@@ -58,7 +58,11 @@ impl AwsUnitOfWork {
             .store
             .get_delivery(&m.tenant_id(), &m.delivery_id())
             .await?;
-        Ok(delivery.is_some_and(|d| !d.is_final() && d.attempts + 1 == m.attempt))
+        Ok(match delivery {
+            // A first attempt not made yet: its delivery is stored by it.
+            None => m.attempt == 1,
+            Some(d) => !d.is_final() && d.attempts + 1 == m.attempt,
+        })
     }
 }
 

@@ -458,6 +458,17 @@ async fn redrive_sends_what_a_crash_between_write_and_send_left_out_and_nothing_
     let t = TenantId::new();
     let ev = event(t, "document.created");
     let mut d = delivery(t, SubscriptionId::new(), &ev);
+    // Intake stored the event; the crash came before its first attempt was sent.
+    let first = QueueMessage::Delivery(DeliveryMessage::attempt_of(&d, 1));
+    writes.redrive(vec![now(first.clone())]).await.unwrap();
+    let got = queue
+        .receive(D, 10, Duration::from_secs(2), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "a first attempt not made is sent");
+    assert_eq!(got[0].message, first);
+    queue.ack(D, &got[0].receipt).await.unwrap();
+
     // Attempt 1 recorded; the crash came before its retry was sent.
     d.attempts = 1;
     d.status = DeliveryStatus::Retrying;

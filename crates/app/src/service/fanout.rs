@@ -31,6 +31,38 @@ use super::WorkerError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
+/// How many messages one queue request takes (SQS's SendMessageBatch): the unit intake weighs when
+/// it decides to queue first attempts itself.
+pub(crate) const SEND_BATCH: usize = 10;
+
+/// The first-attempt messages of every delivery `event` plans, due now, each carrying the event if
+/// the queue takes it inline.
+pub(crate) fn first_attempts(
+    state: &AppState,
+    event: &Event,
+    now: jiff::Timestamp,
+) -> Vec<OutgoingMessage> {
+    outgoing(state, event, fan_out(event, now), now)
+}
+
+/// `firsts` as messages to send now, carrying `event` if the queue takes it inline.
+fn outgoing(
+    state: &AppState,
+    event: &Event,
+    firsts: Vec<DeliveryMessage>,
+    now: jiff::Timestamp,
+) -> Vec<OutgoingMessage> {
+    let inline = state.queue.carried().carry(event);
+    let max_delay = state.queue.max_delay();
+    firsts
+        .into_iter()
+        .map(|mut m| {
+            m.event = inline.clone();
+            m.delayed(Duration::ZERO, max_delay, now)
+        })
+        .collect()
+}
+
 /// Fans one event out; returns how many first attempts it queued. `Ok` means the message can be
 /// acknowledged.
 pub async fn handle(
@@ -55,15 +87,13 @@ pub async fn handle_batch(
     let events = read_events(state, messages, &mut answers).await;
 
     let checks = join_all(events.into_iter().map(|(i, event)| async move {
-        let firsts = first_attempts(state, &event, messages[i].1, now).await;
+        let firsts = still_to_send(state, &event, messages[i].1, now).await;
         (i, event, firsts)
     }))
     .await;
 
-    let carried = state.queue.carried();
-    let max_delay = state.queue.max_delay();
     let mut seen = HashSet::new();
-    let mut outgoing = Vec::new();
+    let mut to_send = Vec::new();
     let mut senders = Vec::new();
     for (i, event, firsts) in checks {
         let firsts = match firsts {
@@ -73,29 +103,25 @@ pub async fn handle_batch(
                 continue;
             }
         };
-        let inline = carried.carry(&event);
         // One message per delivery, should a batch hold an event twice.
-        let mine: Vec<OutgoingMessage> = firsts
+        let firsts = firsts
             .into_iter()
             .filter(|m| seen.insert(m.delivery_id()))
-            .map(|mut m| {
-                m.event = inline.clone();
-                m.delayed(Duration::ZERO, max_delay, now)
-            })
             .collect();
+        let mine = outgoing(state, &event, firsts, now);
         if mine.is_empty() {
             answers.set(i, Ok(0));
             continue;
         }
         tracing::debug!(tenant = %event.tenant_id, event = %event.id, deliveries = mine.len(), "fanned out");
         senders.push((i, mine.len()));
-        outgoing.extend(mine);
+        to_send.extend(mine);
     }
-    if outgoing.is_empty() {
+    if to_send.is_empty() {
         return answers.into_vec();
     }
-    let queued = outgoing.len();
-    match state.queue.send(outgoing).await {
+    let queued = to_send.len();
+    match state.queue.send(to_send).await {
         Ok(()) => {
             Metrics::add(&state.metrics.deliveries_created, queued as u64);
             for (i, count) in senders {
@@ -109,7 +135,7 @@ pub async fn handle_batch(
 
 /// The first attempts `event` asks for; for a message that came back, less the deliveries already
 /// stored (their first attempt was made).
-async fn first_attempts(
+async fn still_to_send(
     state: &AppState,
     event: &Event,
     receive_count: u32,

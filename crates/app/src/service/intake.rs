@@ -21,6 +21,7 @@ use herald_core::{Event, EventId, EventMessage, EventType, IdempotencyRecord, Te
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
+use super::fanout::{first_attempts, SEND_BATCH};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use herald_core::digest::sha256_hex;
@@ -180,8 +181,7 @@ pub async fn accept_all(
         }),
         delay: Duration::ZERO,
     };
-    let mut bodies = Vec::with_capacity(items.len());
-    let new_events: Vec<NewEvent> = items
+    let events: Vec<(Event, Option<IdempotencyRecord>, String)> = items
         .into_iter()
         .map(|item| {
             let event = Event {
@@ -204,12 +204,27 @@ pub async fn accept_all(
                 created_at: now,
                 expires_at: now.checked_add(window).unwrap_or(Timestamp::MAX),
             });
-            bodies.push(item.input.body_sha256);
-            // An event nobody subscribed to is stored and answered, and costs no message.
-            let messages = if event.subscriptions.is_empty() {
-                Vec::new()
-            } else {
-                vec![message(&event)]
+            (event, idempotency, item.input.body_sha256)
+        })
+        .collect();
+    // Small plans skip the fan-out hop: when the first attempts of this request take no more
+    // queue requests than its events' fan-out messages would (ten to a request), intake queues
+    // them itself. An event nobody subscribed to is stored and answered, and costs no message.
+    let planned = events
+        .iter()
+        .filter(|(e, _, _)| !e.subscriptions.is_empty())
+        .count();
+    let firsts: usize = events.iter().map(|(e, _, _)| e.subscriptions.len()).sum();
+    let direct = firsts <= SEND_BATCH * planned.div_ceil(SEND_BATCH);
+    let mut bodies = Vec::with_capacity(events.len());
+    let new_events: Vec<NewEvent> = events
+        .into_iter()
+        .map(|(event, idempotency, body)| {
+            bodies.push(body);
+            let messages = match (event.subscriptions.is_empty(), direct) {
+                (true, _) => Vec::new(),
+                (false, true) => first_attempts(state, &event, now),
+                (false, false) => vec![message(&event)],
             };
             NewEvent {
                 messages,
@@ -217,6 +232,10 @@ pub async fn accept_all(
                 idempotency,
             }
         })
+        .collect();
+    let plan_sizes: Vec<usize> = new_events
+        .iter()
+        .map(|e| e.event.subscriptions.len())
         .collect();
     // What the answer needs of each event, not a copy of its payload.
     let answers_if_new: Vec<Accepted> = new_events
@@ -231,10 +250,18 @@ pub async fn accept_all(
 
     let mut answers = Vec::with_capacity(outcomes.len());
     let mut redrive = Vec::new();
-    for ((new, body), outcome) in answers_if_new.into_iter().zip(bodies).zip(outcomes) {
+    for (((new, body), plan_size), outcome) in answers_if_new
+        .into_iter()
+        .zip(bodies)
+        .zip(plan_sizes)
+        .zip(outcomes)
+    {
         let answer = match outcome {
             InsertEventOutcome::Inserted => {
                 Metrics::add(&state.metrics.events_accepted, 1);
+                if direct {
+                    Metrics::add(&state.metrics.deliveries_created, plan_size as u64);
+                }
                 tracing::info!(tenant = %tenant, event = %new.id, event_type = %new.event_type, "event accepted");
                 ItemOutcome::Accepted(new)
             }
@@ -247,10 +274,10 @@ pub async fn accept_all(
                     .get_event(&tenant, &previous.event_id)
                     .await?
                     .ok_or(StoreError::NotFound)?;
-                // The first request may have stopped between storing and queueing.
-                if !earlier.subscriptions.is_empty() {
-                    redrive.push(message(&earlier));
-                }
+                // The first request may have stopped between storing and queueing (its event
+                // message or its first attempts): redrive the first attempts themselves, which a
+                // write-then-send adapter sends only for the deliveries not stored yet.
+                redrive.extend(first_attempts(state, &earlier, now));
                 ItemOutcome::Duplicate(Accepted {
                     id: earlier.id,
                     event_type: earlier.event_type,
@@ -283,14 +310,14 @@ mod tests {
         h.subscribe(&["*"], true).await;
         let key = || Some("k-1".to_owned());
         let first = accept(&h.state, h.tenant, input(1), key()).await.unwrap();
-        assert_eq!(h.take(QueueName::Events).len(), 1, "queued for fan-out");
+        assert_eq!(h.take_deliveries().len(), 1, "its first attempt queued");
 
         // Within the window: the same answer, nothing new stored or queued.
         h.clock
             .advance(h.state.settings.idempotency_window - Duration::from_secs(1));
         let again = accept(&h.state, h.tenant, input(1), key()).await.unwrap();
         assert_eq!(again, first);
-        assert!(h.take(QueueName::Events).is_empty());
+        assert!(h.take(QueueName::Deliveries).is_empty());
         // Another body under the key is refused.
         assert!(matches!(
             accept(&h.state, h.tenant, input(2), key()).await,
@@ -301,11 +328,11 @@ mod tests {
         h.clock.advance(Duration::from_secs(1));
         let later = accept(&h.state, h.tenant, input(2), key()).await.unwrap();
         assert_ne!(later.id, first.id);
-        assert_eq!(h.take(QueueName::Events).len(), 1);
+        assert_eq!(h.take_deliveries().len(), 1);
     }
 
     #[tokio::test]
-    async fn the_plan_is_stored_with_the_event_and_an_unwanted_event_queues_nothing() {
+    async fn the_plan_is_stored_and_a_small_one_is_queued_as_first_attempts_carrying_the_event() {
         let h = Harness::new([]);
         let docs = h.subscribe(&["document.*"], true).await;
         h.subscribe(&["document.*"], false).await;
@@ -318,11 +345,16 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(stored.subscriptions, vec![docs.id]);
-        let queued = h.take(QueueName::Events);
+        // One first attempt takes no more queue requests than a fan-out message: no fan-out hop.
+        assert!(h.take(QueueName::Events).is_empty());
+        let queued = h.take_deliveries();
         assert_eq!(queued.len(), 1);
-        let QueueMessage::Event(m) = &queued[0].message else {
-            panic!("an event message")
-        };
+        let (m, delay) = &queued[0];
+        assert_eq!((m.attempt, *delay), (1, Duration::ZERO));
+        assert_eq!(
+            m.delivery_id(),
+            herald_core::DeliveryId::derive(&stored.id, &docs.id)
+        );
         assert_eq!(m.event.as_ref(), Some(&stored), "a small event rides along");
 
         let unwanted = parse_event_input(json!({"type": "comment.created", "data": {}})).unwrap();
@@ -335,6 +367,29 @@ mod tests {
             .unwrap()
             .is_some());
         assert!(h.take(QueueName::Events).is_empty(), "nobody to deliver to");
+        assert!(h.take(QueueName::Deliveries).is_empty());
+    }
+
+    #[tokio::test]
+    async fn first_attempts_that_would_cost_more_requests_go_through_fan_out() {
+        let h = Harness::new([]);
+        for _ in 0..11 {
+            h.subscribe(&["*"], true).await;
+        }
+        // Eleven first attempts take two requests; one fan-out message takes one.
+        accept(&h.state, h.tenant, input(1), None).await.unwrap();
+        assert_eq!(h.take(QueueName::Events).len(), 1);
+        assert!(h.take(QueueName::Deliveries).is_empty());
+        // A batch of ten events planned for eleven each: 110 first attempts against ten messages.
+        let items = (0..10)
+            .map(|n| IntakeItem {
+                input: input(n),
+                idempotency_key: None,
+            })
+            .collect();
+        accept_all(&h.state, h.tenant, items).await.unwrap();
+        assert_eq!(h.take(QueueName::Events).len(), 10);
+        assert!(h.take(QueueName::Deliveries).is_empty());
     }
 
     #[test]
