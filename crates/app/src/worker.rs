@@ -257,9 +257,9 @@ mod tests {
     use async_trait::async_trait;
     use herald_core::ports::{OutboundRequest, OutboundResponse, Queue, SendError, Sender};
 
-    use super::acker::tests::Recording;
     use super::*;
     use crate::service::testing::Harness;
+    use herald_contract::compose::ProbedQueue;
 
     /// The harness's receiver, answering its n-th request after n × 20 ms: attempts that finish
     /// further apart than the acker's linger.
@@ -296,7 +296,7 @@ mod tests {
             };
             fanout::handle(&h.state, &message, 1).await.unwrap();
         }
-        let queue = Recording::new(h.queue.clone());
+        let queue = ProbedQueue::new(h.queue.clone());
         h.state.queue = queue.clone();
         let received = queue
             .receive(
@@ -321,7 +321,7 @@ mod tests {
 
         // Then each was delivered, and their acks went together
         assert_eq!(h.sender.requests().len(), 3);
-        assert_eq!(queue.batches(), vec![3]);
+        assert_eq!(queue.ack_batches(), vec![3]);
         assert!(h.queue.pending(QueueName::Deliveries).is_empty());
         assert_eq!(permits.available_permits(), 3);
     }

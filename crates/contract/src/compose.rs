@@ -1,15 +1,19 @@
-//! [`ComposedStore`]: one [`Store`](herald_core::ports::Store) made of a separate adapter per
-//! port, so a test can swap one port for a faulty one (a delivery store that fails as a throttled
-//! DynamoDB does, say) and keep the real adapter for the rest.
+//! Adapters for fault injection and observation in tests: [`ComposedStore`], one
+//! [`Store`](herald_core::ports::Store) made of a separate adapter per port, so a test can swap one
+//! port for a faulty one (a delivery store that fails as a throttled DynamoDB does, say) and keep
+//! the real adapter for the rest; and [`ProbedQueue`], a queue in front of another that counts
+//! sends, records batch acks and fails sends on demand.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_core::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
-use herald_core::model::{ApiKeyRecord, Attempt, Delivery, Event, Subscription, Tenant};
+use herald_core::model::{ApiKeyRecord, Attempt, Carried, Delivery, Event, Subscription, Tenant};
 use herald_core::ports::{
-    DeliveryStore, EventStore, Page, PageRequest, StoreError, SubscriptionFilter,
-    SubscriptionStore, TenantStore,
+    DeliveryStore, EventStore, OutgoingMessage, Page, PageRequest, Queue, QueueError, QueueName,
+    ReceivedMessage, StoreError, SubscriptionFilter, SubscriptionStore, TenantStore,
 };
 use jiff::Timestamp;
 
@@ -137,5 +141,88 @@ impl DeliveryStore for ComposedStore {
         d: &DeliveryId,
     ) -> Result<Vec<Attempt>, StoreError> {
         self.deliveries.list_attempts(t, d).await
+    }
+}
+
+/// A queue that forwards to another and lets a test watch and break it: it counts the calls of
+/// `send`, records the size of every `ack_many`, and fails sends while told to (as SQS does when
+/// throttled or unreachable).
+pub struct ProbedQueue {
+    inner: Arc<dyn Queue>,
+    failing_sends: AtomicBool,
+    sends: AtomicUsize,
+    ack_batches: Mutex<Vec<usize>>,
+}
+
+impl ProbedQueue {
+    pub fn new(inner: Arc<dyn Queue>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            failing_sends: AtomicBool::new(false),
+            sends: AtomicUsize::new(0),
+            ack_batches: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// From now on, every send fails (`true`) or goes through (`false`).
+    pub fn fail_sends(&self, fail: bool) {
+        self.failing_sends.store(fail, Ordering::Relaxed);
+    }
+
+    /// How many times `send` was called, failed calls included.
+    pub fn sends(&self) -> usize {
+        self.sends.load(Ordering::Relaxed)
+    }
+
+    /// The number of receipts of each `ack_many`, in call order.
+    pub fn ack_batches(&self) -> Vec<usize> {
+        self.ack_batches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Queue for ProbedQueue {
+    fn max_delay(&self) -> Duration {
+        self.inner.max_delay()
+    }
+    fn carried(&self) -> Carried {
+        self.inner.carried()
+    }
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
+        self.sends.fetch_add(1, Ordering::Relaxed);
+        if self.failing_sends.load(Ordering::Relaxed) {
+            return Err(QueueError::backend("AWS.SimpleQueueService.Throttled"));
+        }
+        self.inner.send(messages).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.inner.receive(queue, max, wait, visibility).await
+    }
+    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
+        self.inner.ack(queue, receipt).await
+    }
+    async fn ack_many(&self, queue: QueueName, receipts: Vec<String>) -> Result<(), QueueError> {
+        self.ack_batches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(receipts.len());
+        self.inner.ack_many(queue, receipts).await
+    }
+    async fn release(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.inner.release(queue, receipt, delay).await
     }
 }

@@ -323,45 +323,6 @@ async fn a_fanout_batch_queues_every_planned_first_attempt_and_reports_exactly_t
     assert_eq!(queued, expected);
 }
 
-/// A queue whose sends fail, as SQS's do when throttled or unreachable.
-struct BrokenSends(Arc<dyn Queue>);
-
-#[async_trait]
-impl Queue for BrokenSends {
-    fn max_delay(&self) -> std::time::Duration {
-        self.0.max_delay()
-    }
-    fn carried(&self) -> Carried {
-        self.0.carried()
-    }
-    async fn send(&self, _messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
-        Err(QueueError::backend("AWS.SimpleQueueService.Throttled"))
-    }
-    async fn receive(
-        &self,
-        queue: QueueName,
-        max: usize,
-        wait: std::time::Duration,
-        visibility: std::time::Duration,
-    ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        self.0.receive(queue, max, wait, visibility).await
-    }
-    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
-        self.0.ack(queue, receipt).await
-    }
-    async fn ack_many(&self, queue: QueueName, receipts: Vec<String>) -> Result<(), QueueError> {
-        self.0.ack_many(queue, receipts).await
-    }
-    async fn release(
-        &self,
-        queue: QueueName,
-        receipt: &str,
-        delay: std::time::Duration,
-    ) -> Result<(), QueueError> {
-        self.0.release(queue, receipt, delay).await
-    }
-}
-
 #[tokio::test]
 async fn a_failed_send_reports_every_event_of_the_batch() {
     let mut app = app().await;
@@ -369,7 +330,9 @@ async fn a_failed_send_reports_every_event_of_the_batch() {
     for id in ["EVT1", "EVT2", "EVT3"] {
         store_event(&app, &format!("evt_01JDXF0000000000000000{id}"), &sub).await;
     }
-    app.state.queue = Arc::new(BrokenSends(app.state.queue.clone()));
+    let probe = herald_contract::compose::ProbedQueue::new(app.state.queue.clone());
+    probe.fail_sends(true);
+    app.state.queue = probe;
     let response = handle_sqs_batch(&app.state, QueueName::Events, sqs("sqs-fanout-batch.json"))
         .await
         .unwrap();

@@ -219,79 +219,20 @@ impl Answers {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
+    use herald_contract::compose::ProbedQueue;
     use herald_contract::fixtures;
-    use herald_core::ports::{Queue, QueueError, QueueName, ReceivedMessage};
-    use herald_core::{Carried, DeliveryId, EventMessage, TenantId};
+    use herald_core::ports::QueueName;
+    use herald_core::{DeliveryId, EventMessage, TenantId};
 
     use super::*;
     use crate::service::testing::Harness;
 
-    /// The harness's queue, counting sends (failing them when `fail` is set, as SQS does when
-    /// throttled or unreachable).
-    struct Sends {
-        inner: Arc<dyn Queue>,
-        fail: bool,
-        count: AtomicUsize,
-    }
-
-    impl Sends {
-        /// Puts itself in front of `h`'s queue.
-        fn install(h: &mut Harness, fail: bool) -> Arc<Self> {
-            let sends = Arc::new(Self {
-                inner: Arc::clone(&h.state.queue),
-                fail,
-                count: AtomicUsize::new(0),
-            });
-            h.state.queue = sends.clone();
-            sends
-        }
-    }
-
-    #[async_trait]
-    impl Queue for Sends {
-        fn max_delay(&self) -> Duration {
-            self.inner.max_delay()
-        }
-        fn carried(&self) -> Carried {
-            self.inner.carried()
-        }
-        async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
-            self.count.fetch_add(1, Ordering::Relaxed);
-            if self.fail {
-                return Err(QueueError::backend("AWS.SimpleQueueService.Throttled"));
-            }
-            self.inner.send(messages).await
-        }
-        async fn receive(
-            &self,
-            queue: QueueName,
-            max: usize,
-            wait: Duration,
-            visibility: Duration,
-        ) -> Result<Vec<ReceivedMessage>, QueueError> {
-            self.inner.receive(queue, max, wait, visibility).await
-        }
-        async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
-            self.inner.ack(queue, receipt).await
-        }
-        async fn ack_many(
-            &self,
-            queue: QueueName,
-            receipts: Vec<String>,
-        ) -> Result<(), QueueError> {
-            self.inner.ack_many(queue, receipts).await
-        }
-        async fn release(
-            &self,
-            queue: QueueName,
-            receipt: &str,
-            delay: Duration,
-        ) -> Result<(), QueueError> {
-            self.inner.release(queue, receipt, delay).await
-        }
+    /// Puts a probe in front of `h`'s queue, its sends failing if `fail`.
+    fn probe(h: &mut Harness, fail: bool) -> Arc<ProbedQueue> {
+        let probe = ProbedQueue::new(Arc::clone(&h.state.queue));
+        probe.fail_sends(fail);
+        h.state.queue = probe.clone();
+        probe
     }
 
     /// Another tenant of the harness's store, with `subscriptions` subscriptions to everything
@@ -413,7 +354,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_for_two_tenants_queues_every_first_attempt_in_one_send() {
         let mut h = Harness::new([]);
-        let sends = Sends::install(&mut h, false);
+        let sends = probe(&mut h, false);
         h.subscribe(&["document.*"], true).await;
         let first = h.event("document.created").await;
         let second = h.event("document.deleted").await;
@@ -428,7 +369,7 @@ mod tests {
 
         let counts: Vec<usize> = answers.into_iter().map(Result::unwrap).collect();
         assert_eq!(counts, vec![1, 2, 1, 0]);
-        assert_eq!(sends.count.load(Ordering::Relaxed), 1, "one send");
+        assert_eq!(sends.sends(), 1, "one send");
         let mut queued: Vec<_> = h
             .take_deliveries()
             .into_iter()
@@ -448,7 +389,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_send_fails_every_message_it_carried_and_a_batch_names_a_delivery_once() {
         let mut h = Harness::new([]);
-        let sends = Sends::install(&mut h, true);
+        let sends = probe(&mut h, true);
         h.subscribe(&["*"], true).await;
         let first = h.event("document.created").await;
         let theirs = other_tenant(&h, 1).await;
@@ -467,7 +408,7 @@ mod tests {
 
         let answers = handle_batch(&h.state, &batch).await;
 
-        assert_eq!(sends.count.load(Ordering::Relaxed), 1);
+        assert_eq!(sends.sends(), 1);
         assert!(answers[0].is_err() && answers[1].is_err());
         assert!(answers[0]
             .as_ref()
@@ -479,7 +420,7 @@ mod tests {
         assert_eq!(answers[3].as_ref().unwrap(), &0);
         assert!(h.take(QueueName::Deliveries).is_empty());
         // Once the queue recovered, the batch completes, each delivery queued once.
-        h.state.queue = sends.inner.clone();
+        sends.fail_sends(false);
         let again: Vec<usize> = handle_batch(&h.state, &batch)
             .await
             .into_iter()

@@ -99,82 +99,23 @@ async fn flush(queue: &dyn Queue, name: QueueName, receipts: Vec<String>) {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use std::sync::Mutex;
+mod tests {
     use std::time::Instant;
 
-    use async_trait::async_trait;
+    use herald_contract::compose::ProbedQueue;
     use herald_contract::fixtures::{delivery_message, now};
     use herald_contract::memory::MemoryQueue;
-    use herald_core::ports::{OutgoingMessage, QueueError, ReceivedMessage, SystemClock};
+    use herald_core::ports::SystemClock;
 
     use super::*;
 
-    /// A memory queue that records the size of every `ack_many`.
-    pub(crate) struct Recording {
-        pub(crate) inner: Arc<MemoryQueue>,
-        batches: Mutex<Vec<usize>>,
-    }
-
-    impl Recording {
-        pub(crate) fn new(inner: Arc<MemoryQueue>) -> Arc<Self> {
-            Arc::new(Self {
-                inner,
-                batches: Mutex::new(Vec::new()),
-            })
-        }
-
-        pub(crate) fn batches(&self) -> Vec<usize> {
-            self.batches.lock().unwrap().clone()
-        }
-    }
-
-    #[async_trait]
-    impl Queue for Recording {
-        fn max_delay(&self) -> Duration {
-            self.inner.max_delay()
-        }
-        fn carried(&self) -> herald_core::Carried {
-            self.inner.carried()
-        }
-        async fn send(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
-            self.inner.send(messages).await
-        }
-        async fn receive(
-            &self,
-            queue: QueueName,
-            max: usize,
-            wait: Duration,
-            visibility: Duration,
-        ) -> Result<Vec<ReceivedMessage>, QueueError> {
-            self.inner.receive(queue, max, wait, visibility).await
-        }
-        async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
-            self.inner.ack(queue, receipt).await
-        }
-        async fn ack_many(
-            &self,
-            queue: QueueName,
-            receipts: Vec<String>,
-        ) -> Result<(), QueueError> {
-            self.batches.lock().unwrap().push(receipts.len());
-            self.inner.ack_many(queue, receipts).await
-        }
-        async fn release(
-            &self,
-            queue: QueueName,
-            receipt: &str,
-            delay: Duration,
-        ) -> Result<(), QueueError> {
-            self.inner.release(queue, receipt, delay).await
-        }
-    }
-
     const D: QueueName = QueueName::Deliveries;
 
-    /// A recording queue holding `n` received (leased) messages, and their receipts.
-    async fn leased(n: u32) -> (Arc<Recording>, Vec<String>) {
-        let queue = Recording::new(MemoryQueue::new(Arc::new(SystemClock)));
+    /// A probed memory queue holding `n` received (leased) messages, the memory queue, and the
+    /// receipts.
+    async fn leased(n: u32) -> (Arc<ProbedQueue>, Arc<MemoryQueue>, Vec<String>) {
+        let memory = MemoryQueue::new(Arc::new(SystemClock));
+        let queue = ProbedQueue::new(memory.clone());
         queue
             .send((1..=n).map(|a| now(delivery_message(a))).collect())
             .await
@@ -184,12 +125,12 @@ pub(super) mod tests {
             .await
             .unwrap();
         assert_eq!(got.len(), n as usize);
-        (queue, got.into_iter().map(|m| m.receipt).collect())
+        (queue, memory, got.into_iter().map(|m| m.receipt).collect())
     }
 
     #[tokio::test]
     async fn receipts_leave_ten_to_a_batch_and_all_of_them_on_shutdown() {
-        let (queue, receipts) = leased(25).await;
+        let (queue, memory, receipts) = leased(25).await;
         let (acks, acker) = Acks::spawn(queue.clone(), D);
 
         for receipt in receipts {
@@ -198,28 +139,28 @@ pub(super) mod tests {
         drop(acks);
         acker.await.unwrap();
 
-        let batches = queue.batches();
+        let batches = queue.ack_batches();
         assert_eq!(batches.iter().sum::<usize>(), 25, "{batches:?}");
         assert!(batches.iter().all(|n| *n <= ACK_BATCH), "{batches:?}");
         assert!(batches.len() <= 5, "{batches:?}");
-        assert!(queue.inner.pending(D).is_empty(), "every message acked");
+        assert!(memory.pending(D).is_empty(), "every message acked");
     }
 
     #[tokio::test]
     async fn a_lone_receipt_goes_after_the_linger_without_waiting_for_company() {
-        let (queue, receipts) = leased(1).await;
+        let (queue, memory, receipts) = leased(1).await;
         let (acks, acker) = Acks::spawn(queue.clone(), D);
         let start = Instant::now();
 
         acks.ack(receipts[0].clone()).await;
-        while queue.batches().is_empty() {
+        while queue.ack_batches().is_empty() {
             assert!(start.elapsed() < Duration::from_secs(5), "never acked");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
 
-        assert_eq!(queue.batches(), vec![1]);
+        assert_eq!(queue.ack_batches(), vec![1]);
         drop(acks);
         acker.await.unwrap();
-        assert!(queue.inner.pending(D).is_empty());
+        assert!(memory.pending(D).is_empty());
     }
 }
