@@ -28,9 +28,9 @@ DYNAMODB_ACTIONS = {
     # CRUD, save and test (event, first attempt, disabling on 410), the log, an event's
     # deliveries (BatchGetItem), replay and recover (UpdateItem).
     "ApiFunction": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
-    # Keys, the plan's subscriptions (Query), the event and its idempotency record (PutItem), the
-    # duplicate's own event removed again (DeleteItem).
-    "IngestFunction": {"GetItem", "PutItem", "DeleteItem", "Query"},
+    # Keys and a duplicate's earlier event (GetItem), the plan's subscriptions (Query), the event
+    # with its idempotency record, and an expired key's earlier event moved out (PutItem).
+    "IngestFunction": {"GetItem", "PutItem", "Query"},
     # A claim-checked event (GetItem); a redelivered event's stored deliveries (BatchGetItem).
     "FanoutFunction": {"GetItem", "BatchGetItem"},
     # The subscription, a claim-checked event, a redelivered message's delivery (GetItem); the

@@ -97,7 +97,7 @@ async fn ttl_attributes_follow_the_config() {
     let client = dynamodb_client();
 
     let t = TenantId::new();
-    let ev = event(t, "document.created");
+    let ev = herald_contract::fixtures::keyed_event(t, "document.created", "key:ttl");
     let record = IdempotencyRecord {
         tenant_id: t,
         key: "key:ttl".into(),
@@ -115,7 +115,9 @@ async fn ttl_attributes_follow_the_config() {
     let a = attempt(&d, 2);
     store.record_attempt(&a, &d).await.unwrap();
 
-    let item = raw_item(&client, &table, format!("{t}#{}", ev.id), "EVENT").await;
+    // A keyed event and its idempotency record are one item, under the key's partition.
+    let keyed_pk = format!("{t}#KEYED#{:020x}", ev.id.random_bits());
+    let item = raw_item(&client, &table, keyed_pk.clone(), "EVENT").await;
     assert_eq!(expires_at(&item), Some(ev.timestamp.as_second() + 3600));
     let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
     assert_eq!(expires_at(&item), Some(d.created_at.as_second() + 7200));
@@ -138,8 +140,12 @@ async fn ttl_attributes_follow_the_config() {
     store.record_attempt(&attempt(&d, 1), &d).await.unwrap();
     d.attempts = 2;
     store.record_attempt(&a, &d).await.unwrap();
-    let item = raw_item(&client, &table, format!("{t}#{}", ev.id), "EVENT").await;
-    assert_eq!(expires_at(&item), None);
+    let item = raw_item(&client, &table, keyed_pk, "EVENT").await;
+    assert_eq!(
+        expires_at(&item),
+        None,
+        "the window is not a TTL: the event stays"
+    );
     let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
     assert_eq!(expires_at(&item), None);
     let item = raw_item(
@@ -159,7 +165,8 @@ async fn ttl_attributes_follow_the_config() {
 async fn an_expired_idempotency_record_no_longer_dedupes() {
     let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
     let t = TenantId::new();
-    let old = event(t, "document.created");
+    let keyed = || herald_contract::fixtures::keyed_event(t, "document.created", "key:old");
+    let old = keyed();
     let stale = IdempotencyRecord {
         tenant_id: t,
         key: "key:old".into(),
@@ -174,7 +181,7 @@ async fn an_expired_idempotency_record_no_longer_dedupes() {
         store.insert_event(&old, Some(&stale)).await.unwrap(),
         InsertEventOutcome::Inserted
     );
-    let new = event(t, "document.created");
+    let new = keyed();
     let fresh = IdempotencyRecord {
         event_id: new.id,
         body_sha256: "2".into(),
@@ -187,7 +194,7 @@ async fn an_expired_idempotency_record_no_longer_dedupes() {
         InsertEventOutcome::Inserted
     );
     // And the fresh record is the one that dedupes now.
-    let third = event(t, "document.created");
+    let third = keyed();
     let again = IdempotencyRecord {
         event_id: third.id,
         ..fresh.clone()

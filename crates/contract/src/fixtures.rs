@@ -59,6 +59,23 @@ pub fn event(tenant: TenantId, event_type: &str) -> Event {
     }
 }
 
+/// An event to be accepted under idempotency key `key` (`key:…` or `id:…`): its id is
+/// `EventId::keyed`, each call a millisecond after the last so two events of one key differ.
+pub fn keyed_event(tenant: TenantId, event_type: &str, key: &str) -> Event {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    let now_ms = u64::try_from(Timestamp::now().as_millisecond()).unwrap_or(0);
+    let ms = LAST_MS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now_ms.max(last + 1))
+        })
+        .map_or(now_ms, |last| now_ms.max(last + 1));
+    Event {
+        id: EventId::keyed(&tenant, key, ms),
+        ..event(tenant, event_type)
+    }
+}
+
 /// An event planned for `subs`.
 pub fn planned_event(tenant: TenantId, subs: &[SubscriptionId]) -> Event {
     Event {

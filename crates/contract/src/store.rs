@@ -12,7 +12,9 @@ use herald_core::ports::{
 };
 use jiff::Timestamp;
 
-use crate::fixtures::{attempt, delivery, event, page, planned_event, subscription, tenant};
+use crate::fixtures::{
+    attempt, delivery, event, keyed_event, page, planned_event, subscription, tenant,
+};
 use crate::Backend;
 
 /// Every page of a list, following cursors; panics if it does not end within 100 pages.
@@ -334,7 +336,7 @@ pub async fn tenants_never_see_each_other(store: Arc<Backend>) {
 
 pub async fn insert_event_is_idempotent_and_atomic(store: Arc<Backend>) {
     let t = TenantId::new();
-    let first = event(t, "document.created");
+    let first = keyed_event(t, "document.created", "key:abc");
     let record = IdempotencyRecord {
         tenant_id: t,
         key: "key:abc".into(),
@@ -353,7 +355,7 @@ pub async fn insert_event_is_idempotent_and_atomic(store: Arc<Backend>) {
     );
 
     // Same key again: the earlier record, and the second event is not written.
-    let second = event(t, "document.created");
+    let second = keyed_event(t, "document.created", "key:abc");
     let record2 = IdempotencyRecord {
         event_id: second.id,
         body_sha256: "2222".into(),
@@ -372,7 +374,7 @@ pub async fn insert_event_is_idempotent_and_atomic(store: Arc<Backend>) {
 
     // The same key under another tenant is a different key.
     let other = TenantId::new();
-    let third = event(other, "document.created");
+    let third = keyed_event(other, "document.created", "key:abc");
     let record3 = IdempotencyRecord {
         tenant_id: other,
         event_id: third.id,
@@ -384,9 +386,10 @@ pub async fn insert_event_is_idempotent_and_atomic(store: Arc<Backend>) {
     );
 
     // A key of any length and alphabet is a key.
-    let odd = event(t, "document.created");
+    let odd_key = format!("key:{}/#ü {}", "x".repeat(250), "\u{1F600}");
+    let odd = keyed_event(t, "document.created", &odd_key);
     let odd_record = IdempotencyRecord {
-        key: format!("key:{}/#ü {}", "x".repeat(250), "\u{1F600}"),
+        key: odd_key,
         event_id: odd.id,
         ..record.clone()
     };
@@ -409,21 +412,13 @@ pub async fn insert_event_is_idempotent_and_atomic(store: Arc<Backend>) {
         store.insert_event(&clash, None).await,
         Err(StoreError::AlreadyExists)
     ));
-    // Nor with a fresh key: nothing is written, not even the key.
-    let clash_record = IdempotencyRecord {
-        key: "key:fresh".into(),
-        event_id: clash.id,
-        ..record.clone()
-    };
-    assert!(matches!(
-        store.insert_event(&clash, Some(&clash_record)).await,
-        Err(StoreError::AlreadyExists)
-    ));
     assert_eq!(store.get_event(&t, &plain.id).await.unwrap(), Some(plain));
-    let fresh = event(t, "article.created");
+    // A fresh key makes a new event.
+    let fresh = keyed_event(t, "article.created", "key:fresh");
     let fresh_record = IdempotencyRecord {
+        key: "key:fresh".into(),
         event_id: fresh.id,
-        ..clash_record
+        ..record.clone()
     };
     assert_eq!(
         store
@@ -432,6 +427,7 @@ pub async fn insert_event_is_idempotent_and_atomic(store: Arc<Backend>) {
             .unwrap(),
         InsertEventOutcome::Inserted
     );
+    assert_eq!(store.get_event(&t, &fresh.id).await.unwrap(), Some(fresh));
 }
 
 pub async fn concurrent_inserts_with_one_key_store_one_event(store: Arc<Backend>) {
@@ -440,7 +436,7 @@ pub async fn concurrent_inserts_with_one_key_store_one_event(store: Arc<Backend>
     for _ in 0..20 {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
-            let ev = event(t, "document.created");
+            let ev = keyed_event(t, "document.created", "key:same");
             let rec = IdempotencyRecord {
                 tenant_id: t,
                 key: "key:same".into(),

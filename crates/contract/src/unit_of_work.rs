@@ -12,7 +12,7 @@ use herald_core::ports::{
 };
 use jiff::{SignedDuration, Timestamp};
 
-use crate::fixtures::{attempt, delivery, event};
+use crate::fixtures::{attempt, delivery, event, keyed_event};
 use crate::Backend;
 
 /// Everything that arrives on `queue` within a short wait (acknowledged, so it is gone).
@@ -168,14 +168,15 @@ pub async fn the_idempotency_window_is_honoured(b: Arc<Backend>) {
         created_at: at(created),
         expires_at: at(created + window),
     };
-    let first = event(t, "document.created");
+    let keyed = || keyed_event(t, "document.created", "key:window");
+    let first = keyed();
     let first_record = record(&first, "a", 0);
     assert_eq!(
         b.insert_event(&first, Some(&first_record)).await.unwrap(),
         InsertEventOutcome::Inserted
     );
     // Within the window, the earlier record, whatever the body (the service compares bodies).
-    let second = event(t, "document.created");
+    let second = keyed();
     assert_eq!(
         b.insert_event(&second, Some(&record(&second, "b", window - 1)))
             .await
@@ -184,7 +185,7 @@ pub async fn the_idempotency_window_is_honoured(b: Arc<Backend>) {
     );
     assert_eq!(b.get_event(&t, &second.id).await.unwrap(), None);
     // At its end the key is free: a new event, and a new window from there.
-    let third = event(t, "document.created");
+    let third = keyed();
     let third_record = record(&third, "c", window);
     assert_eq!(
         b.insert_event(&third, Some(&third_record)).await.unwrap(),
@@ -194,7 +195,9 @@ pub async fn the_idempotency_window_is_honoured(b: Arc<Backend>) {
         b.get_event(&t, &third.id).await.unwrap(),
         Some(third.clone())
     );
-    let fourth = event(t, "document.created");
+    // The earlier event is still there, by its id.
+    assert_eq!(b.get_event(&t, &first.id).await.unwrap(), Some(first));
+    let fourth = keyed();
     assert_eq!(
         b.insert_event(&fourth, Some(&record(&fourth, "a", window + 10)))
             .await
@@ -213,12 +216,17 @@ pub async fn a_batch_of_events_answers_each_in_order(b: Arc<Backend>) {
         created_at: Timestamp::now(),
         expires_at: Timestamp::MAX,
     };
-    let earlier = event(t, "document.created");
+    let earlier = keyed_event(t, "document.created", "key:old");
     let earlier_record = record(&earlier, "key:old");
     b.insert_event(&earlier, Some(&earlier_record))
         .await
         .unwrap();
-    let events: Vec<_> = (0..4).map(|_| event(t, "document.created")).collect();
+    let events = vec![
+        event(t, "document.created"),
+        keyed_event(t, "document.created", "key:new"),
+        keyed_event(t, "document.created", "key:old"),
+        keyed_event(t, "document.created", "key:new"),
+    ];
     let message = |ev: &herald_core::model::Event| {
         now(QueueMessage::Event(EventMessage {
             tenant_id: t,

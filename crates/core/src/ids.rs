@@ -140,6 +140,37 @@ fn first_40_bits(digest: &[u8]) -> u64 {
         .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
 }
 
+/// The first 80 bits of SHA-256 of (tenant, idempotency key).
+fn key_bits(tenant: &TenantId, key: &str) -> u128 {
+    let mut hasher = Sha256::new();
+    hasher.update(tenant.0.to_bytes());
+    hasher.update(key.as_bytes());
+    let digest = hasher.finalize();
+    digest
+        .iter()
+        .take(10)
+        .fold(0u128, |acc, byte| (acc << 8) | u128::from(*byte))
+}
+
+impl EventId {
+    /// The id of an event accepted under an idempotency key (`key:…` or `id:…`): its time part is
+    /// `at_ms`, its 80 random bits a hash of the tenant and the key. A store can then keep the event
+    /// and its idempotency record as one item, found both by key and by id.
+    pub fn keyed(tenant: &TenantId, key: &str, at_ms: u64) -> Self {
+        Self(Ulid::from_parts(at_ms, key_bits(tenant, key)))
+    }
+
+    /// Whether this id was made by [`EventId::keyed`] for this tenant and key.
+    pub fn is_keyed_by(&self, tenant: &TenantId, key: &str) -> bool {
+        self.0.random() == key_bits(tenant, key)
+    }
+
+    /// The id's 80 random bits (for a keyed event, the hash of its tenant and key).
+    pub fn random_bits(&self) -> u128 {
+        self.0.random()
+    }
+}
+
 impl SubscriptionId {
     /// A 40-bit hash of the id: the low bits of every delivery id derived for this subscription, so
     /// a store can tell a delivery's subscription (its log partition) from the delivery id alone.
@@ -195,6 +226,20 @@ mod tests {
         assert!(SubscriptionId::parse("sub_").is_err());
         assert!(SubscriptionId::parse("sub_not-a-ulid-at-all-xxxxxx").is_err());
         assert!(SubscriptionId::parse("").is_err());
+    }
+
+    #[test]
+    fn keyed_event_ids_carry_their_key_and_their_time() {
+        let (t, other) = (TenantId::new(), TenantId::new());
+        let a = EventId::keyed(&t, "key:order-1", 1_000);
+        let later = EventId::keyed(&t, "key:order-1", 2_000);
+        assert_eq!(a.timestamp_ms(), 1_000);
+        assert_ne!(a, later, "a key reused later makes another event");
+        assert_eq!(a.random_bits(), later.random_bits());
+        assert!(a.is_keyed_by(&t, "key:order-1"));
+        assert!(!a.is_keyed_by(&t, "key:order-2"));
+        assert!(!a.is_keyed_by(&other, "key:order-1"));
+        assert!(!EventId::new().is_keyed_by(&t, "key:order-1"));
     }
 
     #[test]

@@ -180,7 +180,9 @@ pub trait Store: TenantStore + SubscriptionStore + EventStore + DeliveryStore {}
 
 impl<T: TenantStore + SubscriptionStore + EventStore + DeliveryStore> Store for T {}
 
-/// An event to store, its idempotency record, and the messages to send if it is inserted.
+/// An event to store, its idempotency record, and the messages to send if it is inserted. An event
+/// with a record has an id made by [`EventId::keyed`](crate::ids::EventId::keyed) for the record's
+/// tenant and key (a store may keep both as one item, found by either).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub event: Event,

@@ -166,8 +166,9 @@ pub async fn accept_all(
     items: Vec<IntakeItem>,
 ) -> Result<Vec<ItemOutcome>, IntakeError> {
     // Whole seconds: the envelope's `timestamp` has that precision, and the intake answer must match.
-    let now = state.clock.now();
-    let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
+    let exact = state.clock.now();
+    let now = Timestamp::from_second(exact.as_second()).unwrap_or(exact);
+    let id_ms = u64::try_from(exact.as_millisecond()).unwrap_or(0);
     let window =
         SignedDuration::try_from(state.settings.idempotency_window).unwrap_or(SignedDuration::MAX);
     // The plan: which subscriptions each event goes to (the core's rule), stored with the event.
@@ -184,18 +185,22 @@ pub async fn accept_all(
     let events: Vec<(Event, Option<IdempotencyRecord>, String)> = items
         .into_iter()
         .map(|item| {
+            let key = item
+                .idempotency_key
+                .map(|k| format!("key:{k}"))
+                .or_else(|| item.input.client_id.map(|id| format!("id:{id}")));
+            // A keyed event's id derives from its key, so a store can keep both as one item.
+            let id = key
+                .as_deref()
+                .map_or_else(EventId::new, |k| EventId::keyed(&tenant, k, id_ms));
             let event = Event {
-                id: EventId::new(),
+                id,
                 tenant_id: tenant,
                 subscriptions: plan(&item.input.event_type, &subscriptions),
                 event_type: item.input.event_type,
                 timestamp: now,
                 data: item.input.data,
             };
-            let key = item
-                .idempotency_key
-                .map(|k| format!("key:{k}"))
-                .or_else(|| item.input.client_id.map(|id| format!("id:{id}")));
             let idempotency = key.map(|key| IdempotencyRecord {
                 tenant_id: tenant,
                 key,

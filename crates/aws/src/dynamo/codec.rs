@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use herald_core::digest::sha256_hex;
 use herald_core::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::ports::StoreError;
 use jiff::Timestamp;
@@ -21,6 +20,9 @@ pub(super) const SK: &str = "sk";
 pub(super) const DOC: &str = "doc";
 /// On a delivery: its first attempt, in the same encoding as `doc`.
 pub(super) const FIRST: &str = "first";
+/// On a keyed event: the end of its idempotency window (epoch seconds), the condition of reusing
+/// the key.
+pub(super) const WINDOW_ENDS: &str = "window_ends";
 /// On a delivery: its attempt count, the condition of recording the next one.
 pub(super) const ATTEMPTS: &str = "attempts";
 /// The TTL attribute.
@@ -30,7 +32,6 @@ pub(super) const PK_TENANTS: &str = "TENANTS";
 pub(super) const SK_TENANT: &str = "TENANT";
 pub(super) const SK_API_KEY: &str = "APIKEY";
 pub(super) const SK_EVENT: &str = "EVENT";
-pub(super) const SK_IDEMPOTENCY: &str = "IDEM";
 pub(super) const ATTEMPT_PREFIX: &str = "ATTEMPT#";
 
 /// How many partitions one subscription's delivery log is spread over. A partition takes about
@@ -73,9 +74,10 @@ pub(super) fn subscriptions_pk(tenant: &TenantId) -> String {
 pub(super) fn event_pk(tenant: &TenantId, event: &EventId) -> String {
     format!("{tenant}#{event}")
 }
-pub(super) fn idempotency_pk(tenant: &TenantId, key: &str) -> String {
-    // Hashed: the key is caller text of any length and alphabet; the record keeps the original.
-    format!("{tenant}#IDEM#{}", sha256_hex(key))
+/// A keyed event's partition: named by the 80 bits of its id that hash its tenant and key
+/// (`EventId::keyed`), so it is found by key at intake and by id afterwards.
+pub(super) fn keyed_event_pk(tenant: &TenantId, event: &EventId) -> String {
+    format!("{tenant}#KEYED#{:020x}", event.random_bits())
 }
 /// A delivery's partition: one shard of its subscription's log, both read off the delivery id
 /// ([`DeliveryId::subscription_tag`], [`DeliveryId::spread`]), so a delivery is found by id alone.
@@ -101,6 +103,14 @@ pub(super) fn attempts_pk(tenant: &TenantId, delivery: &DeliveryId) -> String {
 }
 pub(super) fn attempt_sk(number: u32, attempt: &AttemptId) -> String {
     format!("{ATTEMPT_PREFIX}{number:010}#{attempt}")
+}
+
+/// What a keyed event's item holds: the event and its idempotency record, in one document (they
+/// share the tenant and event ids, which deflate to almost nothing the second time).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct KeyedEvent {
+    pub event: herald_core::model::Event,
+    pub idempotency: herald_core::model::IdempotencyRecord,
 }
 
 /// A record as an attribute value: its JSON, deflated when long and smaller so.
@@ -172,11 +182,20 @@ mod tests {
         assert!(tenant_keys_pk(&t).starts_with(&t.to_string()));
         assert_ne!(tenant_keys_pk(&t), subscriptions_pk(&t));
         assert!(delivery_pk(&t, &d).starts_with(&t.to_string()));
-        assert!(idempotency_pk(&t, &"x".repeat(5000)).len() < 200);
+        let keyed = EventId::keyed(&t, &"x".repeat(5000), 1);
+        assert!(keyed_event_pk(&t, &keyed).len() < 100);
+        assert_eq!(
+            keyed_event_pk(&t, &keyed),
+            keyed_event_pk(&t, &EventId::keyed(&t, &"x".repeat(5000), 2)),
+            "one partition per key, whenever it is used"
+        );
         let a = AttemptId::new();
         assert!(attempt_sk(9, &a) < attempt_sk(10, &AttemptId::new()));
         assert!(attempt_sk(99, &a) < attempt_sk(u32::MAX, &a));
-        assert_ne!(idempotency_pk(&t, "key:a"), idempotency_pk(&t, "key:b"));
+        assert_ne!(
+            keyed_event_pk(&t, &EventId::keyed(&t, "key:a", 1)),
+            keyed_event_pk(&t, &EventId::keyed(&t, "key:b", 1))
+        );
     }
 
     #[test]

@@ -7,20 +7,30 @@ use herald_core::model::{Attempt, Delivery, Event};
 use herald_core::ports::{DeliveryStore, EventStore, Page, PageRequest, StoreError};
 
 use super::codec::{
-    attempts_pk, decode, decode_value, delivery_pk, event_pk, log_pks, ATTEMPT_PREFIX, FIRST,
-    SK_EVENT,
+    attempts_pk, decode, decode_value, delivery_pk, event_pk, keyed_event_pk, log_pks, KeyedEvent,
+    ATTEMPT_PREFIX, FIRST, SK_EVENT,
 };
 use super::read::{KeyQuery, SortCondition};
 use super::DynamoStore;
 
 #[async_trait]
 impl EventStore for DynamoStore {
+    /// An event's own item, or else the item of the key it was accepted under (two reads for a
+    /// keyed event).
     async fn get_event(
         &self,
         tenant: &TenantId,
         id: &EventId,
     ) -> Result<Option<Event>, StoreError> {
-        self.get_record(event_pk(tenant, id), SK_EVENT).await
+        if let Some(event) = self.get_record(event_pk(tenant, id), SK_EVENT).await? {
+            return Ok(Some(event));
+        }
+        // A keyed event lives under its key's partition (until a later use of the key moves it).
+        let Some(item) = self.get_item(keyed_event_pk(tenant, id), SK_EVENT).await? else {
+            return Ok(None);
+        };
+        let keyed: KeyedEvent = decode(&item)?;
+        Ok((keyed.event.id == *id).then_some(keyed.event))
     }
 }
 

@@ -19,7 +19,7 @@
 //! | API key, by tenant | `ten_…#KEY` | `key_…` | |
 //! | subscription | `ten_…#SUB` | `sub_…` | |
 //! | event (with its plan: the subscriptions it goes to) | `ten_…#evt_…` | `EVENT` | `expires_at` if events expire |
-//! | idempotency record | `ten_…#IDEM#<sha256 hex of the key>` | `IDEM` | `expires_at` |
+//! | event accepted under an idempotency key, with its record (one document) | `ten_…#KEYED#<the id's 80 random bits, hex>` | `EVENT` | `window_ends` (epoch seconds), `expires_at` if events expire |
 //! | delivery, with its first attempt | `ten_…#LOG#<tag>#<shard>` | `del_…` | `attempts` (a number), `first` (the attempt), `expires_at` if deliveries expire |
 //! | attempt after the first (and a superseded one) | `ten_…#del_…` | `ATTEMPT#<number, 10 digits>#att_…` | `expires_at` |
 //!
@@ -37,11 +37,16 @@
 //!   of one partition, newest first (ids are ULIDs, so key order is creation order), cursor = the
 //!   last id returned (`sk < :cursor`); subscription filters run in code, paging on until the page
 //!   is full. Fan-out planning's `enabled_subscriptions` is the same Query read to the end.
-//! - intake: PutItem of the event, create-if-absent. With an idempotency key, then a PutItem of the
-//!   record, conditional on no unexpired record (`attribute_not_exists(pk) OR expires_at <= :now`,
-//!   now being the new record's `created_at`, so the window is exact); a failed condition hands the
-//!   earlier record back (`ReturnValuesOnConditionCheckFailure`), and the event just written is
-//!   deleted. Two single writes instead of a transaction (which bills double).
+//! - intake: one PutItem of the event, create-if-absent. A keyed event's id is
+//!   `EventId::keyed(tenant, key, time)`: its random bits hash the key, so the event and its
+//!   idempotency record are one item under the key's partition, put on condition that the key is
+//!   free; a failed condition hands the earlier item back (`ReturnValuesOnConditionCheckFailure`).
+//!   Within the earlier record's window (its `expires_at` after the new record's `created_at`, so
+//!   the window is exact) that record is the answer. After it, the earlier event is copied to its
+//!   own item (`ten_…#evt_…`, so its id still finds it) and the key taken over by a put conditional
+//!   on the `window_ends` that was read. No transaction (which bills double), and the window is not
+//!   a TTL: the event stays as long as events do. Reading an event by id: its own item, else the
+//!   keyed item its id names.
 //! - the first attempt: one PutItem of the delivery with the attempt inside, conditional on no
 //!   attempt being recorded (`attribute_not_exists(pk) OR attempts = 0`). A later attempt: a PutItem
 //!   of the attempt's own small item, then an UpdateItem of the delivery (`SET doc, attempts`)

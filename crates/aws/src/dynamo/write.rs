@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
 use herald_core::ports::{InsertEventOutcome, Recorded, StoreError};
 
 use super::codec::{
-    attempt_sk, attempts_pk, decode, delivery_pk, encode, event_pk, expiry, idempotency_pk, item,
-    n, s, Item, ATTEMPTS, DOC, EXPIRES_AT, FIRST, PK, SK, SK_EVENT, SK_IDEMPOTENCY,
+    attempt_sk, attempts_pk, decode, delivery_pk, encode, event_pk, expiry, item, keyed_event_pk,
+    n, s, Item, KeyedEvent, ATTEMPTS, DOC, EXPIRES_AT, FIRST, PK, SK, SK_EVENT, WINDOW_ENDS,
 };
 use super::DynamoStore;
 use crate::error::store_backend;
@@ -191,67 +193,130 @@ impl DynamoStore {
 /// The writes of events and deliveries. The services reach them only through
 /// [`crate::AwsUnitOfWork`], which sends their messages after them.
 impl DynamoStore {
-    /// Stores the event (create-if-absent), then, with a key, claims its idempotency record: a
-    /// conditional put that hands back the record it found when the key is taken, in which case
-    /// the event just written is deleted again and the earlier record answered. Two writes, no
-    /// transaction: a crash between them leaves an event no answer ever named, which nothing reads.
+    /// Stores the event, create-if-absent: one PutItem. A keyed event (its id made by
+    /// `EventId::keyed`) is stored with its idempotency record as one item under the key's
+    /// partition, on condition that the key is free; a failed condition hands the earlier item back
+    /// (`ReturnValuesOnConditionCheckFailure`). Within the earlier record's window that is the
+    /// answer; after it, the earlier event moves to its own item (so it is still found by id) and
+    /// the key is taken over, conditional on the window that was read.
     pub async fn insert_event(
         &self,
         event: &Event,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<InsertEventOutcome, StoreError> {
-        let event_pk = event_pk(&event.tenant_id, &event.id);
-        let event_item = item(
-            event_pk.clone(),
-            SK_EVENT.into(),
-            event,
-            self.config
-                .event_ttl
-                .map(|ttl| expiry(event.timestamp, ttl)),
-        )?;
-        self.put(event_item, Condition::Absent).await?;
+        let ttl = self
+            .config
+            .event_ttl
+            .map(|ttl| expiry(event.timestamp, ttl));
         let Some(record) = idempotency else {
+            let plain = item(
+                event_pk(&event.tenant_id, &event.id),
+                SK_EVENT.into(),
+                event,
+                ttl,
+            )?;
+            self.put(plain, Condition::Absent).await?;
             return Ok(InsertEventOutcome::Inserted);
         };
-        let record_pk = idempotency_pk(&record.tenant_id, &record.key);
-        let record_item = item(
-            record_pk.clone(),
-            SK_IDEMPOTENCY.into(),
-            record,
-            Some(record.expires_at.as_second()),
+        if !event.id.is_keyed_by(&record.tenant_id, &record.key)
+            || event.tenant_id != record.tenant_id
+        {
+            return Err(StoreError::backend(
+                "a keyed event's id must be EventId::keyed of its tenant and key",
+            ));
+        }
+        let doc = KeyedEvent {
+            event: event.clone(),
+            idempotency: record.clone(),
+        };
+        let mut keyed = item(
+            keyed_event_pk(&event.tenant_id, &event.id),
+            SK_EVENT.into(),
+            &doc,
+            ttl,
         )?;
-        let claimed = self
+        keyed.insert(WINDOW_ENDS.into(), n(record.expires_at.as_second()));
+        let mut taken_over = None;
+        for _ in 0..=CONFLICT_RETRIES {
+            let earlier = match self.put_keyed(keyed.clone(), taken_over).await? {
+                None => return Ok(InsertEventOutcome::Inserted),
+                Some(earlier) => earlier,
+            };
+            let earlier: KeyedEvent = decode(&earlier)?;
+            if earlier.idempotency.key != record.key {
+                return Err(StoreError::backend(
+                    "two idempotency keys of one tenant share an 80-bit hash",
+                ));
+            }
+            if earlier.idempotency.expires_at > record.created_at {
+                return Ok(InsertEventOutcome::Duplicate(earlier.idempotency));
+            }
+            if earlier.event.id == event.id {
+                return Err(StoreError::AlreadyExists);
+            }
+            // The window is over: the earlier event keeps its id under an item of its own.
+            let old = &earlier.event;
+            let moved = item(
+                event_pk(&old.tenant_id, &old.id),
+                SK_EVENT.into(),
+                old,
+                self.config.event_ttl.map(|t| expiry(old.timestamp, t)),
+            )?;
+            match self.put(moved, Condition::Absent).await {
+                Ok(()) | Err(StoreError::AlreadyExists) => {}
+                Err(e) => return Err(e),
+            }
+            taken_over = Some(earlier.idempotency.expires_at.as_second());
+        }
+        Err(StoreError::backend(
+            "insert_event: the idempotency key kept changing under concurrent writers",
+        ))
+    }
+
+    /// Puts a keyed event's item if its key is free (`window_ends` absent), or, taking over an
+    /// expired key, if the window is still the one read. `None` when written; else the item found.
+    async fn put_keyed(
+        &self,
+        keyed: Item,
+        taken_over: Option<i64>,
+    ) -> Result<Option<Item>, StoreError> {
+        let mut request = self
             .client
             .put_item()
             .table_name(&self.config.table)
-            .set_item(Some(record_item))
-            // An expired record that DynamoDB has not swept yet no longer counts.
-            .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#exp", EXPIRES_AT)
-            .expression_attribute_values(":now", n(record.created_at.as_second()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let earlier = match claimed {
-            Ok(_) => return Ok(InsertEventOutcome::Inserted),
+            .set_item(Some(keyed))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        request = match taken_over {
+            None => request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK),
+            Some(window) => request
+                .condition_expression("#win = :win")
+                .expression_attribute_names("#win", WINDOW_ENDS)
+                .expression_attribute_values(":win", n(window)),
+        };
+        let pk = request.get_item().as_ref().and_then(|i| i.get(PK)).cloned();
+        match request.send().await {
+            Ok(_) => Ok(None),
             Err(e) if condition_failed(&e) => match e.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(c)) => c.item.clone(),
-                _ => None,
+                Some(PutItemError::ConditionalCheckFailedException(c)) if c.item.is_some() => {
+                    Ok(c.item.clone())
+                }
+                // An emulator that does not hand the item back, or one that vanished: read it.
+                _ => {
+                    let Some(AttributeValue::S(pk)) = pk else {
+                        return Err(StoreError::backend("a keyed item without a key"));
+                    };
+                    match self.get_item(pk, SK_EVENT).await? {
+                        Some(found) => Ok(Some(found)),
+                        None => Err(StoreError::backend(
+                            "a keyed event vanished while it was read",
+                        )),
+                    }
+                }
             },
-            Err(e) => return Err(store_backend("DynamoDB.PutItem", e)),
-        };
-        // The key was taken: this event was never accepted.
-        self.delete(event_pk, SK_EVENT.into(), false).await?;
-        let earlier: IdempotencyRecord = match earlier {
-            Some(item) => decode(&item)?,
-            // An emulator that does not hand the item back: read it.
-            None => self
-                .get_record(record_pk, SK_IDEMPOTENCY)
-                .await?
-                .ok_or_else(|| StoreError::backend("an idempotency record vanished"))?,
-        };
-        Ok(InsertEventOutcome::Duplicate(earlier))
+            Err(e) => Err(store_backend("DynamoDB.PutItem", e)),
+        }
     }
 
     /// Records an attempt (see `UnitOfWork::record_attempt_and_send`). The first attempt stores
