@@ -13,6 +13,7 @@ use herald_app::sender::{HttpSender, HttpSenderConfig};
 use herald_app::worker::{self, WorkerConfig};
 use herald_app::{AppState, Settings};
 use herald_aws::aws_config::SdkConfig;
+use herald_core::health::LifecyclePolicy;
 use herald_core::ports::{StoreError, SystemClock};
 use herald_core::retry::RetryPolicy;
 use herald_core::{AddressPolicy, Tenant, TenantId};
@@ -75,6 +76,8 @@ pub struct DevConfig {
     /// (`Settings::cache_ttl`). `None`: nothing on the embedded store, whose reads are in process
     /// (every write is seen at once); the AWS configuration's (5 s by default) on AWS.
     pub cache_ttl: Option<Duration>,
+    /// The failure lifecycle: breaker and auto-disable.
+    pub lifecycle: LifecyclePolicy,
     pub workers: WorkerConfig,
 }
 
@@ -91,6 +94,7 @@ impl DevConfig {
             attempt_timeout: Duration::from_secs(15),
             idempotency_window: Settings::default().idempotency_window,
             cache_ttl: None,
+            lifecycle: LifecyclePolicy::default(),
             workers: WorkerConfig::default(),
         }
     }
@@ -181,6 +185,7 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
         retry: config.retry.clone(),
         idempotency_window: config.idempotency_window,
         cache_ttl: config.cache_ttl.unwrap_or(Duration::ZERO),
+        lifecycle: config.lifecycle,
         ..Settings::default()
     };
     // Store and queue share the file: writes and the messages they cause commit together.
@@ -209,6 +214,7 @@ fn aws_state(config: &DevConfig, sdk: &SdkConfig, aws: &AwsConfig) -> anyhow::Re
         attempt_timeout: config.attempt_timeout,
         idempotency_retention: config.idempotency_window,
         cache_ttl: config.cache_ttl.unwrap_or(aws.cache_ttl),
+        lifecycle: config.lifecycle,
         ..aws.clone()
     };
     let state = herald_lambda::build_state(sdk, &aws).context("building the AWS clients")?;

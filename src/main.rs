@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use herald::dev::{self, DevBackend, DevConfig};
 use herald::ops;
 use herald::verify::{parse_delivery, verify_delivery};
+use herald_core::health::LifecyclePolicy;
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::SigningSecret;
 use herald_core::{AddressPolicy, ApiKeyId, TenantId};
@@ -92,6 +93,12 @@ struct DevArgs {
     /// How long intake remembers an idempotency key, in hours (as the Lambda functions do).
     #[arg(long, env = "HERALD_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
     idempotency_retention_hours: u64,
+    /// A subscription without a successful delivery for this long is disabled (e.g. `5d`, `36h`).
+    #[arg(long, env = "HERALD_DISABLE_AFTER", default_value = "5d")]
+    disable_after: String,
+    /// Consecutive failures that open a subscription's circuit breaker (0: never).
+    #[arg(long, env = "HERALD_BREAKER_THRESHOLD", default_value_t = 10)]
+    breaker_threshold: u32,
     /// How long API keys and subscriptions read by authentication, fan-out and delivery are kept
     /// in memory, in milliseconds (0: always read the store). Default: 0 on the embedded store,
     /// 5000 with `--store aws`.
@@ -385,6 +392,11 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     config.idempotency_window =
         Duration::from_secs(args.idempotency_retention_hours.max(1).saturating_mul(3600));
     config.cache_ttl = args.cache_ttl_ms.map(Duration::from_millis);
+    config.lifecycle = LifecyclePolicy {
+        breaker_threshold: args.breaker_threshold,
+        ..LifecyclePolicy::configure(Some(&args.disable_after), None)
+            .map_err(|e| anyhow::anyhow!("--disable-after: {e}"))?
+    };
     config.workers.delivery_concurrency = args.delivery_concurrency.max(1);
     if config.address_policy.allow_http || config.address_policy.allow_private {
         tracing::warn!(

@@ -108,6 +108,9 @@ export const api = {
   test: (id) => call('POST', `v1/subscriptions/${enc(id)}/test`, { timeoutMs: 60000 }),
   deliveries: (id, { limit = 20, cursor } = {}) =>
     call('GET', `v1/subscriptions/${enc(id)}/deliveries?limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`),
+  // Delivers to a disabled webhook again; with `recover`, also queues again what failed while it was down.
+  enable: (id, recover) =>
+    call('POST', `v1/subscriptions/${enc(id)}/enable`, { body: recover ? { recover: true } : {} }),
   // One step of recovery: pass back `next_cursor` until it is null.
   recover: (id, since, cursor) =>
     call('POST', `v1/subscriptions/${enc(id)}/recover`, { body: cursor ? { since, cursor } : { since } }),

@@ -743,10 +743,30 @@ export async function detailView(ctx, id) {
     const notice = sub.enabled ? null : h('div', { class: 'alert alert-warn' },
       h('p', null, 'This webhook is disabled: Herald does not send it any events. ',
         sub.disabled_reason ? `Reason: ${sentence(sub.disabled_reason)} ` : '',
-        'Enable it to deliver again.'));
+        sub.disabled_at ? h('span', null, 'Disabled ', timeEl(sub.disabled_at), '. ') : '',
+        'Enable it to deliver again.'),
+      enableAndRecoverButton());
     swap(summary,
       notice,
       h('dl', { class: 'facts card' }, facts.map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v)))));
+  }
+
+  // Enables the webhook and queues again what failed while it was down, in one call.
+  function enableAndRecoverButton() {
+    const button = h('button', { type: 'button', class: 'btn btn-primary', dataset: { key: 'enable-recover' } }, 'Enable and resend what failed');
+    button.addEventListener('click', () => busy(button, async () => {
+      try {
+        const answer = await api.enable(id, true);
+        if (!ctx.alive()) return;
+        const n = answer.recover?.recovered ?? 0;
+        ctx.toast(`Webhook enabled: ${n} failed ${n === 1 ? 'delivery' : 'deliveries'} queued again.`);
+        await loadSub();
+        refreshLog();
+      } catch (err) {
+        if (ctx.alive()) ctx.toast(humanMessage(err), 'bad');
+      }
+    }));
+    return button;
   }
 
   function renderToolbar() {
@@ -769,7 +789,8 @@ export async function detailView(ctx, id) {
     toggle.addEventListener('click', () => busy(toggle, async () => {
       const enabled = !sub.enabled;
       try {
-        await api.updateSubscription(id, { enabled });
+        if (enabled) await api.enable(id, false);
+        else await api.updateSubscription(id, { enabled });
         if (!ctx.alive()) return;
         ctx.toast(enabled ? 'Webhook enabled: Herald sends it events again.' : 'Webhook disabled: Herald stops sending it events.');
         await loadSub();
@@ -1115,7 +1136,7 @@ export async function eventTypesView(ctx) {
       h('tbody', null, types.map((t) => h('tr', null,
         h('th', { scope: 'row' }, h('code', null, breakAtDots(t.name))),
         h('td', null, t.description ?? ''),
-        h('td', null, t.builtin ? 'Built in' : 'Registered')))))));
+        h('td', null, t.operational ? 'Herald (subscribe with herald.*)' : t.builtin ? 'Built in' : 'Registered')))))));
   } catch (err) {
     if (ctx.alive()) replace(body, errorBox(err, () => eventTypesView(ctx)));
   }

@@ -20,6 +20,9 @@ async fn accepted_events_survive_a_sigkill_and_are_delivered_after_restart() {
     let env = [
         ("HERALD_RETRY_SCHEDULE", schedule.as_str()),
         ("HERALD_ATTEMPT_TIMEOUT_MS", "2000"),
+        // Durability, not the breaker: every delivery fails until the restart, which would
+        // otherwise pause them for its cool-down.
+        ("HERALD_BREAKER_THRESHOLD", "0"),
     ];
     let first = HeraldProcess::start(dir.path(), API_KEY, &env, "first-run").await;
     let api = Api::new(first.url.clone(), API_KEY.to_owned());

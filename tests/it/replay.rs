@@ -252,7 +252,16 @@ async fn the_event_catalog_lists_the_builtin_types_and_health_needs_no_key() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    for name in ["document.created", "article.published", "webhook.test"] {
+    for name in [
+        "document.created",
+        "article.published",
+        "webhook.test",
+        "herald.subscription.failing",
+        "herald.subscription.disabled",
+        "herald.subscription.recovered",
+        "herald.delivery.exhausted",
+        "herald.secret.rotated",
+    ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
 

@@ -25,7 +25,7 @@ results = []
 
 # What each function's code calls (least privilege: nothing more, nothing less).
 DYNAMODB_ACTIONS = {
-    # CRUD, save and test (event, first attempt, disabling on 410), the log, an event's
+    # CRUD, save and test (event, first attempt, disabling on 410), health reset on enable, the log, an event's
     # deliveries (BatchGetItem), replay and recover (UpdateItem).
     "ApiFunction": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
     # Keys and a duplicate's earlier event (GetItem), the plan's subscriptions (Query), the event
@@ -34,8 +34,9 @@ DYNAMODB_ACTIONS = {
     # A claim-checked event (GetItem); a redelivered event's stored deliveries (BatchGetItem).
     "FanoutFunction": {"GetItem", "BatchGetItem"},
     # The subscription, a claim-checked event, a redelivered message's delivery (GetItem); the
-    # first attempt, later attempts, disabling on 410 (PutItem); a delivery's new state (UpdateItem).
-    "DeliverFunction": {"GetItem", "PutItem", "UpdateItem"},
+    # first attempt, later attempts, operational events (PutItem); a delivery's new state, the
+    # subscription's health, disabling (UpdateItem); an operational event's plan (Query).
+    "DeliverFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
 }
 
 

@@ -34,6 +34,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use herald_core::health::{Health, HealthChange};
 use herald_core::ports::{Clock, Store, StoreError};
 use herald_core::{ApiKeyId, ApiKeyRecord, Subscription, SubscriptionId, TenantId};
 use jiff::{SignedDuration, Timestamp};
@@ -98,6 +99,40 @@ impl Directory {
     pub fn forget_subscription(&self, tenant: &TenantId, id: &SubscriptionId) {
         self.subscriptions.forget(&(*tenant, *id));
         self.enabled.forget(tenant);
+    }
+
+    /// Keeps `health` as the kept subscription's health (what a worker here just wrote or read
+    /// back), so this process's next deliveries to it act on it without reading the store. The
+    /// entry keeps its age: it is not made fresher than its read.
+    pub fn note_health(&self, tenant: &TenantId, id: &SubscriptionId, health: &Health) {
+        self.subscriptions.update(&(*tenant, *id), |kept| {
+            if let Some(sub) = kept {
+                sub.health = health.clone();
+            }
+        });
+    }
+
+    /// Whether a success at `now` must be written ([`Health::success_needs_write`]), asked of the
+    /// kept copy so that concurrent deliveries here write it once: the first caller that finds it
+    /// due marks the kept copy as succeeded and gets `true`. Without a kept copy, `snapshot` (the
+    /// copy the caller read) decides.
+    pub fn claim_success_write(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+        snapshot: &Health,
+        now: Timestamp,
+    ) -> bool {
+        let kept = self.subscriptions.update(&(*tenant, *id), |kept| {
+            let sub = kept.as_mut()?;
+            let due = sub.health.success_needs_write(now);
+            if due {
+                sub.health.apply(HealthChange::Succeeded { at: now });
+            }
+            Some(due)
+        });
+        kept.flatten()
+            .unwrap_or_else(|| snapshot.success_needs_write(now))
     }
 
     /// Drops what this process keeps of the key, after revoking it. Keys are kept by hash, which a
@@ -241,6 +276,15 @@ impl<K: Eq + Hash + Clone, V: Clone> Shelf<K, V> {
         }
     }
 
+    /// Changes a kept answer in place and answers what `change` did (`None`: nothing kept; a
+    /// read in flight is left alone).
+    fn update<R>(&self, key: &K, change: impl FnOnce(&mut V) -> R) -> Option<R> {
+        match self.lock().get_mut(key) {
+            Some(Slot::Ready { value, .. }) => Some(change(value)),
+            _ => None,
+        }
+    }
+
     fn forget(&self, key: &K) {
         self.lock().remove(key);
     }
@@ -373,6 +417,14 @@ mod tests {
             up_to: usize,
         ) -> Result<usize, StoreError> {
             self.inner.count_subscriptions(t, up_to).await
+        }
+        async fn update_health(
+            &self,
+            t: &TenantId,
+            id: &SubscriptionId,
+            change: herald_core::health::HealthChange,
+        ) -> Result<Option<herald_core::health::Health>, StoreError> {
+            self.inner.update_health(t, id, change).await
         }
     }
 

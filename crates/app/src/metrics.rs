@@ -35,6 +35,8 @@ pub struct Metrics {
     pub deliveries_failed: AtomicU64,
     pub deliveries_retried: AtomicU64,
     pub subscriptions_disabled: AtomicU64,
+    /// Deliveries that met an open breaker and were sent on to wait.
+    pub deliveries_paused: AtomicU64,
     pub attempt_latency_ms_total: AtomicU64,
     pub extra: ExtraMetrics,
 }
@@ -66,6 +68,7 @@ impl Metrics {
                 "herald_subscriptions_disabled_total",
                 &self.subscriptions_disabled,
             ),
+            ("herald_deliveries_paused_total", &self.deliveries_paused),
             (
                 "herald_attempt_latency_ms_sum",
                 &self.attempt_latency_ms_total,

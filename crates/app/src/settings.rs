@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use herald_core::health::LifecyclePolicy;
 use herald_core::retry::RetryPolicy;
 use herald_core::AddressPolicy;
 
@@ -30,6 +31,8 @@ pub struct Settings {
     /// it. Zero keeps nothing: every read goes to the store. The Lambda functions use 5 s
     /// (`HERALD_CACHE_TTL_MS`); the default here is zero, read-your-writes everywhere.
     pub cache_ttl: Duration,
+    /// The failure lifecycle: breaker, warnings, auto-disable.
+    pub lifecycle: LifecyclePolicy,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             max_subscriptions_per_tenant: 1000,
             idempotency_window: Duration::from_secs(24 * 3600),
             cache_ttl: Duration::ZERO,
+            lifecycle: LifecyclePolicy::default(),
         }
     }
 }

@@ -106,6 +106,14 @@ impl SubscriptionStore for ComposedStore {
     async fn count_subscriptions(&self, t: &TenantId, up_to: usize) -> Result<usize, StoreError> {
         self.subscriptions.count_subscriptions(t, up_to).await
     }
+    async fn update_health(
+        &self,
+        t: &TenantId,
+        id: &SubscriptionId,
+        change: herald_core::health::HealthChange,
+    ) -> Result<Option<herald_core::health::Health>, StoreError> {
+        self.subscriptions.update_health(t, id, change).await
+    }
 }
 
 #[async_trait]

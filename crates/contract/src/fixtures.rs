@@ -36,6 +36,8 @@ pub fn subscription(tenant: TenantId, patterns: &[&str], enabled: bool) -> Subsc
             .collect(),
         enabled,
         disabled_reason: None,
+        disabled_at: None,
+        health: Default::default(),
         secrets: vec![SecretEntry {
             secret: SigningSecret::generate(),
             expires_at: None,

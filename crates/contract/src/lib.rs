@@ -127,6 +127,7 @@ macro_rules! store_contract_tests {
                 api_keys_are_listed_newest_first_per_tenant,
                 revoked_keys_are_found_revoked_and_only_by_their_tenant,
                 subscription_crud_is_conditional,
+                subscription_health_is_kept_apart_and_changed_on_condition,
                 tenants_never_see_each_other,
                 insert_event_is_idempotent_and_atomic,
                 subscriptions_page_newest_first_without_gaps,
@@ -159,7 +160,10 @@ macro_rules! store_concurrency_contract_tests {
         $crate::__contract_tests!(
             store,
             $make,
-            [concurrent_inserts_with_one_key_store_one_event]
+            [
+                concurrent_inserts_with_one_key_store_one_event,
+                concurrent_failures_all_count,
+            ]
         );
     };
 }

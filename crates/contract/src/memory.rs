@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use herald_core::health::{Health, HealthChange};
 use herald_core::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
     ApiKeyRecord, Attempt, Carried, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
@@ -430,8 +431,31 @@ impl SubscriptionStore for MemoryStore {
             .subscriptions
             .get_mut(&(sub.tenant_id, sub.id))
             .ok_or(StoreError::NotFound)?;
-        *slot = sub.clone();
+        let health = std::mem::take(&mut slot.health);
+        *slot = Subscription {
+            health,
+            ..sub.clone()
+        };
         Ok(())
+    }
+
+    async fn update_health(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+        change: HealthChange,
+    ) -> Result<Option<Health>, StoreError> {
+        let mut data = self.data();
+        let slot = data
+            .subscriptions
+            .get_mut(&(*tenant, *id))
+            .ok_or(StoreError::NotFound)?;
+        if !change.applies_to(&slot.health) {
+            return Ok(None);
+        }
+        let before = slot.health.clone();
+        slot.health.apply(change);
+        Ok(Some(before))
     }
 
     async fn delete_subscription(

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use herald_core::health::{Health, HealthChange, Warning};
 use herald_core::ids::{ApiKeyId, DeliveryId, SubscriptionId, TenantId};
 use herald_core::model::{ApiKeyRecord, DeliveryStatus, Event, IdempotencyRecord};
 use herald_core::pattern::EventType;
@@ -742,4 +743,165 @@ pub async fn subscriptions_are_counted_up_to_a_bound(store: Arc<Backend>) {
     assert_eq!(store.count_subscriptions(&t, 10).await.unwrap(), 3);
     assert_eq!(store.count_subscriptions(&t, 2).await.unwrap(), 2);
     assert_eq!(store.count_subscriptions(&other, 10).await.unwrap(), 1);
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+pub async fn subscription_health_is_kept_apart_and_changed_on_condition(store: Arc<Backend>) {
+    let t = TenantId::new();
+    let sub = subscription(t, &["*"], true);
+    store.create_subscription(&sub).await.unwrap();
+    let health = |store: Arc<Backend>| async move {
+        store
+            .get_subscription(&t, &sub.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .health
+    };
+    assert_eq!(health(store.clone()).await, Health::default());
+
+    let fail = |s| HealthChange::Failed { at: at(s) };
+    assert_eq!(
+        store.update_health(&t, &sub.id, fail(0)).await.unwrap(),
+        Some(Health::default())
+    );
+    let before = store.update_health(&t, &sub.id, fail(5)).await.unwrap();
+    assert_eq!(before.map(|h| h.consecutive_failures), Some(1));
+    let mut expected = Health::default();
+    expected.apply(fail(0));
+    expected.apply(fail(5));
+    assert_eq!(health(store.clone()).await, expected);
+
+    // The owner's update, from a copy that never saw the failures, keeps them.
+    let renamed = herald_core::model::Subscription {
+        name: Some("renamed".into()),
+        ..sub.clone()
+    };
+    store.update_subscription(&renamed).await.unwrap();
+    let stored = store.get_subscription(&t, &sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.name.as_deref(), Some("renamed"));
+    assert_eq!(stored.health, expected);
+
+    // A warning is given once; a higher one after it.
+    let warn = |warning| HealthChange::Warned { warning };
+    assert!(store
+        .update_health(&t, &sub.id, warn(Warning::BreakerOpened))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .update_health(&t, &sub.id, warn(Warning::BreakerOpened))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .update_health(&t, &sub.id, warn(Warning::HalfSpan))
+        .await
+        .unwrap()
+        .is_some());
+
+    // One probe per streak count, until its outcome or its timeout.
+    let claim = |s, failures| HealthChange::ClaimProbe {
+        at: at(s),
+        failures,
+    };
+    assert_eq!(
+        store
+            .update_health(&t, &sub.id, claim(10, 3))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .update_health(&t, &sub.id, claim(10, 2))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .update_health(&t, &sub.id, claim(11, 2))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .update_health(&t, &sub.id, claim(70, 2))
+        .await
+        .unwrap()
+        .is_some());
+    store.update_health(&t, &sub.id, fail(72)).await.unwrap();
+    let failing = health(store.clone()).await;
+    assert_eq!(failing.probe_at, None);
+    assert_eq!(failing.consecutive_failures, 3);
+    assert_eq!(failing.warned, Warning::HalfSpan.level());
+    // Lists carry the health too.
+    let listed = store
+        .list_subscriptions(&t, &SubscriptionFilter::default(), &page(10, None))
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].health, failing);
+    assert_eq!(
+        store.enabled_subscriptions(&t).await.unwrap()[0].health,
+        failing
+    );
+
+    // A success answers the health before it and resets all but itself.
+    let before = store
+        .update_health(&t, &sub.id, HealthChange::Succeeded { at: at(80) })
+        .await
+        .unwrap();
+    assert_eq!(before, Some(failing));
+    let healthy = Health {
+        last_success_at: Some(at(80)),
+        ..Health::default()
+    };
+    assert_eq!(health(store.clone()).await, healthy);
+    store.update_health(&t, &sub.id, fail(90)).await.unwrap();
+    store
+        .update_health(&t, &sub.id, HealthChange::Reset)
+        .await
+        .unwrap();
+    assert_eq!(health(store.clone()).await, healthy);
+
+    // Another tenant's subscription, or a deleted one, is not found and not created.
+    assert!(matches!(
+        store
+            .update_health(&TenantId::new(), &sub.id, fail(100))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_subscription(&t, &sub.id).await.unwrap();
+    assert!(matches!(
+        store.update_health(&t, &sub.id, fail(100)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_subscription(&t, &sub.id).await.unwrap(), None);
+}
+
+/// Failures recorded at once by many workers all count.
+pub async fn concurrent_failures_all_count(store: Arc<Backend>) {
+    let t = TenantId::new();
+    let sub = subscription(t, &["*"], true);
+    store.create_subscription(&sub).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .update_health(&t, &sub.id, HealthChange::Failed { at: at(i) })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stored = store.get_subscription(&t, &sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.health.consecutive_failures, 16);
 }

@@ -10,9 +10,11 @@
 
 pub mod delivery;
 pub mod digest;
+pub mod health;
 pub mod ids;
 pub mod input;
 pub mod model;
+pub mod operational;
 pub mod outcome;
 pub mod pattern;
 pub mod ports;
@@ -25,7 +27,7 @@ pub mod target;
 pub use ids::*;
 pub use input::FieldError;
 pub use model::*;
-pub use pattern::{EventPattern, EventType, PatternError, BUILTIN_EVENT_TYPES};
+pub use pattern::{EventPattern, EventType, Operational, PatternError, BUILTIN_EVENT_TYPES};
 pub use subscription::{NewSubscription, SubscriptionPatch, TrelloCredential};
 pub use target::{AddressPolicy, TargetUrl, TargetUrlError};
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::health::Health;
 use crate::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::pattern::{EventPattern, EventType};
 use crate::signing::SigningSecret;
@@ -130,6 +131,9 @@ pub struct Subscription {
     pub enabled: bool,
     /// Why Herald disabled it (410 Gone, too many failures), if it did.
     pub disabled_reason: Option<String>,
+    /// When it was disabled (by Herald or by its owner), while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<Timestamp>,
     /// Current secret first; older ones until they expire.
     pub secrets: Vec<SecretEntry>,
     pub headers: BTreeMap<String, String>,
@@ -137,6 +141,10 @@ pub struct Subscription {
     pub rate_limit_per_sec: Option<u32>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Its delivery health, as stored beside it (never in its document: stores keep it apart so
+    /// that an owner's update cannot overwrite what workers recorded, see `update_health`).
+    #[serde(skip)]
+    pub health: Health,
 }
 
 impl Subscription {

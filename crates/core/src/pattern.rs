@@ -44,6 +44,17 @@ impl EventType {
         &self.0
     }
 
+    /// Whether it is one of Herald's own operational events (`herald.…`): only Herald emits them,
+    /// and `*` does not match them (a subscription names `herald.*` or one of them).
+    pub fn is_operational(&self) -> bool {
+        self.0.starts_with(OPERATIONAL_PREFIX)
+    }
+
+    /// One of [`OPERATIONAL_EVENT_TYPES`].
+    pub fn operational(kind: Operational) -> Self {
+        Self(kind.as_str().to_owned())
+    }
+
     /// `webhook.test`, the type of "save and test" events.
     pub fn webhook_test() -> Self {
         Self("webhook.test".to_owned())
@@ -95,7 +106,7 @@ impl EventPattern {
 
     pub fn matches(&self, event_type: &EventType) -> bool {
         match self {
-            Self::All => true,
+            Self::All => !event_type.is_operational(),
             Self::Exact(t) => t == event_type,
             Self::Prefix(p) => event_type
                 .as_str()
@@ -138,6 +149,49 @@ macro_rules! string_serde {
 }
 string_serde!(EventType);
 string_serde!(EventPattern);
+
+/// The namespace of Herald's operational events, reserved: intake refuses it.
+pub const OPERATIONAL_PREFIX: &str = "herald.";
+
+/// Herald's operational events about a tenant's own subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operational {
+    SubscriptionFailing,
+    SubscriptionDisabled,
+    SubscriptionRecovered,
+    DeliveryExhausted,
+    SecretRotated,
+}
+
+impl Operational {
+    pub const ALL: [Self; 5] = [
+        Self::SubscriptionFailing,
+        Self::SubscriptionDisabled,
+        Self::SubscriptionRecovered,
+        Self::DeliveryExhausted,
+        Self::SecretRotated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SubscriptionFailing => "herald.subscription.failing",
+            Self::SubscriptionDisabled => "herald.subscription.disabled",
+            Self::SubscriptionRecovered => "herald.subscription.recovered",
+            Self::DeliveryExhausted => "herald.delivery.exhausted",
+            Self::SecretRotated => "herald.secret.rotated",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::SubscriptionFailing => "A subscription keeps failing: its breaker opened, or half or nine tenths of the span after which Herald disables it passed without a success.",
+            Self::SubscriptionDisabled => "Herald disabled a subscription (410 Gone, or no success for the whole span).",
+            Self::SubscriptionRecovered => "A subscription reported failing delivered successfully again.",
+            Self::DeliveryExhausted => "A delivery used up its retry schedule and failed.",
+            Self::SecretRotated => "A subscription's signing secret was rotated.",
+        }
+    }
+}
 
 /// The built-in catalog of a documentation platform's events (DESIGN.md).
 pub const BUILTIN_EVENT_TYPES: &[(&str, &str)] = &[
@@ -182,10 +236,20 @@ mod tests {
     }
 
     #[test]
-    fn star_matches_everything() {
-        assert!(EventPattern::parse("*")
+    fn star_matches_everything_but_herald_s_own_events() {
+        let star = EventPattern::parse("*").unwrap();
+        assert!(star.matches(&t("member.invited")));
+        assert!(star.matches(&t("heraldry.created")));
+        for kind in Operational::ALL {
+            let op = EventType::operational(kind);
+            assert_eq!(EventType::parse(kind.as_str()).unwrap(), op);
+            assert!(op.is_operational());
+            assert!(!star.matches(&op), "{op}");
+            assert!(EventPattern::parse("herald.*").unwrap().matches(&op));
+        }
+        assert!(EventPattern::parse("herald.subscription.*")
             .unwrap()
-            .matches(&t("member.invited")));
+            .matches(&EventType::operational(Operational::SubscriptionDisabled)));
     }
 
     #[test]

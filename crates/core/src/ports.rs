@@ -9,6 +9,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::health::{Health, HealthChange};
 use crate::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::model::{
     ApiKeyRecord, Attempt, Carried, Delivery, DeliveryMessage, Event, EventMessage,
@@ -138,6 +139,17 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         tenant: &TenantId,
         up_to: usize,
     ) -> Result<usize, StoreError>;
+    /// Applies `change` to the subscription's health in one atomic step if it
+    /// [applies](HealthChange::applies_to) to the stored health; answers the health before the
+    /// change, or `None` when its condition did not hold. `NotFound` if the subscription is gone.
+    /// Health is kept apart from what the owner sets: `create_subscription` stores it as given,
+    /// `update_subscription` never changes it, and every read returns it.
+    async fn update_health(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+        change: HealthChange,
+    ) -> Result<Option<Health>, StoreError>;
 }
 
 /// Events (their idempotency records are written with them, by [`UnitOfWork`]).

@@ -184,7 +184,12 @@ struct Summary {
     title: Option<String>,
     author: Option<String>,
     link: Option<String>,
+    /// What to do, for Herald's operational events (their `data.message`).
+    detail: Option<String>,
 }
+
+/// The longest `detail` shown (Slack's section holds 3,000 characters with the headline).
+const MAX_DETAIL_CHARS: usize = 1500;
 
 const TITLE_PATHS: &[&[&str]] = &[
     &["title"],
@@ -211,6 +216,11 @@ impl Summary {
             title: first_string(data, TITLE_PATHS, |s| clean_text(s, MAX_TITLE_CHARS)),
             author: first_string(data, AUTHOR_PATHS, |s| clean_text(s, MAX_AUTHOR_CHARS)),
             link: first_string(data, LINK_PATHS, clean_link),
+            detail: event
+                .event_type
+                .is_operational()
+                .then(|| first_string(data, &[&["message"]], |s| clean_text(s, MAX_DETAIL_CHARS)))
+                .flatten(),
         }
     }
 
@@ -326,6 +336,10 @@ fn slack_body(s: &Summary) -> Value {
             text.push_str("\nby ");
             text.push_str(&slack_escape(author));
         }
+        if let Some(detail) = &s.detail {
+            text.push('\n');
+            text.push_str(&slack_escape(detail));
+        }
         text
     };
     let mut section = headline(s.link.as_deref());
@@ -399,6 +413,10 @@ fn mattermost_text(s: &Summary) -> String {
         line.push_str(" by ");
         line.push_str(&markdown_escape(author));
     }
+    if let Some(detail) = &s.detail {
+        line.push('\n');
+        line.push_str(&markdown_escape(detail));
+    }
     format!("{line}\nEvent `{}` · {}", s.id, s.time)
 }
 
@@ -414,14 +432,18 @@ fn teams_body(s: &Summary) -> Value {
     }
     facts.push(json!({"title": "Time", "value": s.time}));
     facts.push(json!({"title": "Event id", "value": s.id}));
+    let mut body = vec![
+        json!({"type": "TextBlock", "text": title, "size": "Medium", "weight": "Bolder", "wrap": true}),
+    ];
+    if let Some(detail) = &s.detail {
+        body.push(json!({"type": "TextBlock", "text": detail, "wrap": true}));
+    }
+    body.push(json!({"type": "FactSet", "facts": facts}));
     let mut card = json!({
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": "1.4",
-        "body": [
-            {"type": "TextBlock", "text": title, "size": "Medium", "weight": "Bolder", "wrap": true},
-            {"type": "FactSet", "facts": facts},
-        ],
+        "body": body,
     });
     if let (Some(link), Some(card)) = (&s.link, card.as_object_mut()) {
         card.insert(
@@ -466,6 +488,9 @@ fn trello_desc(s: &Summary) -> String {
     }
     if let Some(link) = &s.link {
         lines.push(format!("- **Link:** {link}"));
+    }
+    if let Some(detail) = &s.detail {
+        lines.push(format!("- **What to do:** {detail}"));
     }
     lines.push(format!("- **Event id:** {}", s.id));
     lines.push(format!("- **Time:** {}", s.time));
@@ -527,6 +552,8 @@ mod tests {
             events: vec![EventPattern::parse("*").unwrap()],
             enabled: true,
             disabled_reason: None,
+            disabled_at: None,
+            health: Default::default(),
             secrets: vec![SecretEntry {
                 secret: SigningSecret::generate(),
                 expires_at: None,
@@ -592,6 +619,41 @@ mod tests {
         assert_eq!(r.url, "https://hooks.example.com/in/abc");
         assert_eq!(r.body, envelope(&e));
         assert!(r.headers.is_empty());
+    }
+
+    #[test]
+    fn operational_events_say_what_to_do_on_every_chat_platform() {
+        let mut e = event(json!({
+            "title": "Webhook “Docs” is failing",
+            "message": "No delivery has succeeded since 10:00. Check <the endpoint> & @channel.",
+        }));
+        e.event_type = EventType::parse("herald.subscription.failing").unwrap();
+        let slack = body_json(&render(&sub(PlatformConfig::Slack), &e).unwrap());
+        let section = slack["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert_eq!(
+            section,
+            "*Webhook “Docs” is failing*\nNo delivery has succeeded since 10:00. Check &lt;the endpoint&gt; &amp; @channel."
+        );
+        let mattermost = PlatformConfig::Mattermost {
+            username: None,
+            icon_url: None,
+        };
+        let text = body_json(&render(&sub(mattermost), &e).unwrap())["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(text.contains("\nNo delivery has succeeded since 10:00. Check \\<the endpoint\\> & @\u{200B}channel."), "{text}");
+        let teams = body_json(&render(&sub(PlatformConfig::Teams), &e).unwrap());
+        let card = &teams["attachments"][0]["content"]["body"];
+        assert_eq!(card[0]["text"], "Webhook “Docs” is failing");
+        assert!(card[1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("No delivery has succeeded"));
+        // An ordinary event's `message` is data like any other, not shown.
+        e.event_type = EventType::parse("document.created").unwrap();
+        let plain = body_json(&render(&sub(PlatformConfig::Slack), &e).unwrap());
+        assert!(!plain.to_string().contains("No delivery"));
     }
 
     #[test]

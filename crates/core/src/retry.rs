@@ -88,7 +88,8 @@ impl RetryPolicy {
     }
 }
 
-fn parse_duration(text: &str) -> Option<Duration> {
+/// A duration like `250ms`, `5s`, `30m`, `2h` or `5d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits.parse().ok()?;
@@ -97,6 +98,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "s" => 1000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return None,
     };
     Some(Duration::from_millis(n.checked_mul(unit_ms)?))

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use herald_core::health::{Health, HealthChange};
 use herald_core::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
     ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
@@ -21,7 +22,7 @@ use herald_core::ports::{
 use jiff::Timestamp;
 use redb::ReadOnlyTable;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tables::{
     api_keys_prefix, attempt_key, key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl,
@@ -288,19 +289,6 @@ impl EmbeddedStore {
             })
             .await
     }
-
-    /// Replaces the value under `key` if the key is present, else `NotFound`.
-    async fn replace(&self, t: Tbl, key: String, value: Vec<u8>) -> Result<(), StoreError> {
-        self.inner
-            .writer
-            .write(move |ctx| {
-                if !ctx.contains(t, &key)? {
-                    return Err(StoreError::NotFound);
-                }
-                ctx.put(t, &key, &value)
-            })
-            .await
-    }
 }
 
 #[async_trait]
@@ -439,11 +427,67 @@ impl TenantStore for EmbeddedStore {
     }
 }
 
+/// A subscription as stored: its document with its health beside it (a record written before
+/// health existed reads as healthy).
+#[derive(Serialize, Deserialize)]
+struct SubscriptionRecord {
+    #[serde(flatten)]
+    sub: Subscription,
+    #[serde(default)]
+    health: Health,
+}
+
+fn encode_subscription(sub: &Subscription, health: &Health) -> Result<Vec<u8>, StoreError> {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        #[serde(flatten)]
+        sub: &'a Subscription,
+        health: &'a Health,
+    }
+    encode(&Out { sub, health })
+}
+
+fn decode_subscription(bytes: &[u8]) -> Result<Subscription, StoreError> {
+    let SubscriptionRecord { mut sub, health } = decode(bytes)?;
+    sub.health = health;
+    Ok(sub)
+}
+
 #[async_trait]
 impl SubscriptionStore for EmbeddedStore {
     async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
         let key = key2(sub.tenant_id, sub.id);
-        self.create(Tbl::Subscriptions, key, encode(sub)?).await
+        let value = encode_subscription(sub, &sub.health)?;
+        self.create(Tbl::Subscriptions, key, value).await
+    }
+
+    async fn update_health(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+        change: HealthChange,
+    ) -> Result<Option<Health>, StoreError> {
+        let key = key2(tenant, id);
+        self.inner
+            .writer
+            .write(move |ctx| {
+                let bytes = ctx
+                    .get(Tbl::Subscriptions, &key)?
+                    .ok_or(StoreError::NotFound)?;
+                let sub = decode_subscription(&bytes)?;
+                if !change.applies_to(&sub.health) {
+                    return Ok(None);
+                }
+                let mut health = sub.health.clone();
+                health.apply(change);
+                ctx.put(
+                    Tbl::Subscriptions,
+                    &key,
+                    &encode_subscription(&sub, &health)?,
+                )?;
+                Ok(Some(sub.health))
+            })
+            .await
     }
 
     async fn get_subscription(
@@ -457,14 +501,35 @@ impl SubscriptionStore for EmbeddedStore {
             return Ok(found);
         }
         let seen = cache.generation();
-        let found: Option<Subscription> = self.inner.get_record(Tbl::Subscriptions, &key)?;
+        let found = self
+            .inner
+            .read_table(Tbl::Subscriptions)?
+            .get(key.as_str())
+            .map_err(StoreError::backend)?
+            .map(|v| decode_subscription(v.value()))
+            .transpose()?;
         cache.put_subscription(seen, key, found.clone());
         Ok(found)
     }
 
     async fn update_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
         let key = key2(sub.tenant_id, sub.id);
-        self.replace(Tbl::Subscriptions, key, encode(sub)?).await
+        let sub = sub.clone();
+        self.inner
+            .writer
+            .write(move |ctx| {
+                let bytes = ctx
+                    .get(Tbl::Subscriptions, &key)?
+                    .ok_or(StoreError::NotFound)?;
+                // The stored health stays: workers write it, never the owner.
+                let stored = decode_subscription(&bytes)?;
+                ctx.put(
+                    Tbl::Subscriptions,
+                    &key,
+                    &encode_subscription(&sub, &stored.health)?,
+                )
+            })
+            .await
     }
 
     async fn delete_subscription(
@@ -505,7 +570,7 @@ impl SubscriptionStore for EmbeddedStore {
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Subscriptions)?;
             page_newest_first(&table, &prefix1(tenant), before, limit, |_, bytes| {
-                let sub: Subscription = decode(bytes)?;
+                let sub = decode_subscription(bytes)?;
                 let keep = filter.enabled.is_none_or(|e| sub.enabled == e)
                     && filter.event.as_ref().is_none_or(|t| sub.matches(t));
                 Ok(keep.then(|| (sub.id.to_string(), sub)))
@@ -527,7 +592,7 @@ impl SubscriptionStore for EmbeddedStore {
             .scan(move |inner| {
                 let table = inner.read_table(Tbl::Subscriptions)?;
                 scan_prefix(&table, &prefix1(tenant), |_, bytes| {
-                    let sub: Subscription = decode(bytes)?;
+                    let sub = decode_subscription(bytes)?;
                     Ok(sub.enabled.then_some(sub))
                 })
             })

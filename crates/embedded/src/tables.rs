@@ -29,7 +29,7 @@ pub(crate) enum Tbl {
     Tenants,
     /// key hash → ApiKeyRecord (the hash is globally unique; lookups come before the tenant is known)
     ApiKeys,
-    /// `ten_…/sub_…` → Subscription
+    /// `ten_…/sub_…` → Subscription, with its health beside it (`health`)
     Subscriptions,
     /// `ten_…/evt_…` → Event
     Events,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use herald_core::health::LifecyclePolicy;
 use herald_core::retry::RetryPolicy;
 use herald_core::AddressPolicy;
 
@@ -40,6 +41,10 @@ pub struct AwsConfig {
     /// and subscriptions it read (`herald_app::directory`). A disabled or deleted subscription
     /// stops receiving, and a revoked key stops working, within it.
     pub cache_ttl: Duration,
+    /// `HERALD_DISABLE_AFTER` (default `5d`: a subscription without a success for this long is
+    /// disabled) and `HERALD_BREAKER_THRESHOLD` (default 10 consecutive failures; 0 turns the
+    /// breaker off).
+    pub lifecycle: LifecyclePolicy,
     /// `HERALD_WARM_UP` (default true): call DynamoDB and SQS once during init.
     pub warm_up: bool,
     /// `HERALD_METER_AWS` (default false): count every DynamoDB and SQS call and estimate its
@@ -97,6 +102,22 @@ impl AwsConfig {
             });
         }
         let event_days = number("HERALD_EVENT_RETENTION_DAYS", 0)?;
+        let disable_after = lookup("HERALD_DISABLE_AFTER");
+        let lifecycle =
+            LifecyclePolicy::configure(disable_after.as_deref(), None).map_err(|reason| {
+                ConfigError::Invalid {
+                    name: "HERALD_DISABLE_AFTER",
+                    reason,
+                }
+            })?;
+        let lifecycle = LifecyclePolicy {
+            breaker_threshold: u32::try_from(number(
+                "HERALD_BREAKER_THRESHOLD",
+                u64::from(lifecycle.breaker_threshold),
+            )?)
+            .unwrap_or(u32::MAX),
+            ..lifecycle
+        };
         Ok(Self {
             table: required("HERALD_TABLE")?,
             events_queue_url: required("HERALD_EVENTS_QUEUE_URL")?,
@@ -115,6 +136,7 @@ impl AwsConfig {
                 number("HERALD_IDEMPOTENCY_RETENTION_HOURS", 24)?.max(1) * 3600,
             ),
             cache_ttl: Duration::from_millis(number("HERALD_CACHE_TTL_MS", 5_000)?),
+            lifecycle,
             warm_up: flag("HERALD_WARM_UP", true)?,
             meter_aws: flag("HERALD_METER_AWS", false)?,
         })

@@ -83,6 +83,7 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         retry: config.retry.clone(),
         idempotency_window: config.idempotency_retention,
         cache_ttl: config.cache_ttl,
+        lifecycle: config.lifecycle,
         ..Settings::default()
     };
     let writes = AwsUnitOfWork::new(store.clone(), queue.clone());

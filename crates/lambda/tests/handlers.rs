@@ -203,6 +203,8 @@ async fn subscribe(app: &App) -> Subscription {
         events: vec![EventPattern::parse("document.*").unwrap()],
         enabled: true,
         disabled_reason: None,
+        disabled_at: None,
+        health: Default::default(),
         secrets: vec![SecretEntry {
             secret: herald_core::signing::SigningSecret::generate(),
             expires_at: None,

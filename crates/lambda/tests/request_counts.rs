@@ -259,6 +259,7 @@ fn expected(rows: &[(&str, u64)]) -> BTreeMap<String, u64> {
 /// | DynamoDB.PutItem | 1: the event, with its plan (no key: no idempotency record) | | 1: the delivery with its first attempt inside | |
 /// | DynamoDB.Query | | | | 1: the tenant's enabled subscriptions (intake's plan) |
 /// | SQS.SendMessageBatch | 1: its first attempts (F ≤ 10) or its fan-out message (F > 10) | ceil(E × F / 10): the first attempts of all its events, 10 a request | | |
+/// | DynamoDB.UpdateItem | | | | F: each subscription's last success (its health), written at most once an hour |
 ///
 /// The API key costs nothing here: the subscription requests before the measured stretch read it
 /// (once) into the directory. The enabled list is read once though it was never read before:
@@ -275,6 +276,7 @@ fn todays_calls(events: u64, fanout: u64) -> BTreeMap<String, u64> {
         ("DynamoDB.GetItem", fanout),
         ("DynamoDB.PutItem", events + deliveries),
         ("DynamoDB.Query", 1),
+        ("DynamoDB.UpdateItem", fanout),
         (
             "SQS.SendMessageBatch",
             if fanout <= 10 {
@@ -293,8 +295,9 @@ async fn the_calls_per_event_and_per_delivery_are_pinned() {
     // fills more than one.
     // Write units: one per delivery item (the delivery with its first attempt, under 1 KB), and
     // one per event item of ~900 B of random words plus its plan: with twelve subscriptions
-    // planned (twelve ids) the event item passes 1 KB and bills two.
-    for (events, fanout, write_units) in [(4u64, 1u64, 4 + 4), (2, 12, 2 * 2 + 24)] {
+    // planned (twelve ids) the event item passes 1 KB and bills two. Plus one per subscription:
+    // its first success of the hour, on its own item (under 1 KB).
+    for (events, fanout, write_units) in [(4u64, 1u64, 4 + 4 + 1), (2, 12, 2 * 2 + 24 + 12)] {
         let measured = measure(events as usize, fanout as usize).await;
         eprintln!(
             "{events} events x {fanout} subscriptions: {:?}; write units {}, read units {}, SQS requests {}",

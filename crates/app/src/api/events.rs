@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use herald_core::{Delivery, DeliveryId, EventId, BUILTIN_EVENT_TYPES};
+use herald_core::{Delivery, DeliveryId, EventId, Operational, BUILTIN_EVENT_TYPES};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -232,6 +232,10 @@ async fn event_types(_caller: Caller) -> Json<Value> {
     let data: Vec<Value> = BUILTIN_EVENT_TYPES
         .iter()
         .map(|(name, description)| json!({ "name": name, "description": description, "builtin": true }))
+        // Herald's own events: a subscription names `herald.*` (or one of them) to receive them.
+        .chain(Operational::ALL.iter().map(|kind| {
+            json!({ "name": kind.as_str(), "description": kind.description(), "builtin": true, "operational": true })
+        }))
         .collect();
     Json(json!({ "data": data, "next_cursor": null }))
 }

@@ -45,6 +45,32 @@ pub async fn read_json(req: Request, limit: usize) -> Result<(Value, Bytes), Api
     Ok((value, bytes))
 }
 
+/// An optional JSON object body: `None` when the body is empty (whatever its content type).
+#[derive(Debug, Clone)]
+pub struct OptionalJsonObject(pub Option<Map<String, Value>>);
+
+impl FromRequest<AppState> for OptionalJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let limit = state.settings.max_api_body_bytes;
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {} KiB", limit / 1024),
+            )
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        let JsonObject(map) = JsonObject::from_request(req, state).await?;
+        Ok(Self(Some(map)))
+    }
+}
+
 impl FromRequest<AppState> for JsonObject {
     type Rejection = ApiError;
 

@@ -1,10 +1,13 @@
 //! How records are shown in API answers. Secrets, bearer tokens and Trello credentials are never
 //! part of a view; the secret has its own endpoint.
 
+use herald_core::health::LifecyclePolicy;
 use herald_core::{Attempt, Delivery, Event, PlatformConfig, Subscription};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
-pub fn subscription_view(sub: &Subscription) -> Value {
+/// A subscription with its health as of `now` under `lifecycle`.
+pub fn subscription_view(sub: &Subscription, lifecycle: &LifecyclePolicy, now: Timestamp) -> Value {
     let platform_options = match &sub.platform {
         PlatformConfig::Mattermost { username, icon_url } => {
             json!({ "username": username, "icon_url": icon_url })
@@ -23,9 +26,11 @@ pub fn subscription_view(sub: &Subscription) -> Value {
         "events": sub.events,
         "enabled": sub.enabled,
         "disabled_reason": sub.disabled_reason,
+        "disabled_at": sub.disabled_at,
         "headers": sub.headers,
         "auth_token_set": sub.auth_token.is_some(),
         "rate_limit_per_sec": sub.rate_limit_per_sec,
+        "health": lifecycle.view(&sub.health, now),
         "platform_options": platform_options,
         "created_at": sub.created_at,
         "updated_at": sub.updated_at,

@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use herald_core::delivery::{Step, Transition};
+use herald_core::health::HealthChange;
+use herald_core::operational::{self, DisableReason};
 use herald_core::outcome::{classify_error, classify_status, AttemptOutcome};
 use herald_core::ports::{OutboundRequest, Recorded, StoreError};
 use herald_core::render::render;
@@ -27,6 +29,7 @@ use jiff::Timestamp;
 use rand::thread_rng;
 use serde_json::json;
 
+use super::lifecycle::{self, Admission};
 use super::WorkerError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -75,7 +78,7 @@ pub async fn handle(
         }
     }
 
-    let Some(mut sub) = state
+    let Some(sub) = state
         .directory
         .get_subscription(&delivery.tenant_id, &delivery.subscription_id)
         .await?
@@ -84,6 +87,12 @@ pub async fn handle(
     };
     if !sub.enabled {
         return give_up(state, &mut delivery, "the subscription is disabled", now).await;
+    }
+    if let Admission::Wait(wait) = lifecycle::admit(state, &sub, now).await? {
+        // The breaker is open: the delivery waits, its schedule untouched.
+        let again = msg.clone().delayed(wait, max_delay, now);
+        state.queue.send(vec![again]).await?;
+        return Ok(());
     }
     if let Some(rate) = sub.rate_limit_per_sec {
         if let Err(wait) = state.rate_limiter.try_acquire(sub.id, rate) {
@@ -114,6 +123,13 @@ pub async fn handle(
         finished_at,
         &mut thread_rng(),
     );
+    if transition == (Transition::Failed { exhausted: true }) {
+        // Emitted before the record: a crash between the two repeats the attempt, and the
+        // notice, keyed by the delivery, is stored once.
+        if let Some(notice) = operational::exhausted(&sub, &delivery, &event.event_type) {
+            lifecycle::emit(state, &sub, notice).await?;
+        }
+    }
     let messages = match &transition {
         // The retry carries the event as this message did.
         Transition::Retry { message, delay } => vec![DeliveryMessage {
@@ -142,12 +158,11 @@ pub async fn handle(
                 tracing::warn!(target: "herald::operator", tenant = %delivery.tenant_id, subscription = %delivery.subscription_id, delivery = %delivery.id, attempts = delivery.attempts, "delivery exhausted its retry schedule");
             }
         }
-        Transition::Gone => {
-            Metrics::add(&state.metrics.deliveries_failed, 1);
-            disable(state, &mut sub, "the endpoint answered 410 Gone").await?;
-        }
+        Transition::Gone => Metrics::add(&state.metrics.deliveries_failed, 1),
     }
-    Ok(())
+    // The subscription's health: after the record, so a crash between the two loses at most
+    // this one outcome from the count, never an attempt.
+    lifecycle::after_request(state, &sub, &outcome, attempt.error.as_deref(), finished_at).await
 }
 
 /// Fails a delivery without an attempt.
@@ -168,38 +183,6 @@ async fn give_up(
         Ok(()) | Err(StoreError::NotFound) => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Disables a subscription and emits the operator event.
-async fn disable(
-    state: &AppState,
-    sub: &mut Subscription,
-    reason: &str,
-) -> Result<(), WorkerError> {
-    if !sub.enabled {
-        return Ok(());
-    }
-    // The stored copy, not the directory's (up to its TTL old): a change made meanwhile through
-    // another process's API is kept.
-    match state
-        .store
-        .get_subscription(&sub.tenant_id, &sub.id)
-        .await?
-    {
-        Some(fresh) if fresh.enabled => *sub = fresh,
-        _ => return Ok(()),
-    }
-    sub.enabled = false;
-    sub.disabled_reason = Some(reason.to_owned());
-    sub.updated_at = state.clock.now();
-    match state.store.update_subscription(sub).await {
-        Ok(()) | Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e.into()),
-    }
-    state.directory.forget_subscription(&sub.tenant_id, &sub.id);
-    Metrics::add(&state.metrics.subscriptions_disabled, 1);
-    tracing::warn!(target: "herald::operator", tenant = %sub.tenant_id, subscription = %sub.id, reason, "subscription disabled");
-    Ok(())
 }
 
 /// Renders, signs and sends one attempt. Transport failures are outcomes, not errors.
@@ -378,8 +361,11 @@ pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestRepor
         .record_attempt_and_send(&attempt, &delivery, Vec::new())
         .await?;
     if transition == Transition::Gone {
-        let mut sub = sub.clone();
-        disable(state, &mut sub, "the endpoint answered 410 Gone").await?;
+        let mut health = sub.health.clone();
+        health.apply(HealthChange::Failed {
+            at: state.clock.now(),
+        });
+        lifecycle::disable(state, sub, &health, DisableReason::Gone, state.clock.now()).await?;
     }
     Ok(TestReport {
         delivered: attempt.succeeded,

@@ -14,12 +14,15 @@
 use std::time::Duration;
 
 use herald_core::delivery::plan;
+use herald_core::operational::Notice;
 use herald_core::ports::{
     InsertEventOutcome, NewEvent, OutgoingMessage, QueueError, QueueMessage, StoreError,
 };
-use herald_core::{Event, EventId, EventMessage, EventType, IdempotencyRecord, TenantId};
+use herald_core::{
+    Event, EventId, EventMessage, EventType, IdempotencyRecord, SubscriptionId, TenantId,
+};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::fanout::{first_attempts, SEND_BATCH};
 use crate::metrics::Metrics;
@@ -61,10 +64,21 @@ pub fn parse_event_input(body: Value) -> Result<EventInput, InputError> {
     // serde_json's map is ordered by key, so this serialisation is canonical.
     let body_sha256 = sha256_hex(serde_json::to_vec(&map).unwrap_or_default());
     let event_type = match map.remove("type") {
-        Some(Value::String(s)) => EventType::parse(&s).map_err(|e| InputError {
-            field: "type",
-            message: e.to_string(),
-        })?,
+        Some(Value::String(s)) => EventType::parse(&s)
+            .map_err(|e| InputError {
+                field: "type",
+                message: e.to_string(),
+            })
+            .and_then(|t| {
+                if t.is_operational() {
+                    Err(err(
+                        "type",
+                        "the `herald.` namespace is reserved for Herald's own operational events",
+                    ))
+                } else {
+                    Ok(t)
+                }
+            })?,
         Some(_) => {
             return Err(err(
                 "type",
@@ -165,6 +179,40 @@ pub async fn accept_all(
     tenant: TenantId,
     items: Vec<IntakeItem>,
 ) -> Result<Vec<ItemOutcome>, IntakeError> {
+    accept_planned(state, tenant, items, None).await
+}
+
+/// Emits one of Herald's operational events into `tenant`'s stream, keyed by the notice's key
+/// (the same change, seen twice, is stored once), planned for every enabled subscription that
+/// names it except its subject.
+pub async fn emit(state: &AppState, tenant: TenantId, notice: Notice) -> Result<(), IntakeError> {
+    let event_type = EventType::operational(notice.kind);
+    let body = json!({"type": event_type, "data": notice.data});
+    let input = EventInput {
+        body_sha256: sha256_hex(serde_json::to_vec(&body).unwrap_or_default()),
+        event_type,
+        data: notice.data,
+        client_id: None,
+    };
+    let item = IntakeItem {
+        input,
+        idempotency_key: Some(notice.key),
+    };
+    let outcome = accept_planned(state, tenant, vec![item], Some(notice.subject)).await?;
+    if let Some(ItemOutcome::Accepted(a)) = outcome.first() {
+        tracing::info!(target: "herald::operator", tenant = %tenant, subscription = %notice.subject, event = %a.id, event_type = %a.event_type, "operational event");
+    }
+    // A duplicate (or the same key with other figures) was emitted already.
+    Ok(())
+}
+
+/// Intake's one path: `exclude` is left out of every plan (an operational event's subject).
+async fn accept_planned(
+    state: &AppState,
+    tenant: TenantId,
+    items: Vec<IntakeItem>,
+    exclude: Option<SubscriptionId>,
+) -> Result<Vec<ItemOutcome>, IntakeError> {
     // Whole seconds: the envelope's `timestamp` has that precision, and the intake answer must match.
     let exact = state.clock.now();
     let now = Timestamp::from_second(exact.as_second()).unwrap_or(exact);
@@ -196,7 +244,10 @@ pub async fn accept_all(
             let event = Event {
                 id,
                 tenant_id: tenant,
-                subscriptions: plan(&item.input.event_type, &subscriptions),
+                subscriptions: plan(&item.input.event_type, &subscriptions)
+                    .into_iter()
+                    .filter(|s| Some(*s) != exclude)
+                    .collect(),
                 event_type: item.input.event_type,
                 timestamp: now,
                 data: item.input.data,
@@ -307,6 +358,16 @@ mod tests {
 
     fn input(n: u32) -> EventInput {
         parse_event_input(json!({"type": "document.created", "data": {"n": n}})).unwrap()
+    }
+
+    #[test]
+    fn herald_s_own_namespace_is_refused() {
+        let refused =
+            parse_event_input(json!({"type": "herald.subscription.disabled", "data": {}}))
+                .unwrap_err();
+        assert_eq!(refused.field, "type");
+        assert!(refused.message.contains("reserved"));
+        assert!(parse_event_input(json!({"type": "heraldry.created", "data": {}})).is_ok());
     }
 
     #[tokio::test]

@@ -63,12 +63,15 @@ impl Harness {
     }
 
     /// The same state, with the directory keeping answers for `ttl` (on the manual clock).
-    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+    pub fn with_cache_ttl(self, ttl: Duration) -> Self {
+        self.with_settings(|s| s.cache_ttl = ttl)
+    }
+
+    /// The same state, with `change` made to its settings.
+    pub fn with_settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
         let s = &self.state;
-        let settings = Settings {
-            cache_ttl: ttl,
-            ..(*s.settings).clone()
-        };
+        let mut settings = (*s.settings).clone();
+        change(&mut settings);
         self.state = AppState::new(
             s.store.clone(),
             s.writes.clone(),

@@ -2,6 +2,7 @@
 //! read often; the services read the hot ones through a short-lived cache).
 
 use async_trait::async_trait;
+use herald_core::health::{Health, HealthChange};
 use herald_core::ids::{ApiKeyId, SubscriptionId, TenantId};
 use herald_core::model::{ApiKeyRecord, Subscription, Tenant};
 use herald_core::ports::{
@@ -10,9 +11,10 @@ use herald_core::ports::{
 use jiff::Timestamp;
 
 use super::codec::{
-    api_key_pk, item, subscriptions_pk, tenant_keys_pk, tenant_pk, PK_TENANTS, SK_API_KEY,
+    api_key_pk, encode, item, subscriptions_pk, tenant_keys_pk, tenant_pk, PK_TENANTS, SK_API_KEY,
     SK_TENANT,
 };
+use super::health::health_attributes;
 use super::read::KeyQuery;
 use super::write::Condition;
 use super::DynamoStore;
@@ -105,13 +107,23 @@ impl TenantStore for DynamoStore {
 #[async_trait]
 impl SubscriptionStore for DynamoStore {
     async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
-        let item = item(
+        let mut item = item(
             subscriptions_pk(&sub.tenant_id),
             sub.id.to_string(),
             sub,
             None,
         )?;
+        health_attributes(&sub.health, &mut item);
         self.put(item, Condition::Absent).await
+    }
+
+    async fn update_health(
+        &self,
+        tenant: &TenantId,
+        id: &SubscriptionId,
+        change: HealthChange,
+    ) -> Result<Option<Health>, StoreError> {
+        self.update_health_item(tenant, id, change).await
     }
 
     async fn get_subscription(
@@ -124,13 +136,13 @@ impl SubscriptionStore for DynamoStore {
     }
 
     async fn update_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
-        let item = item(
+        // `SET doc` only: the health attributes beside it are the workers'.
+        self.set_doc(
             subscriptions_pk(&sub.tenant_id),
             sub.id.to_string(),
-            sub,
-            None,
-        )?;
-        self.put(item, Condition::Present).await
+            encode(sub)?,
+        )
+        .await
     }
 
     async fn delete_subscription(

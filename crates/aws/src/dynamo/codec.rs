@@ -153,6 +153,30 @@ pub(super) fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> 
     decode_value(doc)
 }
 
+/// A record read back from its item: by default its `doc`; a subscription adds the health kept
+/// beside it (`super::health`).
+pub(super) trait Stored: Sized {
+    fn from_item(item: &Item) -> Result<Self, StoreError>;
+}
+
+macro_rules! stored_as_doc {
+    ($($ty:ty),*) => {
+        $(impl Stored for $ty {
+            fn from_item(item: &Item) -> Result<Self, StoreError> {
+                decode(item)
+            }
+        })*
+    };
+}
+stored_as_doc!(
+    herald_core::model::Tenant,
+    herald_core::model::ApiKeyRecord,
+    herald_core::model::Event,
+    herald_core::model::Delivery,
+    herald_core::model::Attempt,
+    KeyedEvent
+);
+
 /// An item: its keys, the record, and its expiry if it has one.
 pub(super) fn item<T: Serialize>(
     pk: String,

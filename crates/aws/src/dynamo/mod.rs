@@ -17,7 +17,7 @@
 //! | tenant list entry | `TENANTS` | `ten_…` | |
 //! | API key, by hash | `APIKEY#<sha256 hex>` | `APIKEY` | |
 //! | API key, by tenant | `ten_…#KEY` | `key_…` | |
-//! | subscription | `ten_…#SUB` | `sub_…` | |
+//! | subscription | `ten_…#SUB` | `sub_…` | its health: `h_fail`, `h_since`, … (`health`) |
 //! | event (with its plan: the subscriptions it goes to) | `ten_…#evt_…` | `EVENT` | `expires_at` if events expire |
 //! | event accepted under an idempotency key, with its record (one document) | `ten_…#KEYED#<the id's 80 random bits, hex>` | `EVENT` | `window_ends` (epoch seconds), `expires_at` if events expire |
 //! | delivery, with its first attempt | `ten_…#LOG#<tag>#<shard>` | `del_…` | `attempts` (a number), `first` (the attempt), `expires_at` if deliveries expire |
@@ -31,6 +31,9 @@
 //! Access patterns (no Scan, no index):
 //!
 //! - tenant, API key, subscription, event, delivery by id: GetItem (strongly consistent).
+//! - a subscription's owner changes it with an UpdateItem of `doc` alone; workers change its
+//!   health with an UpdateItem of the health attributes alone, conditional where a warning or a
+//!   probe must be given once (see `health`).
 //! - tenants and API keys: `put_tenant` and `put_api_key`/`revoke_api_key` write both copies of
 //!   the record in one TransactWriteItems (operator actions, rare). Authentication reads the hash
 //!   item. A tenant's keys, the operators' list of tenants and a tenant's subscriptions are Queries
@@ -78,6 +81,7 @@ use aws_sdk_dynamodb::Client;
 
 mod catalog;
 mod codec;
+mod health;
 mod log;
 mod read;
 mod table;

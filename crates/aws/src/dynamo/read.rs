@@ -5,9 +5,8 @@ use std::collections::VecDeque;
 
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use herald_core::ports::{Page, StoreError};
-use serde::de::DeserializeOwned;
 
-use super::codec::{decode, s, Item, PK, SK};
+use super::codec::{s, Item, Stored, PK, SK};
 use super::DynamoStore;
 use crate::error::store_backend;
 
@@ -72,14 +71,14 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    pub(super) async fn get_record<T: DeserializeOwned>(
+    pub(super) async fn get_record<T: Stored>(
         &self,
         pk: String,
         sk: &str,
     ) -> Result<Option<T>, StoreError> {
         self.get_item(pk, sk)
             .await?
-            .map(|item| decode(&item))
+            .map(|item| T::from_item(&item))
             .transpose()
     }
 
@@ -197,14 +196,14 @@ impl DynamoStore {
     }
 
     /// Every record the query matches, in its order, that `keep` keeps.
-    pub(super) async fn query_all<T: DeserializeOwned>(
+    pub(super) async fn query_all<T: Stored>(
         &self,
         q: &KeyQuery,
         keep: impl Fn(&T) -> bool,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         for item in self.query_items(q).await? {
-            let record: T = decode(&item)?;
+            let record = T::from_item(&item)?;
             if keep(&record) {
                 out.push(record);
             }
@@ -214,7 +213,7 @@ impl DynamoStore {
 
     /// One page of a descending query: up to `limit` kept records, looking one ahead to know
     /// whether there is a next page; its cursor is `cursor_of` the last record returned.
-    pub(super) async fn page<T: DeserializeOwned>(
+    pub(super) async fn page<T: Stored>(
         &self,
         q: &KeyQuery,
         limit: usize,
@@ -239,7 +238,7 @@ impl DynamoStore {
 
     /// One page, newest first by sort key, of the records of several partitions (a delivery log's
     /// shards), merged: each shard is read in small chunks, only as far as the merge needs.
-    pub(super) async fn merged_page<T: DeserializeOwned>(
+    pub(super) async fn merged_page<T: Stored>(
         &self,
         queries: &[KeyQuery],
         limit: usize,
@@ -291,7 +290,7 @@ struct Shard<'q, T> {
     done: bool,
 }
 
-impl<'q, T: DeserializeOwned> Shard<'q, T> {
+impl<'q, T: Stored> Shard<'q, T> {
     fn new(query: &'q KeyQuery) -> Self {
         Self {
             query,
@@ -313,7 +312,7 @@ impl<'q, T: DeserializeOwned> Shard<'q, T> {
                 .query_page(self.query, Some(chunk), self.start.take())
                 .await?;
             for row in &rows {
-                let record: T = decode(row)?;
+                let record = T::from_item(row)?;
                 if keep(&record) {
                     self.buffer.push_back(record);
                 }

@@ -108,6 +108,31 @@ impl DynamoStore {
         }
     }
 
+    /// `SET doc` of an existing item (its other attributes stay); `NotFound` if there is none.
+    pub(super) async fn set_doc(
+        &self,
+        pk: String,
+        sk: String,
+        doc: AttributeValue,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.config.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression("SET #doc = :doc")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#doc", DOC)
+            .expression_attribute_values(":doc", doc);
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::NotFound),
+            Err(e) => Err(store_backend("DynamoDB.UpdateItem", e)),
+        }
+    }
+
     /// Deletes an item; with `must_exist`, a missing one is `NotFound`.
     pub(super) async fn delete(
         &self,

@@ -87,6 +87,8 @@ impl Subscription {
             events: input.events,
             enabled: input.enabled,
             disabled_reason: None,
+            disabled_at: None,
+            health: Default::default(),
             secrets: vec![SecretEntry {
                 secret,
                 expires_at: None,
@@ -127,11 +129,10 @@ impl Subscription {
         if let Some(description) = description {
             self.description = description;
         }
-        if let Some(enabled) = enabled {
-            self.enabled = enabled;
-            if enabled {
-                self.disabled_reason = None;
-            }
+        match enabled {
+            Some(true) => self.enable(now),
+            Some(false) => self.disable(None, now),
+            None => {}
         }
         if let Some(headers) = headers {
             self.headers = headers;
@@ -142,6 +143,26 @@ impl Subscription {
         if let Some(rate) = rate_limit_per_sec {
             self.rate_limit_per_sec = rate;
         }
+        self.updated_at = now;
+    }
+
+    /// Stops deliveries to it as of `now`, with Herald's reason if Herald decided it. Disabling a
+    /// disabled subscription keeps when and why it was first disabled.
+    pub fn disable(&mut self, reason: Option<String>, now: Timestamp) {
+        if !self.enabled {
+            return;
+        }
+        self.enabled = false;
+        self.disabled_reason = reason;
+        self.disabled_at = Some(now);
+        self.updated_at = now;
+    }
+
+    /// Delivers to it again as of `now`, forgetting why and when it was disabled.
+    pub fn enable(&mut self, now: Timestamp) {
+        self.enabled = true;
+        self.disabled_reason = None;
+        self.disabled_at = None;
         self.updated_at = now;
     }
 
@@ -323,17 +344,26 @@ mod tests {
     }
 
     #[test]
-    fn enabling_clears_the_reason_disabling_keeps_it() {
+    fn enabling_clears_the_reason_and_time_disabling_keeps_the_first() {
         let mut sub = custom();
-        sub.enabled = false;
-        sub.disabled_reason = Some("the endpoint answered 410 Gone".into());
+        let gone = at("2026-12-02T07:00:00Z");
+        sub.disable(Some("the endpoint answered 410 Gone".into()), gone);
+        assert!(!sub.enabled);
+        assert_eq!(sub.disabled_at, Some(gone));
         let now = at("2026-12-02T08:00:00Z");
         let mut renamed = sub.clone();
         renamed.apply(patch(&sub, json!({"name": "x"})).unwrap(), now);
         assert!(renamed.disabled_reason.is_some());
+        // Disabled again (by its owner): when and why it first stopped stand.
+        renamed.apply(patch(&sub, json!({"enabled": false})).unwrap(), now);
+        assert_eq!(renamed.disabled_at, Some(gone));
+        assert!(renamed.disabled_reason.is_some());
         sub.apply(patch(&sub, json!({"enabled": true})).unwrap(), now);
         assert!(sub.enabled);
-        assert_eq!(sub.disabled_reason, None);
+        assert_eq!((sub.disabled_reason.clone(), sub.disabled_at), (None, None));
+        // Disabled by its owner: the time, no reason of Herald's.
+        sub.apply(patch(&sub, json!({"enabled": false})).unwrap(), now);
+        assert_eq!((sub.disabled_reason, sub.disabled_at), (None, Some(now)));
     }
 
     #[test]

@@ -9,10 +9,9 @@ use herald_core::signing::SigningSecret;
 use herald_core::{EventType, NewSubscription, Subscription, SubscriptionId, SubscriptionPatch};
 use serde_json::{json, Value};
 
-use super::load;
+use super::{load, reset_health, view};
 use crate::api::error::ApiError;
 use crate::api::extract::{JsonObject, PageQuery};
-use crate::api::views::subscription_view;
 use crate::auth::Caller;
 use crate::state::AppState;
 
@@ -50,7 +49,7 @@ pub(super) async fn create(
     state.directory.forget_subscription(&sub.tenant_id, &sub.id);
     created?;
     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, platform = sub.platform.platform().as_str(), "subscription created");
-    let mut view = subscription_view(&sub);
+    let mut view = view(&state, &sub);
     view["secret"] = json!(secret.expose());
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -86,7 +85,7 @@ pub(super) async fn list(
         )
         .await?;
     Ok(Json(json!({
-        "data": page.items.iter().map(subscription_view).collect::<Vec<_>>(),
+        "data": page.items.iter().map(|s| view(&state, s)).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
     })))
 }
@@ -97,7 +96,7 @@ pub(super) async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let sub = load(&state, &caller, &id).await?;
-    Ok(Json(subscription_view(&sub)))
+    Ok(Json(view(&state, &sub)))
 }
 
 pub(super) async fn update(
@@ -108,11 +107,15 @@ pub(super) async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let mut sub = load(&state, &caller, &id).await?;
     let patch = SubscriptionPatch::parse(body, &sub, state.settings.address_policy)?;
+    let was_enabled = sub.enabled;
     sub.apply(patch, state.clock.now());
     let updated = state.store.update_subscription(&sub).await;
     state.directory.forget_subscription(&sub.tenant_id, &sub.id);
     updated.map_err(not_found_as_subscription)?;
-    Ok(Json(subscription_view(&sub)))
+    if sub.enabled && !was_enabled {
+        sub.health = reset_health(&state, &sub).await?;
+    }
+    Ok(Json(view(&state, &sub)))
 }
 
 pub(super) async fn remove(

@@ -4,7 +4,7 @@
 //! - `secrets`: the signing secret and its rotation;
 //! - `test`: "save and test";
 //! - `deliveries`: the subscription's delivery log;
-//! - `recovery`: re-queueing failed deliveries, a bounded step at a time.
+//! - `recovery`: enabling again, and re-queueing failed deliveries, a bounded step at a time.
 //!
 //! Handlers stay thin: they read input with the core's parsers (`herald_core::subscription`), call
 //! the core's rules or a service, and shape the answer. No subscription rule is decided here.
@@ -21,10 +21,14 @@ mod test;
 
 use axum::routing::{get, post};
 use axum::Router;
+use herald_core::health::{Health, HealthChange};
+use herald_core::ports::StoreError;
 use herald_core::{Subscription, SubscriptionId};
+use serde_json::Value;
 
 use super::error::ApiError;
 use super::extract::parse_path_id;
+use super::views::subscription_view;
 use crate::auth::Caller;
 use crate::state::AppState;
 
@@ -43,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/subscriptions/{id}/test", post(test::send))
         .route("/v1/subscriptions/{id}/deliveries", get(deliveries::list))
         .route("/v1/subscriptions/{id}/recover", post(recovery::recover))
+        .route("/v1/subscriptions/{id}/enable", post(recovery::enable))
 }
 
 /// Loads a subscription of the caller's tenant; any other tenant's id is simply not found.
@@ -53,4 +58,27 @@ async fn load(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Subscri
         .get_subscription(&caller.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("subscription"))
+}
+
+/// `sub` as answered: with its health as of now.
+fn view(state: &AppState, sub: &Subscription) -> Value {
+    subscription_view(sub, &state.settings.lifecycle, state.clock.now())
+}
+
+/// A subscription enabled again starts a new health streak (its last success is kept): what
+/// made it fail before says nothing of the endpoint now. Answers the new health.
+async fn reset_health(state: &AppState, sub: &Subscription) -> Result<Health, ApiError> {
+    match state
+        .store
+        .update_health(&sub.tenant_id, &sub.id, HealthChange::Reset)
+        .await
+    {
+        Ok(before) => {
+            let mut health = before.unwrap_or_else(|| sub.health.clone());
+            health.apply(HealthChange::Reset);
+            Ok(health)
+        }
+        Err(StoreError::NotFound) => Err(ApiError::not_found("subscription")),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,4 +1,5 @@
-//! Recover: queue again the failed deliveries since a time, a bounded step per request.
+//! Recover (queue again the failed deliveries since a time, a bounded step per request) and
+//! enable (deliver to a disabled subscription again, optionally recovering its down time).
 //!
 //! One request examines at most `limit` deliveries (default [`DEFAULT_LIMIT`], at most
 //! [`MAX_LIMIT`]) so that it ends well within API Gateway's 30 s, and answers where to continue:
@@ -10,12 +11,13 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use herald_core::input::{FieldError, Fields};
-use jiff::Timestamp;
+use herald_core::ports::StoreError;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
-use super::load;
+use super::{load, reset_health, view};
 use crate::api::error::ApiError;
-use crate::api::extract::JsonObject;
+use crate::api::extract::{JsonObject, OptionalJsonObject};
 use crate::auth::Caller;
 use crate::service::recover;
 use crate::state::AppState;
@@ -78,11 +80,122 @@ fn parse_limit(value: Option<Value>) -> Result<usize, FieldError> {
     }
 }
 
+/// `POST /v1/subscriptions/{id}/enable`, body empty or `{"recover": true}`: delivers to it again.
+/// With `recover`, the failed deliveries of its down time are queued again too: those created since
+/// it was disabled, less the retry schedule's length (a delivery still retrying when it was
+/// disabled started that long before), one bounded step as `recover` takes; `next_cursor` continues
+/// through `recover` with the same `since`.
+pub(super) async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJsonObject(body): OptionalJsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut sub = load(&state, &caller, &id).await?;
+    let recover_asked = match body {
+        None => false,
+        Some(body) => {
+            let mut fields = Fields::new(body);
+            let recover = fields.take_bool("recover")?.unwrap_or(false);
+            fields.finish()?;
+            recover
+        }
+    };
+    let disabled_at = sub.disabled_at;
+    if !sub.enabled {
+        sub.enable(state.clock.now());
+        let written = state.store.update_subscription(&sub).await;
+        state.directory.forget_subscription(&sub.tenant_id, &sub.id);
+        written.map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("subscription"),
+            other => other.into(),
+        })?;
+        sub.health = reset_health(&state, &sub).await?;
+        tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, "subscription enabled");
+    }
+    let mut answer = json!({ "subscription": view(&state, &sub) });
+    if recover_asked {
+        let down_since = disabled_at.unwrap_or_else(|| state.clock.now());
+        let schedule = state
+            .settings
+            .retry
+            .schedule
+            .iter()
+            .sum::<std::time::Duration>();
+        let since = SignedDuration::try_from(schedule)
+            .ok()
+            .and_then(|span| down_since.checked_sub(span).ok())
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let step = recover::recover_failed(&state, &sub, since, None, DEFAULT_LIMIT).await?;
+        answer["recover"] = json!({
+            "since": since,
+            "recovered": step.recovered,
+            "next_cursor": step.next_cursor,
+        });
+    }
+    Ok(Json(answer))
+}
+
 #[cfg(test)]
 mod tests {
+    use herald_contract::memory::Reply;
     use serde_json::json;
 
     use super::*;
+    use crate::service::delivery;
+    use crate::service::testing::Harness;
+
+    #[tokio::test]
+    async fn enable_delivers_again_and_can_recover_what_failed_while_down() {
+        let h = Harness::new([Reply::Status(410)]);
+        let key = h.api_key().await.key;
+        let (sub, first) = h.one_delivery().await;
+        delivery::handle(&h.state, &first, 1).await.unwrap();
+        let disabled = h.subscription(&sub).await;
+        assert!(!disabled.enabled);
+        assert!(disabled.disabled_at.is_some());
+        // Refused while disabled; recover says how to go on.
+        let recover = format!("/v1/subscriptions/{}/recover", sub.id);
+        let (status, _) = h
+            .call(
+                &key,
+                "POST",
+                &recover,
+                Some(json!({"since": "2020-01-01T00:00:00Z"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+
+        let enable = format!("/v1/subscriptions/{}/enable", sub.id);
+        let (status, bad) = h
+            .call(&key, "POST", &enable, Some(json!({"recover": "yes"})))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert!(
+            !h.subscription(&sub).await.enabled,
+            "bad input changes nothing"
+        );
+
+        let (status, answer) = h
+            .call(&key, "POST", &enable, Some(json!({"recover": true})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["subscription"]["enabled"], true);
+        assert_eq!(answer["subscription"]["disabled_reason"], Value::Null);
+        assert_eq!(answer["recover"]["recovered"], 1);
+        let stored = h.subscription(&sub).await;
+        assert!(stored.enabled && stored.disabled_at.is_none());
+        let queued = h.take_deliveries();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].0.delivery.id, first.delivery.id);
+
+        // Enabling an enabled subscription, without a body, changes nothing and recovers nothing.
+        let (status, again) = h.call(&key, "POST", &enable, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(again["subscription"]["enabled"], true);
+        assert!(again.get("recover").is_none());
+        assert!(h.take_deliveries().is_empty());
+    }
 
     #[test]
     fn the_limit_defaults_and_is_bounded() {
