@@ -56,6 +56,24 @@ function enabledBadge(sub) {
     : h('span', { class: 'badge badge-muted' }, 'Disabled');
 }
 
+/** A subscription's delivery health, in words (see the README's "When an endpoint fails"). */
+function healthFact(sub) {
+  const hl = sub.health ?? {};
+  const lastSuccess = hl.last_success_at ? ['Last success ', timeEl(hl.last_success_at), '.'] : 'No success recorded yet.';
+  if (!sub.enabled) return h('span', null, h('span', { class: 'badge badge-muted' }, 'Not delivering'), ' ', lastSuccess);
+  if (hl.state === 'healthy') return h('span', null, h('span', { class: 'badge badge-ok' }, 'Healthy'), ' ', lastSuccess);
+  const failures = `${hl.consecutive_failures} ${hl.consecutive_failures === 1 ? 'failure' : 'failures'} in a row since `;
+  const paused = hl.state === 'paused';
+  return h('span', null,
+    h('span', { class: paused ? 'badge badge-bad' : 'badge badge-warn' }, paused ? 'Paused' : 'Failing'),
+    ' ', failures, timeEl(hl.failing_since), '. ',
+    paused
+      ? (hl.next_probe_at ? ['Herald holds its deliveries and sends one probe ', timeEl(hl.next_probe_at), '. '] : 'A probe is on its way. ')
+      : '',
+    hl.disables_at ? ['Disabled ', timeEl(hl.disables_at), ' unless a delivery succeeds. '] : '',
+    lastSuccess);
+}
+
 function subName(sub) {
   return sub.name || 'Untitled webhook';
 }
@@ -727,6 +745,7 @@ export async function detailView(ctx, id) {
   function renderSummary() {
     const facts = [
       ['Status', h('span', null, enabledBadge(sub), sub.enabled ? '' : ` ${sub.disabled_reason ? sentence(sub.disabled_reason) : ''}`)],
+      ['Health', healthFact(sub)],
       ['Platform', platformLabel(sub.platform)],
       ['Callback URL', h('span', { class: 'url' }, sub.url)],
       ['Events', eventChips(sub.events)],

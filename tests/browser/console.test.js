@@ -257,6 +257,29 @@ describe('Herald console', () => {
     assert.equal(after.at(-1).status, 200);
   });
 
+  step('a 410 disables the webhook; the page says why, and one button enables it again', async () => {
+    const facts = page.locator('dl.facts');
+    await expectText(facts, /Health\s*Healthy/);
+    receiver.answer(410);
+    await page.getByRole('button', { name: 'Send test event', exact: true }).click();
+    await page.getByText(/HTTP 410/).first().waitFor({ timeout: 30000 });
+    await page.reload();
+    await page.getByText('This webhook is disabled').waitFor();
+    await expectText(page.locator('.alert-warn'), /410 Gone[\s\S]*Disabled/);
+    await expectText(facts, /Health\s*Not delivering/);
+    assert.equal((await call('GET', `/v1/subscriptions/${subId}`)).json.enabled, false);
+
+    receiver.answer(200);
+    await page.getByRole('button', { name: 'Enable and resend what failed', exact: true }).click();
+    await page.getByText(/Webhook enabled: \d+ failed deliver/).waitFor();
+    await eventually(async () => assert.equal(await page.getByText('This webhook is disabled').count(), 0),
+      { what: 'the disabled notice to go' });
+    await expectText(facts, /Health\s*Healthy/);
+    const sub = await call('GET', `/v1/subscriptions/${subId}`);
+    assert.equal(sub.json.enabled, true);
+    assert.equal(sub.json.health.state, 'healthy');
+  });
+
   step('the signing secret can be revealed and rotated', async () => {
     await page.getByRole('button', { name: 'Reveal secret', exact: true }).click();
     const secret = page.getByRole('textbox', { name: 'Signing secret', exact: true });

@@ -12,6 +12,7 @@ mod batch;
 mod crash;
 mod delivery;
 mod idempotency;
+mod lifecycle;
 mod replay;
 mod save_and_test;
 mod subscriptions;

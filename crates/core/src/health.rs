@@ -246,8 +246,12 @@ impl LifecyclePolicy {
         if now < cooled {
             return Gate::Open { until: cooled };
         }
+        // A probe in flight: look again after a cool-down (its outcome is usually in by then),
+        // or when it times out if that is sooner.
         match health.probe_at.map(|p| add(p, PROBE_TIMEOUT)) {
-            Some(until) if now < until => Gate::Open { until },
+            Some(timeout) if now < timeout => Gate::Open {
+                until: timeout.min(add(now, self.breaker_cooldown)),
+            },
             _ => Gate::ProbeDue,
         }
     }
@@ -430,7 +434,8 @@ mod tests {
         h.apply(claim);
         // A second claim of the same streak finds the probe taken; the gate waits for it.
         assert!(!claim.applies_to(&h));
-        assert_eq!(p.gate(&h, t(41)), Gate::Open { until: t(100) });
+        assert_eq!(p.gate(&h, t(41)), Gate::Open { until: t(71) });
+        assert_eq!(p.gate(&h, t(80)), Gate::Open { until: t(100) });
         // A worker that died while probing does not hold the breaker for good.
         assert!(HealthChange::ClaimProbe {
             at: t(100),

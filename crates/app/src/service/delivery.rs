@@ -78,11 +78,19 @@ pub async fn handle(
         }
     }
 
-    let Some(sub) = state
+    let mut sub = state
         .directory
         .get_subscription(&delivery.tenant_id, &delivery.subscription_id)
-        .await?
-    else {
+        .await?;
+    if sub.as_ref().is_none_or(|s| !s.enabled) {
+        // Giving up is final: ask the store, not the directory's copy (up to its TTL old), so a
+        // subscription enabled again a moment ago is delivered to. Paid only on this path.
+        sub = state
+            .store
+            .get_subscription(&delivery.tenant_id, &delivery.subscription_id)
+            .await?;
+    }
+    let Some(sub) = sub else {
         return give_up(state, &mut delivery, "the subscription was deleted", now).await;
     };
     if !sub.enabled {
@@ -553,6 +561,26 @@ mod tests {
         h.clock.advance(Duration::from_secs(2700));
         handle(&h.state, &again, 1).await.unwrap();
         assert_eq!(h.sender.requests().len(), 2);
+        assert_eq!(h.delivery(&first).await.status, DeliveryStatus::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_subscription_enabled_since_the_directory_read_it_is_delivered_to() {
+        let h = Harness::new([]).with_cache_ttl(Duration::from_secs(60));
+        let (sub, first) = h.one_delivery().await;
+        let mut disabled = h.subscription(&sub).await;
+        disabled.disable(None, h.clock.now());
+        h.state.store.update_subscription(&disabled).await.unwrap();
+        // The directory keeps the disabled copy; then the owner enables it elsewhere.
+        h.state
+            .directory
+            .get_subscription(&sub.tenant_id, &sub.id)
+            .await
+            .unwrap();
+        disabled.enable(h.clock.now());
+        h.state.store.update_subscription(&disabled).await.unwrap();
+
+        handle(&h.state, &first, 1).await.unwrap();
         assert_eq!(h.delivery(&first).await.status, DeliveryStatus::Succeeded);
     }
 

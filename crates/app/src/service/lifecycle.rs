@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use herald_core::health::{Gate, Health, HealthChange, Verdict, PROBE_TIMEOUT};
+use herald_core::health::{Gate, Health, HealthChange, Verdict};
 use herald_core::operational::{self, DisableReason, Notice};
 use herald_core::outcome::AttemptOutcome;
 use herald_core::ports::StoreError;
@@ -64,12 +64,12 @@ pub async fn admit(
                     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, failures = sub.health.consecutive_failures, "breaker probe");
                     return Ok(Admission::Send);
                 }
-                // Another worker probes (or the streak moved on): wait for its outcome here too.
+                // Another worker probes (or the streak moved on): look again after a cool-down.
                 Ok(None) => {
                     state
                         .directory
                         .note_health(&sub.tenant_id, &sub.id, &health);
-                    add(now, PROBE_TIMEOUT)
+                    add(now, policy.breaker_cooldown)
                 }
                 Err(StoreError::NotFound) => return Ok(Admission::Send),
                 Err(e) => return Err(e.into()),
@@ -254,14 +254,11 @@ mod tests {
         DeliveryMessage::attempt_of(&Delivery::pending(&event, sub.id, h.clock.now()), 1)
     }
 
+    type Notices = Vec<(String, SubscriptionId)>;
+
     /// The operational events queued since the last call, as (type, the subscription it goes to);
     /// the other queued messages are returned apart.
-    fn take_notices(
-        h: &Harness,
-    ) -> (
-        Vec<(String, SubscriptionId)>,
-        Vec<(DeliveryMessage, Duration)>,
-    ) {
+    fn take_notices(h: &Harness) -> (Notices, Vec<(DeliveryMessage, Duration)>) {
         let (notices, others): (Vec<_>, Vec<_>) = h
             .take_deliveries()
             .into_iter()
@@ -378,7 +375,7 @@ mod tests {
             .unwrap();
         assert_eq!(h.sender.requests().len(), 1);
         let (_, delay) = h.take_deliveries().remove(0);
-        assert!(delay >= PROBE_TIMEOUT, "{delay:?}");
+        assert!(delay >= Duration::from_secs(30), "{delay:?}");
     }
 
     #[tokio::test]

@@ -82,9 +82,11 @@ fn parse_limit(value: Option<Value>) -> Result<usize, FieldError> {
 
 /// `POST /v1/subscriptions/{id}/enable`, body empty or `{"recover": true}`: delivers to it again.
 /// With `recover`, the failed deliveries of its down time are queued again too: those created since
-/// it was disabled, less the retry schedule's length (a delivery still retrying when it was
-/// disabled started that long before), one bounded step as `recover` takes; `next_cursor` continues
-/// through `recover` with the same `since`.
+/// it began failing (or was disabled, if sooner), less the retry schedule's length (a delivery
+/// still retrying then started that long before), one bounded step as `recover` takes;
+/// `next_cursor` continues through `recover` with the same `since`. Deliveries still waiting on
+/// its breaker need no recovery: they go out once it is enabled. Enabling starts a new health
+/// streak.
 pub(super) async fn enable(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,7 +103,13 @@ pub(super) async fn enable(
             recover
         }
     };
-    let disabled_at = sub.disabled_at;
+    // The down time began with the failing streak (kept until the health is reset below).
+    let down_since = sub
+        .health
+        .failing_since
+        .into_iter()
+        .chain(sub.disabled_at)
+        .min();
     if !sub.enabled {
         sub.enable(state.clock.now());
         let written = state.store.update_subscription(&sub).await;
@@ -115,7 +123,7 @@ pub(super) async fn enable(
     }
     let mut answer = json!({ "subscription": view(&state, &sub) });
     if recover_asked {
-        let down_since = disabled_at.unwrap_or_else(|| state.clock.now());
+        let down_since = down_since.unwrap_or_else(|| state.clock.now());
         let schedule = state
             .settings
             .retry
