@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-const MAX_EVENT_TYPE_LEN: usize = 128;
+pub(crate) const MAX_EVENT_TYPE_LEN: usize = 128;
 
 /// Why an event type or pattern did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
