@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::platform::{parse_platform, parse_platform_options, TRELLO_CARDS_URL};
+use super::platform::{check_url, parse_platform, parse_platform_options, TRELLO_CARDS_URL};
 use super::{NewSubscription, SubscriptionPatch};
 use crate::input::{FieldError, Fields};
 use crate::model::{PlatformConfig, Subscription};
@@ -45,6 +45,7 @@ impl NewSubscription {
             (None, _) => return Err(FieldError::new("url", "`url` is required")),
             (Some(raw), _) => parse_url(&raw, policy)?,
         };
+        check_url(&platform, &url)?;
         let events = parse_events(fields.take_value("events").flatten())?;
         let name = non_empty(fields.take_string("name", MAX_NAME_CHARS)?.flatten());
         let description = non_empty(
@@ -108,6 +109,11 @@ impl SubscriptionPatch {
                 (None, _) => return Err(FieldError::new("url", "`url` cannot be removed")),
                 (Some(raw), _) => parse_url(&raw, policy)?,
             });
+        }
+        // Only a patch that sets the platform or the URL is checked, so a subscription made before
+        // a rule can still be paused or renamed.
+        if patch.platform.is_some() || patch.url.is_some() {
+            check_url(platform, patch.url.as_ref().unwrap_or(&current.url))?;
         }
         if fields.has("events") {
             patch.events = Some(parse_events(fields.take_value("events").flatten())?);
@@ -503,5 +509,51 @@ mod tests {
         );
         refused(json!({"enabled": "yes"}), "enabled", "true or false");
         refused(json!({"colour": "red"}), "colour", "unknown field `colour`");
+    }
+
+    #[test]
+    fn teams_refuses_retired_connector_urls_at_create_and_patch() {
+        const CONNECTOR: &str =
+            "https://contoso.webhook.office.com/webhookb2/a@b/IncomingWebhook/c/d";
+        const WORKFLOWS: &str = "https://prod-00.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sig=x";
+        refused(
+            json!({"platform": "teams", "url": CONNECTOR}),
+            "url",
+            "Office 365 connector webhooks were retired by Microsoft; create a Workflows webhook in Teams (Workflows → 'Post to a channel when a webhook request is received') and use its URL",
+        );
+        refused(
+            json!({"platform": "teams", "url": "https://outlook.office.com/webhook/a/b"}),
+            "url",
+            "retired",
+        );
+        assert!(new_with(json!({"platform": "teams", "url": WORKFLOWS})).is_ok());
+        assert!(new_with(json!({"platform": "slack", "url": CONNECTOR})).is_ok());
+
+        let create = |platform: &str, url: &str| {
+            let new = new_with(json!({"platform": platform, "url": url})).unwrap();
+            Subscription::create(
+                new,
+                crate::ids::SubscriptionId::new(),
+                crate::ids::TenantId::new(),
+                crate::signing::SigningSecret::generate(),
+                jiff::Timestamp::UNIX_EPOCH,
+            )
+        };
+        let patch = |current: &Subscription, body: Value| {
+            SubscriptionPatch::parse(object(body), current, PROD)
+        };
+        let teams = create("teams", WORKFLOWS);
+        let err = patch(&teams, json!({"url": CONNECTOR})).unwrap_err();
+        assert_eq!(err.field, "url");
+        assert!(err.message.contains("retired"), "{err}");
+        // Moving a connector URL to Teams is the same mistake.
+        let custom = create("custom", CONNECTOR);
+        let err = patch(&custom, json!({"platform": "teams"})).unwrap_err();
+        assert_eq!(err.field, "url");
+        assert!(patch(&custom, json!({"platform": "teams", "url": WORKFLOWS})).is_ok());
+        // A patch that touches neither can still pause a subscription stored before the rule.
+        let mut legacy = teams.clone();
+        legacy.url = TargetUrl::from_stored(CONNECTOR).unwrap();
+        assert!(patch(&legacy, json!({"enabled": false})).is_ok());
     }
 }

@@ -1,5 +1,5 @@
-//! A subscription's platform and its options, parsed together so they always agree, and the one
-//! rule for Trello credentials.
+//! A subscription's platform and its options, parsed together so they always agree, the one
+//! rule for Trello credentials, and the URLs a platform cannot take.
 
 use std::fmt;
 
@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::input::{FieldError, Fields};
 use crate::model::{Platform, PlatformConfig, TrelloOptions};
+use crate::target::TargetUrl;
 
 /// Where Trello subscriptions post: the card-creation endpoint of Trello's REST API.
 pub const TRELLO_CARDS_URL: &str = "https://api.trello.com/1/cards";
@@ -18,6 +19,9 @@ const TRELLO_CREDENTIAL_RULE: &str = "1 to 256 ASCII letters, digits, `-`, `.`, 
 const TRELLO_LIST_ID_MAX_LEN: usize = 256;
 const MATTERMOST_USERNAME_MAX_LEN: usize = 64;
 const MATTERMOST_ICON_URL_MAX_LEN: usize = 2048;
+const TEAMS_CONNECTOR_RETIRED: &str = "Office 365 connector webhooks were retired by Microsoft; \
+    create a Workflows webhook in Teams (Workflows → 'Post to a channel when a webhook request is \
+    received') and use its URL";
 
 /// A Trello API key or token: 1 to 256 ASCII letters, digits, `-`, `.`, `_` or `~` (the unreserved
 /// characters of RFC 3986, which covers Trello's hex keys and `ATTA…` tokens).
@@ -151,6 +155,28 @@ pub(super) fn parse_platform_options(
         )
     })?;
     Ok(config)
+}
+
+/// Refuses a URL the platform cannot take: for Teams, an Office 365 connector webhook, which
+/// Microsoft retired (Herald's Adaptive Cards go to a Workflows webhook instead).
+pub(super) fn check_url(platform: &PlatformConfig, url: &TargetUrl) -> Result<(), FieldError> {
+    if matches!(platform, PlatformConfig::Teams) && is_teams_connector(url) {
+        return Err(FieldError::new("url", TEAMS_CONNECTOR_RETIRED));
+    }
+    Ok(())
+}
+
+/// `https://<tenant>.webhook.office.com/webhookb2/…`, or the older
+/// `https://outlook.office.com/webhook/…` and `https://outlook.office365.com/webhook/…`.
+fn is_teams_connector(url: &TargetUrl) -> bool {
+    let url = url.as_url();
+    // The parser lowercases hosts; a trailing dot names the same host.
+    let host = url.host_str().unwrap_or_default().trim_end_matches('.');
+    let path = url.path().to_ascii_lowercase();
+    host == "webhook.office.com"
+        || host.ends_with(".webhook.office.com")
+        || (matches!(host, "outlook.office.com" | "outlook.office365.com")
+            && path.starts_with("/webhook"))
 }
 
 /// An optional string option; empty counts as absent.
@@ -295,6 +321,40 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "platform_options.icon_url");
+    }
+
+    fn teams_url(url: &str) -> Result<(), FieldError> {
+        let url = TargetUrl::from_stored(url).unwrap();
+        check_url(&PlatformConfig::Teams, &url)
+    }
+
+    #[test]
+    fn teams_refuses_retired_office_365_connectors() {
+        for retired in [
+            "https://contoso.webhook.office.com/webhookb2/a-b@c/IncomingWebhook/d/e",
+            "https://CONTOSO.Webhook.Office.com./webhookb2/x",
+            "https://webhook.office.com/webhookb2/x",
+            "https://outlook.office.com/webhook/a@b/IncomingWebhook/c/d",
+            "https://outlook.office365.com/webhook/a@b/IncomingWebhook/c/d",
+            "https://outlook.office.com/WebHookB2/x",
+        ] {
+            let err = teams_url(retired).unwrap_err();
+            assert_eq!(err.field, "url", "{retired}");
+            assert!(err.message.contains("retired by Microsoft"), "{err}");
+            assert!(err.message.contains("Workflows"), "{err}");
+            // Only Teams has the rule.
+            let url = TargetUrl::from_stored(retired).unwrap();
+            assert_eq!(check_url(&PlatformConfig::Custom, &url), Ok(()));
+            assert_eq!(check_url(&PlatformConfig::Slack, &url), Ok(()));
+        }
+        for workflows in [
+            "https://prod-00.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=xyz",
+            "https://default0123.45.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/abc/triggers/manual/paths/invoke?api-version=1",
+            "https://outlook.office.com/mail/",
+            "https://notwebhook.office.com.example.com/webhookb2/x",
+        ] {
+            assert_eq!(teams_url(workflows), Ok(()), "{workflows}");
+        }
     }
 
     #[test]
