@@ -974,7 +974,10 @@ function deliveryItem(ctx, d, attempts, refresh) {
 }
 
 function attemptItem(a, key) {
-  const answer = a.status_code ? `HTTP ${a.status_code}` : 'No HTTP answer';
+  // 202: the receiver queued it (Teams Workflows does), which is all Herald can know.
+  const answer = a.status_code
+    ? `HTTP ${a.status_code}${a.result === 'accepted' ? ' · accepted' : ''}`
+    : 'No HTTP answer';
   return h('li', { class: `attempt ${a.succeeded ? 'ok' : 'bad'}` },
     h('p', { class: 'attempt-line' },
       h('strong', null, `Attempt ${a.number}`),

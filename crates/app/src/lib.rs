@@ -11,7 +11,6 @@ pub mod auth;
 pub mod console;
 pub mod directory;
 pub mod metrics;
-pub mod rate_limit;
 pub mod sender;
 pub mod service;
 pub mod settings;

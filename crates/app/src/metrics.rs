@@ -37,6 +37,8 @@ pub struct Metrics {
     pub subscriptions_disabled: AtomicU64,
     /// Deliveries that met an open breaker and were sent on to wait.
     pub deliveries_paused: AtomicU64,
+    /// Deliveries that waited for a send slot under their subscription's rate.
+    pub deliveries_rate_limited: AtomicU64,
     pub attempt_latency_ms_total: AtomicU64,
     pub extra: ExtraMetrics,
 }
@@ -69,6 +71,10 @@ impl Metrics {
                 &self.subscriptions_disabled,
             ),
             ("herald_deliveries_paused_total", &self.deliveries_paused),
+            (
+                "herald_deliveries_rate_limited_total",
+                &self.deliveries_rate_limited,
+            ),
             (
                 "herald_attempt_latency_ms_sum",
                 &self.attempt_latency_ms_total,

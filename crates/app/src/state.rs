@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use herald_core::ports::{Clock, Queue, Sender, Store, UnitOfWork};
+use herald_core::rate::{LocalRateLimits, RateLimits};
 
 use crate::directory::Directory;
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimiter;
 use crate::settings::Settings;
 
 /// Cheap to clone: everything is behind `Arc`.
@@ -26,7 +26,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
-    pub rate_limiter: Arc<RateLimiter>,
+    /// Send slots of rate-limited subscriptions, shared by every worker that delivers.
+    pub rate_limits: Arc<dyn RateLimits>,
 }
 
 impl AppState {
@@ -48,7 +49,14 @@ impl AppState {
             clock,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
-            rate_limiter: Arc::new(RateLimiter::default()),
+            rate_limits: Arc::new(LocalRateLimits::default()),
         }
+    }
+
+    /// The same state with `rate_limits` shared by the workers (this process's memory by
+    /// default; DynamoDB on AWS, where many instances deliver at once).
+    pub fn with_rate_limits(mut self, rate_limits: Arc<dyn RateLimits>) -> Self {
+        self.rate_limits = rate_limits;
+        self
     }
 }

@@ -39,6 +39,7 @@ pub mod fixtures;
 pub mod memory;
 pub mod moto;
 pub mod queue;
+pub mod rate;
 pub mod store;
 pub mod unit_of_work;
 
@@ -186,6 +187,33 @@ macro_rules! queue_contract_tests {
                 a_waiting_receive_gets_a_message_sent_during_its_wait,
                 bad_receipts_are_refused,
             ]
+        );
+    };
+}
+
+/// One `#[tokio::test]` per send-slot property ([`herald_core::rate::RateLimits`]), each on a
+/// fresh instance from `$make`, returning a future of [`Fixture<dyn RateLimits>`](Fixture).
+#[macro_export]
+macro_rules! rate_limits_contract_tests {
+    ($make:expr) => {
+        $crate::__contract_tests!(
+            rate,
+            $make,
+            [slots_follow_the_rate_and_start_afresh_after_a_pause]
+        );
+    };
+}
+
+/// The send-slot properties under concurrent workers. They need a back end whose conditional
+/// writes are atomic: DynamoDB's are, moto's are not (two concurrent conditional UpdateItems can
+/// both pass their condition), so the AWS adapter runs only the sequential ones on the emulator.
+#[macro_export]
+macro_rules! rate_limits_concurrency_contract_tests {
+    ($make:expr) => {
+        $crate::__contract_tests!(
+            rate,
+            $make,
+            [concurrent_reservations_get_distinct_consecutive_slots]
         );
     };
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use herald_contract::memory::{MemoryQueue, MemoryStore};
 use herald_contract::{Backend, Fixture};
 use herald_core::ports::{Queue, SystemClock};
+use herald_core::rate::{LocalRateLimits, RateLimits};
 
 async fn fresh_backend() -> Fixture<Backend> {
     let queue = MemoryQueue::new(Arc::new(SystemClock));
@@ -18,6 +19,10 @@ async fn fresh_backend() -> Fixture<Backend> {
     }))
 }
 
+async fn fresh_rate_limits() -> Fixture<dyn RateLimits> {
+    Fixture::new(Arc::new(LocalRateLimits::default()))
+}
+
 async fn fresh_queue() -> Fixture<dyn Queue> {
     Fixture::new(MemoryQueue::new(Arc::new(SystemClock)))
 }
@@ -25,3 +30,5 @@ async fn fresh_queue() -> Fixture<dyn Queue> {
 herald_contract::store_contract_tests!(fresh_backend);
 herald_contract::store_concurrency_contract_tests!(fresh_backend);
 herald_contract::queue_contract_tests!(fresh_queue);
+herald_contract::rate_limits_contract_tests!(fresh_rate_limits);
+herald_contract::rate_limits_concurrency_contract_tests!(fresh_rate_limits);

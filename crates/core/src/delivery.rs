@@ -35,6 +35,23 @@ pub enum Step {
     },
 }
 
+/// How early a message comes back for its send slot: the worker waits the rest in process. Two
+/// seconds: a queue's delay is whole seconds (SQS rounds up) and a poller may take a moment more.
+pub const SLOT_SLEEP: Duration = Duration::from_secs(2);
+
+/// How late a message may be for its slot and still use it.
+pub const SLOT_GRACE: Duration = Duration::from_millis(100);
+
+/// What a send slot asks of a message (see [`DeliveryMessage::slot_wait`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlotWait {
+    Due,
+    Sleep(Duration),
+    Resend(Box<OutgoingMessage>),
+    /// Its slot passed more than [`SLOT_GRACE`] ago: reserve another.
+    Missed,
+}
+
 /// What follows an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
@@ -80,8 +97,45 @@ impl DeliveryMessage {
             delivery: delivery.clone(),
             attempt,
             not_before: None,
+            slot: None,
             event: None,
         }
+    }
+
+    /// What its reserved send slot asks, as it arrives at `now`: go (no slot, or its time has
+    /// come), wait a moment here (a queue's delay is whole seconds, so a message comes up to
+    /// [`SLOT_SLEEP`] early and the worker waits the rest, keeping sends exactly apart), or go
+    /// back to the queue until just before it.
+    pub fn slot_wait(&self, now: Timestamp, max_delay: Duration) -> SlotWait {
+        let Some(slot) = self.slot else {
+            return SlotWait::Due;
+        };
+        let wait = crate::rate::until(slot, now);
+        if wait.is_zero() {
+            // Sent much later than its slot, it would crowd the slots after it: it takes a new one.
+            if crate::rate::until(now, slot) > SLOT_GRACE {
+                SlotWait::Missed
+            } else {
+                SlotWait::Due
+            }
+        } else if wait <= SLOT_SLEEP {
+            SlotWait::Sleep(wait)
+        } else {
+            SlotWait::Resend(Box::new(OutgoingMessage {
+                message: QueueMessage::Delivery(self.clone()),
+                delay: (wait - SLOT_SLEEP).min(max_delay),
+            }))
+        }
+    }
+
+    /// This message, to go out at `slot` (reserved for it), as sent at `now`.
+    pub fn at_slot(self, slot: Timestamp, now: Timestamp, max_delay: Duration) -> SlotWait {
+        Self {
+            slot: Some(slot),
+            not_before: None,
+            ..self
+        }
+        .slot_wait(now, max_delay)
     }
 
     pub fn tenant_id(&self) -> TenantId {
@@ -249,6 +303,39 @@ mod tests {
         .unwrap();
         sub.enabled = enabled;
         sub
+    }
+
+    #[test]
+    fn a_reserved_slot_is_met_exactly_sleeping_only_its_last_seconds() {
+        let max = Duration::from_secs(900);
+        let first = DeliveryMessage::attempt_of(&delivery(), 1);
+        assert_eq!(first.slot_wait(t(0), max), SlotWait::Due);
+        let ms = |n| t(0).checked_add(SignedDuration::from_millis(n)).unwrap();
+        assert_eq!(
+            first.clone().at_slot(ms(300), t(0), max),
+            SlotWait::Sleep(Duration::from_millis(300))
+        );
+        let SlotWait::Resend(out) = first.clone().at_slot(t(10), t(0), max) else {
+            panic!("a slot 10 s away goes back to the queue");
+        };
+        assert_eq!(out.delay, Duration::from_secs(8));
+        let QueueMessage::Delivery(again) = &out.message else {
+            panic!("a delivery message");
+        };
+        assert_eq!((again.slot, again.attempt), (Some(t(10)), 1));
+        // Back early: the worker waits the rest; at its slot it goes; much later, it takes a new
+        // slot rather than crowd the next ones.
+        let sleep = again.slot_wait(t(8), max);
+        assert_eq!(sleep, SlotWait::Sleep(Duration::from_secs(2)));
+        assert_eq!(again.slot_wait(t(10), max), SlotWait::Due);
+        let in_grace = t(10).checked_add(SignedDuration::from_millis(100)).unwrap();
+        assert_eq!(again.slot_wait(in_grace, max), SlotWait::Due);
+        assert_eq!(again.slot_wait(t(11), max), SlotWait::Missed);
+        // Beyond the queue's longest delay: as far as it goes, then again.
+        let SlotWait::Resend(far) = first.at_slot(t(7200), t(0), max) else {
+            panic!("resent");
+        };
+        assert_eq!(far.delay, max);
     }
 
     #[test]

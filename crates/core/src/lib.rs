@@ -18,6 +18,7 @@ pub mod operational;
 pub mod outcome;
 pub mod pattern;
 pub mod ports;
+pub mod rate;
 pub mod render;
 pub mod retry;
 pub mod signing;

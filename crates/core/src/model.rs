@@ -312,6 +312,10 @@ pub struct DeliveryMessage {
     /// messages, each re-sent until this time has come.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
+    /// The send slot reserved for this attempt under the subscription's rate
+    /// ([`crate::rate`]): it goes out at this time, without reserving again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Timestamp>,
     /// The event, when small enough (see [`Carried`]); otherwise read from the store by id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Event>,

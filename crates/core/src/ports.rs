@@ -234,6 +234,9 @@ impl QueueName {
 /// A message body on one of the queues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Both variants are built once per send and moved, never stored in bulk: boxing the larger
+// would cost an allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum QueueMessage {
     Event(EventMessage),
     Delivery(DeliveryMessage),

@@ -11,8 +11,8 @@ use herald_app::{AppState, Settings};
 use herald_aws::aws_config::SdkConfig;
 use herald_aws::aws_sdk_sqs::types::QueueAttributeName;
 use herald_aws::{
-    aws_sdk_dynamodb, aws_sdk_sqs, AwsUnitOfWork, DynamoConfig, DynamoStore, Meter, SqsConfig,
-    SqsQueue,
+    aws_sdk_dynamodb, aws_sdk_sqs, AwsUnitOfWork, DynamoConfig, DynamoRateLimits, DynamoStore,
+    Meter, SqsConfig, SqsQueue,
 };
 use herald_core::ports::SystemClock;
 use herald_core::TenantId;
@@ -87,6 +87,7 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         ..Settings::default()
     };
     let writes = AwsUnitOfWork::new(store.clone(), queue.clone());
+    let rate_limits = DynamoRateLimits::new(&store);
     let app = AppState::new(
         Arc::new(store),
         Arc::new(writes),
@@ -94,7 +95,8 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         Arc::new(sender),
         Arc::new(SystemClock),
         settings,
-    );
+    )
+    .with_rate_limits(Arc::new(rate_limits));
     if let Some(meter) = &meter {
         app.metrics.attach(Arc::new(MeterMetrics(meter.clone())));
     }

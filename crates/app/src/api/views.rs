@@ -63,7 +63,18 @@ pub fn attempt_view(a: &Attempt) -> Value {
         "response_excerpt": a.response_excerpt,
         "error": a.error,
         "succeeded": a.succeeded,
+        "result": attempt_result(a),
     })
+}
+
+/// `delivered`, `accepted` (202: the receiver queued it to process later, as Teams Workflows
+/// does; Herald cannot know whether it was then posted), or `failed`.
+fn attempt_result(a: &Attempt) -> &'static str {
+    match (a.succeeded, a.status_code) {
+        (true, Some(202)) => "accepted",
+        (true, _) => "delivered",
+        (false, _) => "failed",
+    }
 }
 
 pub fn event_view(e: &Event) -> Value {

@@ -9,15 +9,19 @@
 //! it is dropped and the retry that attempt queued is redriven, which only a write-then-send adapter
 //! acts on. The attempt, the delivery's new state and the retry message go through the unit of work
 //! in one step, applied only if no other worker recorded that attempt number first.
+//!
+//! Before the request, the subscription's breaker (`lifecycle::admit`) and its sending rate (a
+//! send slot from the shared `RateLimits`) may make the delivery wait: it is sent on, delayed, and
+//! keeps its attempt number.
 
 use std::time::Instant;
 
 use bytes::Bytes;
-use herald_core::delivery::{Step, Transition};
+use herald_core::delivery::{SlotWait, Step, Transition};
 use herald_core::health::HealthChange;
 use herald_core::operational::{self, DisableReason};
 use herald_core::outcome::{classify_error, classify_status, AttemptOutcome};
-use herald_core::ports::{OutboundRequest, Recorded, StoreError};
+use herald_core::ports::{OutboundRequest, OutgoingMessage, Recorded, StoreError};
 use herald_core::render::render;
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::signature_header;
@@ -44,13 +48,28 @@ pub async fn handle(
     msg: &DeliveryMessage,
     receive_count: u32,
 ) -> Result<(), WorkerError> {
-    let now = state.clock.now();
+    let mut now = state.clock.now();
     let max_delay = state.queue.max_delay();
     if let Some(wait) = msg.remaining_wait(now) {
         // A long wait, chained through the queue's maximum delay.
         let again = msg.clone().delayed(wait, max_delay, now);
         state.queue.send(vec![again]).await?;
         return Ok(());
+    }
+    // A send slot reserved on an earlier pass (the subscription's rate): met exactly, or, when
+    // missed, replaced by a new one below.
+    let mut slot = msg.slot;
+    match msg.slot_wait(now, max_delay) {
+        SlotWait::Due => {}
+        SlotWait::Missed => slot = None,
+        SlotWait::Sleep(wait) => {
+            tokio::time::sleep(wait).await;
+            now = state.clock.now();
+        }
+        SlotWait::Resend(again) => {
+            state.queue.send(vec![*again]).await?;
+            return Ok(());
+        }
     }
     let mut delivery = msg.delivery.clone();
     if receive_count > 1 {
@@ -97,14 +116,19 @@ pub async fn handle(
         return give_up(state, &mut delivery, "the subscription is disabled", now).await;
     }
     if let Admission::Wait(wait) = lifecycle::admit(state, &sub, now).await? {
-        // The breaker is open: the delivery waits, its schedule untouched.
-        let again = msg.clone().delayed(wait, max_delay, now);
+        // The breaker is open: the delivery waits, its schedule untouched (and any slot it held
+        // is long gone by then).
+        let again = DeliveryMessage {
+            slot: None,
+            ..msg.clone()
+        }
+        .delayed(wait, max_delay, now);
         state.queue.send(vec![again]).await?;
         return Ok(());
     }
-    if let Some(rate) = sub.rate_limit_per_sec {
-        if let Err(wait) = state.rate_limiter.try_acquire(sub.id, rate) {
-            let again = msg.clone().delayed(wait, max_delay, now);
+    if let (Some(rate), None) = (sub.send_rate(), slot) {
+        if let Some(again) = take_slot(state, &sub, msg, rate).await? {
+            Metrics::add(&state.metrics.deliveries_rate_limited, 1);
             state.queue.send(vec![again]).await?;
             return Ok(());
         }
@@ -171,6 +195,39 @@ pub async fn handle(
     // The subscription's health: after the record, so a crash between the two loses at most
     // this one outcome from the count, never an attempt.
     lifecycle::after_request(state, &sub, &outcome, attempt.error.as_deref(), finished_at).await
+}
+
+/// Reserves a send slot for `msg` under `rate` (over the rate, a delivery waits for its slot: not
+/// dropped, not a failed attempt). Answers the message to send on when the slot is seconds away;
+/// waits here for one within [`SLOT_SLEEP`](herald_core::delivery::SLOT_SLEEP). A slot already
+/// past when the reservation answered (a slow store) is let go and another taken, so that a late
+/// send never crowds the slots after it.
+async fn take_slot(
+    state: &AppState,
+    sub: &Subscription,
+    msg: &DeliveryMessage,
+    rate: u32,
+) -> Result<Option<OutgoingMessage>, WorkerError> {
+    const TRIES: usize = 3;
+    for _ in 0..TRIES {
+        let slot = state
+            .rate_limits
+            .reserve(&sub.tenant_id, &sub.id, rate, state.clock.now())
+            .await?;
+        // Measured after the reservation, which may have waited its turn.
+        let now = state.clock.now();
+        match msg.clone().at_slot(slot, now, state.queue.max_delay()) {
+            SlotWait::Due => return Ok(None),
+            SlotWait::Missed => continue,
+            SlotWait::Sleep(wait) => {
+                tokio::time::sleep(wait).await;
+                return Ok(None);
+            }
+            SlotWait::Resend(again) => return Ok(Some(*again)),
+        }
+    }
+    tracing::warn!(tenant = %sub.tenant_id, subscription = %sub.id, "every send slot reserved had passed by the time the store answered; sending late");
+    Ok(None)
 }
 
 /// Fails a delivery without an attempt.
@@ -562,6 +619,56 @@ mod tests {
         handle(&h.state, &again, 1).await.unwrap();
         assert_eq!(h.sender.requests().len(), 2);
         assert_eq!(h.delivery(&first).await.status, DeliveryStatus::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn over_its_rate_a_delivery_waits_for_its_slot_without_an_attempt() {
+        let h = Harness::new([]);
+        let mut sub = h.subscribe(&["document.*"], true).await;
+        sub.rate_limit_per_sec = Some(1);
+        h.state.store.update_subscription(&sub).await.unwrap();
+        let start = h.clock.now();
+        // Four deliveries took the next four seconds' slots.
+        for _ in 0..4 {
+            h.state
+                .rate_limits
+                .reserve(&sub.tenant_id, &sub.id, 1, start)
+                .await
+                .unwrap();
+        }
+        let event = h.event("document.published").await;
+        let first = DeliveryMessage::attempt_of(&Delivery::pending(&event, sub.id, start), 1);
+        handle(&h.state, &first, 1).await.unwrap();
+
+        assert!(h.sender.requests().is_empty());
+        let (waiting, delay) = h.take_deliveries().remove(0);
+        assert_eq!(waiting.slot, Some(at(&h, 4)));
+        assert_eq!((waiting.attempt, delay), (1, Duration::from_secs(2)));
+        assert_eq!(
+            h.state
+                .store
+                .get_delivery(&sub.tenant_id, &first.delivery_id())
+                .await
+                .unwrap(),
+            None,
+            "waiting is not an attempt"
+        );
+        // At its slot it goes, without reserving another.
+        h.clock.advance(Duration::from_secs(4));
+        handle(&h.state, &waiting, 1).await.unwrap();
+        assert_eq!(h.sender.requests().len(), 1);
+        assert_eq!(h.delivery(&first).await.status, DeliveryStatus::Succeeded);
+        let next = h
+            .state
+            .rate_limits
+            .reserve(&sub.tenant_id, &sub.id, 1, h.clock.now())
+            .await
+            .unwrap();
+        assert_eq!(
+            next,
+            start.checked_add(SignedDuration::from_secs(5)).unwrap(),
+            "the slot was used, not taken twice"
+        );
     }
 
     #[tokio::test]

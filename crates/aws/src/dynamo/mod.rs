@@ -22,6 +22,7 @@
 //! | event accepted under an idempotency key, with its record (one document) | `ten_…#KEYED#<the id's 80 random bits, hex>` | `EVENT` | `window_ends` (epoch seconds), `expires_at` if events expire |
 //! | delivery, with its first attempt | `ten_…#LOG#<tag>#<shard>` | `del_…` | `attempts` (a number), `first` (the attempt), `expires_at` if deliveries expire |
 //! | attempt after the first (and a superseded one) | `ten_…#del_…` | `ATTEMPT#<number, 10 digits>#att_…` | `expires_at` |
+//! | send slots of a subscription with a rate (`rate`) | `ten_…#RATE` | `sub_…` | `next`, `expires_at` |
 //!
 //! A delivery lives in its subscription's log, spread over [`LOG_SHARDS`] partitions: `<tag>` is
 //! the subscription's 40-bit tag (10 hex digits) and `<shard>` a number below eight; both are read
@@ -83,11 +84,13 @@ mod catalog;
 mod codec;
 mod health;
 mod log;
+mod rate;
 mod read;
 mod table;
 mod write;
 
 pub use codec::LOG_SHARDS;
+pub use rate::DynamoRateLimits;
 pub use table::create_table;
 
 /// Where and how long the store keeps its records.

@@ -80,7 +80,7 @@ impl Cancelled {
     }
 }
 
-fn condition_failed<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
+pub(super) fn condition_failed<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {

@@ -54,6 +54,12 @@ pub async fn fresh_backend() -> Fixture<Backend> {
     }))
 }
 
+/// Send slots in a fresh table.
+pub async fn fresh_rate_limits() -> Fixture<dyn herald_core::rate::RateLimits> {
+    let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
+    Fixture::new(Arc::new(herald_aws::DynamoRateLimits::new(&store)))
+}
+
 pub async fn fresh_queue() -> Fixture<dyn Queue> {
     Fixture::new(Arc::new(sqs_queue().await))
 }
