@@ -453,6 +453,36 @@ fn decode_subscription(bytes: &[u8]) -> Result<Subscription, StoreError> {
     Ok(sub)
 }
 
+impl EmbeddedStore {
+    /// Reads the subscription under `key` on the writer and stores what `change` makes of it (a
+    /// document and a health, or nothing), answering `change`'s answer; `NotFound` if it is gone.
+    async fn rewrite_subscription<R: Send + 'static>(
+        &self,
+        key: String,
+        change: impl FnOnce(Subscription) -> Result<(Option<(Subscription, Health)>, R), StoreError>
+            + Send
+            + 'static,
+    ) -> Result<R, StoreError> {
+        self.inner
+            .writer
+            .write(move |ctx| {
+                let bytes = ctx
+                    .get(Tbl::Subscriptions, &key)?
+                    .ok_or(StoreError::NotFound)?;
+                let (write, answer) = change(decode_subscription(&bytes)?)?;
+                if let Some((sub, health)) = write {
+                    ctx.put(
+                        Tbl::Subscriptions,
+                        &key,
+                        &encode_subscription(&sub, &health)?,
+                    )?;
+                }
+                Ok(answer)
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl SubscriptionStore for EmbeddedStore {
     async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
@@ -467,27 +497,16 @@ impl SubscriptionStore for EmbeddedStore {
         id: &SubscriptionId,
         change: HealthChange,
     ) -> Result<Option<Health>, StoreError> {
-        let key = key2(tenant, id);
-        self.inner
-            .writer
-            .write(move |ctx| {
-                let bytes = ctx
-                    .get(Tbl::Subscriptions, &key)?
-                    .ok_or(StoreError::NotFound)?;
-                let sub = decode_subscription(&bytes)?;
-                if !change.applies_to(&sub.health) {
-                    return Ok(None);
-                }
-                let mut health = sub.health.clone();
-                health.apply(change);
-                ctx.put(
-                    Tbl::Subscriptions,
-                    &key,
-                    &encode_subscription(&sub, &health)?,
-                )?;
-                Ok(Some(sub.health))
-            })
-            .await
+        self.rewrite_subscription(key2(tenant, id), move |sub| {
+            if !change.applies_to(&sub.health) {
+                return Ok((None, None));
+            }
+            let mut health = sub.health.clone();
+            health.apply(change);
+            let before = sub.health.clone();
+            Ok((Some((sub, health)), Some(before)))
+        })
+        .await
     }
 
     async fn get_subscription(
@@ -515,20 +534,8 @@ impl SubscriptionStore for EmbeddedStore {
     async fn update_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
         let key = key2(sub.tenant_id, sub.id);
         let sub = sub.clone();
-        self.inner
-            .writer
-            .write(move |ctx| {
-                let bytes = ctx
-                    .get(Tbl::Subscriptions, &key)?
-                    .ok_or(StoreError::NotFound)?;
-                // The stored health stays: workers write it, never the owner.
-                let stored = decode_subscription(&bytes)?;
-                ctx.put(
-                    Tbl::Subscriptions,
-                    &key,
-                    &encode_subscription(&sub, &stored.health)?,
-                )
-            })
+        // The stored health stays: workers write it, never the owner.
+        self.rewrite_subscription(key, move |stored| Ok((Some((sub, stored.health)), ())))
             .await
     }
 

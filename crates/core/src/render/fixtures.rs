@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 use super::RenderedRequest;
@@ -118,6 +118,13 @@ pub fn longest_link() -> String {
 /// Titles, authors and details of each hostile character at far past the length kept, crossed
 /// with no link, an ordinary one and the longest, for an ordinary, an operational and the longest
 /// event type.
+/// Runs `check` on every hostile event and on 300 seeded random ones.
+pub fn for_hostile_and_random_events(mut check: impl FnMut(&Event)) {
+    hostile_events().iter().for_each(&mut check);
+    let mut rng = StdRng::seed_from_u64(9);
+    (0..300).for_each(|_| check(&random_event(&mut rng)));
+}
+
 pub fn hostile_events() -> Vec<Event> {
     let mut texts: Vec<String> = HOSTILE.iter().map(|h| h.repeat(5000)).collect();
     texts.push(HOSTILE.concat().repeat(300));

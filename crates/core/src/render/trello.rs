@@ -89,8 +89,6 @@ pub(super) fn request(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use rand::rngs::StdRng;
-    use rand::SeedableRng;
     use serde_json::json;
 
     use super::*;
@@ -166,13 +164,7 @@ mod tests {
 
     #[test]
     fn hostile_inputs_stay_within_trello_limits() {
-        for e in hostile_events() {
-            assert_within_limits(&e);
-        }
-        let mut rng = StdRng::seed_from_u64(9);
-        for _ in 0..300 {
-            assert_within_limits(&random_event(&mut rng));
-        }
+        for_hostile_and_random_events(assert_within_limits);
     }
 
     #[test]
