@@ -46,3 +46,32 @@ pub(super) async fn rotate(
         "previous_secret_expires_at": previous_expires_at,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use crate::service::testing::Harness;
+
+    #[tokio::test]
+    async fn a_rotation_is_told_to_the_herald_subscribers_but_not_to_the_rotated_one() {
+        let h = Harness::new([]);
+        let key = h.api_key().await.key;
+        let ops = h.subscribe(&["herald.*"], true).await;
+        let rotated = h.subscribe(&["herald.*"], true).await;
+        let path = format!("/v1/subscriptions/{}/secret/rotate", rotated.id);
+        let (status, answer) = h.call(&key, "POST", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let told: Vec<_> = h
+            .take_deliveries()
+            .into_iter()
+            .map(|(m, _)| {
+                (
+                    m.delivery.event_type.to_string(),
+                    m.delivery.subscription_id,
+                )
+            })
+            .collect();
+        assert_eq!(told, vec![("herald.secret.rotated".to_owned(), ops.id)]);
+    }
+}
