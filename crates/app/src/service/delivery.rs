@@ -10,9 +10,9 @@
 //! acts on. The attempt, the delivery's new state and the retry message go through the unit of work
 //! in one step, applied only if no other worker recorded that attempt number first.
 //!
-//! Before the request, the subscription's breaker (`lifecycle::admit`) and its sending rate (a
-//! send slot from the shared `RateLimits`) may make the delivery wait: it is sent on, delayed, and
-//! keeps its attempt number.
+//! Before the request, the subscription's breaker (`lifecycle::admit`) and, last, its sending rate
+//! (a send slot from the shared `RateLimits`) may make the delivery wait: it is sent on, delayed,
+//! and keeps its attempt number.
 
 use std::time::Instant;
 
@@ -48,7 +48,7 @@ pub async fn handle(
     msg: &DeliveryMessage,
     receive_count: u32,
 ) -> Result<(), WorkerError> {
-    let mut now = state.clock.now();
+    let now = state.clock.now();
     let max_delay = state.queue.max_delay();
     if let Some(wait) = msg.remaining_wait(now) {
         // A long wait, chained through the queue's maximum delay.
@@ -56,20 +56,10 @@ pub async fn handle(
         state.queue.send(vec![again]).await?;
         return Ok(());
     }
-    // A send slot reserved on an earlier pass (the subscription's rate): met exactly, or, when
-    // missed, replaced by a new one below.
-    let mut slot = msg.slot;
-    match msg.slot_wait(now, max_delay) {
-        SlotWait::Due => {}
-        SlotWait::Missed => slot = None,
-        SlotWait::Sleep(wait) => {
-            tokio::time::sleep(wait).await;
-            now = state.clock.now();
-        }
-        SlotWait::Resend(again) => {
-            state.queue.send(vec![*again]).await?;
-            return Ok(());
-        }
+    if let SlotWait::Resend(again) = msg.slot_wait(now, max_delay) {
+        // Back too early for its send slot: on to just before it.
+        state.queue.send(vec![*again]).await?;
+        return Ok(());
     }
     let mut delivery = msg.delivery.clone();
     if receive_count > 1 {
@@ -126,13 +116,6 @@ pub async fn handle(
         state.queue.send(vec![again]).await?;
         return Ok(());
     }
-    if let (Some(rate), None) = (sub.send_rate(), slot) {
-        if let Some(again) = take_slot(state, &sub, msg, rate).await? {
-            Metrics::add(&state.metrics.deliveries_rate_limited, 1);
-            state.queue.send(vec![again]).await?;
-            return Ok(());
-        }
-    }
     let event = match &msg.event {
         Some(event) => event.clone(),
         None => match state
@@ -144,6 +127,14 @@ pub async fn handle(
             None => return give_up(state, &mut delivery, "the event no longer exists", now).await,
         },
     };
+    // The sending rate, last before the request, so nothing slow comes between slot and send.
+    if let Some(rate) = sub.send_rate() {
+        if let Some(again) = meet_slot(state, &sub, msg, rate).await? {
+            Metrics::add(&state.metrics.deliveries_rate_limited, 1);
+            state.queue.send(vec![again]).await?;
+            return Ok(());
+        }
+    }
 
     let (attempt, outcome) =
         attempt_once(state, &sub, &event, delivery.id, delivery.attempts + 1).await?;
@@ -197,18 +188,29 @@ pub async fn handle(
     lifecycle::after_request(state, &sub, &outcome, attempt.error.as_deref(), finished_at).await
 }
 
-/// Reserves a send slot for `msg` under `rate` (over the rate, a delivery waits for its slot: not
-/// dropped, not a failed attempt). Answers the message to send on when the slot is seconds away;
-/// waits here for one within [`SLOT_SLEEP`](herald_core::delivery::SLOT_SLEEP). A slot already
-/// past when the reservation answered (a slow store) is let go and another taken, so that a late
-/// send never crowds the slots after it.
-async fn take_slot(
+/// Meets `msg`'s send slot under `rate` (over the rate, a delivery waits for its slot: not
+/// dropped, not a failed attempt): the one it holds, or a new reservation. Answers the message to
+/// send on when the slot is seconds away; waits here for one within
+/// [`SLOT_SLEEP`](herald_core::delivery::SLOT_SLEEP). A slot already past (a slow store, a late
+/// message) is let go and another taken, so that a late send never crowds the slots after it.
+async fn meet_slot(
     state: &AppState,
     sub: &Subscription,
     msg: &DeliveryMessage,
     rate: u32,
 ) -> Result<Option<OutgoingMessage>, WorkerError> {
     const TRIES: usize = 3;
+    let max_delay = state.queue.max_delay();
+    match msg.slot_wait(state.clock.now(), max_delay) {
+        _ if msg.slot.is_none() => {}
+        SlotWait::Due => return Ok(None),
+        SlotWait::Sleep(wait) => {
+            tokio::time::sleep(wait).await;
+            return Ok(None);
+        }
+        SlotWait::Resend(again) => return Ok(Some(*again)),
+        SlotWait::Missed => {}
+    }
     for _ in 0..TRIES {
         let slot = state
             .rate_limits
@@ -216,7 +218,7 @@ async fn take_slot(
             .await?;
         // Measured after the reservation, which may have waited its turn.
         let now = state.clock.now();
-        match msg.clone().at_slot(slot, now, state.queue.max_delay()) {
+        match msg.clone().at_slot(slot, now, max_delay) {
             SlotWait::Due => return Ok(None),
             SlotWait::Missed => continue,
             SlotWait::Sleep(wait) => {
