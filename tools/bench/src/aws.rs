@@ -367,6 +367,11 @@ async fn run_phase(
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
+    if spec.fail_first {
+        // A receiver that fails every first request, all at once, opens the breaker, which then
+        // lets one delivery through per cool-down: that measures the breaker, not a retry.
+        env.push(("HERALD_BREAKER_THRESHOLD".to_owned(), "0".to_owned()));
+    }
 
     let receiver = Arc::new(Receiver::new());
     let (receiver_addr, receiver_stop) = start_receiver(receiver.clone()).await?;

@@ -14,14 +14,15 @@
 //! (a send slot from the shared `RateLimits`) may make the delivery wait: it is sent on, delayed,
 //! and keeps its attempt number.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use herald_core::delivery::{SlotWait, Step, Transition};
+use herald_core::delivery::{SlotWait, Step, Transition, SLOT_GRACE};
 use herald_core::health::HealthChange;
 use herald_core::operational::{self, DisableReason};
 use herald_core::outcome::{classify_error, classify_status, AttemptOutcome};
-use herald_core::ports::{OutboundRequest, OutgoingMessage, Recorded, StoreError};
+use herald_core::ports::{OutboundRequest, OutgoingMessage, QueueMessage, Recorded, StoreError};
+use herald_core::rate;
 use herald_core::render::render;
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::signature_header;
@@ -192,7 +193,8 @@ pub async fn handle(
 /// dropped, not a failed attempt): the one it holds, or a new reservation. Answers the message to
 /// send on when the slot is seconds away; waits here for one within
 /// [`SLOT_SLEEP`](herald_core::delivery::SLOT_SLEEP). A slot already past (a slow store, a late
-/// message) is let go and another taken, so that a late send never crowds the slots after it.
+/// message, a late wake-up) is let go and another taken, so that a late send never crowds the
+/// slots after it.
 async fn meet_slot(
     state: &AppState,
     sub: &Subscription,
@@ -201,35 +203,42 @@ async fn meet_slot(
 ) -> Result<Option<OutgoingMessage>, WorkerError> {
     const TRIES: usize = 3;
     let max_delay = state.queue.max_delay();
-    match msg.slot_wait(state.clock.now(), max_delay) {
-        _ if msg.slot.is_none() => {}
-        SlotWait::Due => return Ok(None),
-        SlotWait::Sleep(wait) => {
-            tokio::time::sleep(wait).await;
-            return Ok(None);
-        }
-        SlotWait::Resend(again) => return Ok(Some(*again)),
-        SlotWait::Missed => {}
-    }
+    let mut held = msg.slot;
     for _ in 0..TRIES {
-        let slot = state
-            .rate_limits
-            .reserve(&sub.tenant_id, &sub.id, rate, state.clock.now())
-            .await?;
+        let slot = match held.take() {
+            Some(slot) => slot,
+            None => {
+                state
+                    .rate_limits
+                    .reserve(&sub.tenant_id, &sub.id, rate, state.clock.now())
+                    .await?
+            }
+        };
         // Measured after the reservation, which may have waited its turn.
-        let now = state.clock.now();
-        match msg.clone().at_slot(slot, now, max_delay) {
+        match msg.clone().at_slot(slot, state.clock.now(), max_delay) {
             SlotWait::Due => return Ok(None),
-            SlotWait::Missed => continue,
+            SlotWait::Missed => {}
             SlotWait::Sleep(wait) => {
                 tokio::time::sleep(wait).await;
-                return Ok(None);
+                // A busy machine may wake late; a late send would crowd the next slots.
+                if rate::until(state.clock.now(), slot) <= SLOT_GRACE {
+                    return Ok(None);
+                }
             }
             SlotWait::Resend(again) => return Ok(Some(*again)),
         }
     }
-    tracing::warn!(tenant = %sub.tenant_id, subscription = %sub.id, "every send slot reserved had passed by the time the store answered; sending late");
-    Ok(None)
+    // Never a late send: back to the queue for a fresh slot in a moment.
+    tracing::warn!(tenant = %sub.tenant_id, subscription = %sub.id, "every send slot had passed by the time it could be used; the delivery waits for a new one");
+    let again = DeliveryMessage {
+        slot: None,
+        not_before: None,
+        ..msg.clone()
+    };
+    Ok(Some(OutgoingMessage {
+        message: QueueMessage::Delivery(again),
+        delay: Duration::from_secs(1),
+    }))
 }
 
 /// Fails a delivery without an attempt.
