@@ -116,8 +116,9 @@ pub struct SecretEntry {
     pub expires_at: Option<Timestamp>,
 }
 
-/// A subscription: which events go to which endpoint, and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A subscription: which events go to which endpoint, and how. Its `Debug` leaves out what is a
+/// credential (see `subscription`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
     pub id: SubscriptionId,
     pub tenant_id: TenantId,

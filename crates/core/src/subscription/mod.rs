@@ -194,7 +194,29 @@ impl Subscription {
     }
 }
 
-// The auth token is a credential: these show only whether one is set.
+// The auth token is a credential: these show only whether one is set. Header values may be
+// credentials too (an `x-api-key`), and so may a chat platform's callback URL (a Slack or Teams
+// webhook URL is its own secret): a stored subscription shows header names and the URL's host.
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .field("url_host", &self.url.as_url().host_str())
+            .field("events", &self.events)
+            .field("enabled", &self.enabled)
+            .field("disabled_reason", &self.disabled_reason)
+            .field("header_names", &self.headers.keys().collect::<Vec<_>>())
+            .field("auth_token_set", &self.auth_token.is_some())
+            .field("secrets", &self.secrets.len())
+            .field("rate_limit_per_sec", &self.rate_limit_per_sec)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for NewSubscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewSubscription")
@@ -292,6 +314,34 @@ mod tests {
 
     fn patch(sub: &Subscription, body: Value) -> Result<SubscriptionPatch, FieldError> {
         SubscriptionPatch::parse(object(body), sub, PROD)
+    }
+
+    #[test]
+    fn a_subscription_s_debug_shows_no_credential() {
+        let mut sub = custom();
+        sub.url =
+            TargetUrl::parse("https://hooks.slack.com/services/T1/B2/very-secret", PROD).unwrap();
+        sub.headers
+            .insert("x-api-key".into(), "hdr-secret-value".into());
+        sub.auth_token = Some("bearer-secret-9f3".into());
+        let shown = format!("{sub:?}");
+        for secret in [
+            "bearer-secret-9f3",
+            "very-secret",
+            "hdr-secret-value",
+            "whsec_",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("hooks.slack.com") && shown.contains("x-api-key"),
+            "{shown}"
+        );
+        let trello = format!("{:?}", trello());
+        assert!(
+            !trello.contains("key1") && !trello.contains("tok1"),
+            "{trello}"
+        );
     }
 
     #[test]
