@@ -23,16 +23,12 @@ use herald_core::ports::{
     ReceivedMessage, Recorded, SendError, Sender, StoreError, SubscriptionFilter,
     SubscriptionStore, TenantStore, UnitOfWork,
 };
-use jiff::{SignedDuration, Timestamp};
+use herald_core::time::after;
+use jiff::Timestamp;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking test thread poisons the lock; the data is still what the test wants to see.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn add(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
-        .unwrap_or(Timestamp::MAX)
 }
 
 /// A clock that moves only when told to.
@@ -55,7 +51,7 @@ impl ManualClock {
 
     pub fn advance(&self, by: Duration) {
         let mut now = lock(&self.now);
-        *now = add(*now, by);
+        *now = after(*now, by);
     }
 
     pub fn set(&self, to: Timestamp) {
@@ -120,7 +116,7 @@ impl MemoryQueue {
             let delay = m.delay.min(MEMORY_MAX_DELAY);
             queued.push_back(Stored {
                 queue: m.message.queue(),
-                visible_at: add(now, delay),
+                visible_at: after(now, delay),
                 message: m,
                 receive_count: 0,
                 receipt: None,
@@ -168,7 +164,7 @@ impl MemoryQueue {
                 format!("r{next}")
             };
             m.receive_count += 1;
-            m.visible_at = add(now, visibility);
+            m.visible_at = after(now, visibility);
             m.receipt = Some(receipt.clone());
             out.push(ReceivedMessage {
                 receipt,
@@ -261,7 +257,7 @@ impl Queue for MemoryQueue {
         let now = self.clock.now();
         if let Some(index) = self.find(queue, receipt)? {
             if let Some(m) = lock(&self.messages).get_mut(index) {
-                m.visible_at = add(now, delay);
+                m.visible_at = after(now, delay);
             }
         }
         Ok(())

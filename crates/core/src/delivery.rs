@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use rand::Rng;
 
 use crate::ids::{DeliveryId, SubscriptionId, TenantId};
@@ -20,6 +20,7 @@ use crate::outcome::AttemptOutcome;
 use crate::pattern::EventType;
 use crate::ports::{OutgoingMessage, QueueMessage};
 use crate::retry::RetryPolicy;
+use crate::time::after;
 
 /// What to do with a delivery message, given the delivery as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +165,7 @@ impl DeliveryMessage {
         if delay <= max_delay {
             self.not_before = None;
         } else if self.not_before.is_none() {
-            self.not_before = Some(add(now, delay));
+            self.not_before = Some(after(now, delay));
         }
         OutgoingMessage {
             message: QueueMessage::Delivery(self),
@@ -223,7 +224,7 @@ impl Delivery {
         (self.status, self.next_attempt_at) = match (outcome, delay) {
             (AttemptOutcome::Succeeded, _) => (DeliveryStatus::Succeeded, None),
             (AttemptOutcome::Retryable { .. }, Some(delay)) => {
-                (DeliveryStatus::Retrying, Some(add(now, delay)))
+                (DeliveryStatus::Retrying, Some(after(now, delay)))
             }
             _ => (DeliveryStatus::Failed, None),
         };
@@ -262,13 +263,10 @@ impl Delivery {
     }
 }
 
-fn add(now: Timestamp, delay: Duration) -> Timestamp {
-    let delay = SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX);
-    now.checked_add(delay).unwrap_or(Timestamp::MAX)
-}
-
 #[cfg(test)]
 mod tests {
+    use jiff::SignedDuration;
+
     use super::*;
     use crate::ids::{AttemptId, EventId, SubscriptionId, TenantId};
     use crate::pattern::EventType;

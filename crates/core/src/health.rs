@@ -24,8 +24,10 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::time::after;
 
 /// How long a claimed probe holds the breaker before another worker may probe (an attempt times
 /// out after 15 s; a worker that died while probing must not hold it for good).
@@ -101,7 +103,9 @@ impl HealthChange {
             Self::Warned { warning } => stored.warned < warning.level(),
             Self::ClaimProbe { at, failures } => {
                 stored.consecutive_failures == failures
-                    && stored.probe_at.is_none_or(|p| add(p, PROBE_TIMEOUT) <= at)
+                    && stored
+                        .probe_at
+                        .is_none_or(|p| after(p, PROBE_TIMEOUT) <= at)
             }
         }
     }
@@ -142,7 +146,7 @@ impl Health {
             || self.probe_at.is_some()
             || self
                 .last_success_at
-                .is_none_or(|t| add(t, SUCCESS_RESOLUTION) <= now)
+                .is_none_or(|t| after(t, SUCCESS_RESOLUTION) <= now)
     }
 
     /// Whether its owner was told it is failing (so its recovery is news).
@@ -242,15 +246,15 @@ impl LifecyclePolicy {
         let Some(last) = health.last_failure_at else {
             return Gate::Closed;
         };
-        let cooled = add(last, self.cooldown(health));
+        let cooled = after(last, self.cooldown(health));
         if now < cooled {
             return Gate::Open { until: cooled };
         }
         // A probe in flight: look again after a cool-down (its outcome is usually in by then),
         // or when it times out if that is sooner.
-        match health.probe_at.map(|p| add(p, PROBE_TIMEOUT)) {
+        match health.probe_at.map(|p| after(p, PROBE_TIMEOUT)) {
             Some(timeout) if now < timeout => Gate::Open {
-                until: timeout.min(add(now, self.breaker_cooldown)),
+                until: timeout.min(after(now, self.breaker_cooldown)),
             },
             _ => Gate::ProbeDue,
         }
@@ -282,7 +286,7 @@ impl LifecyclePolicy {
 
     /// When a subscription failing since `since` is disabled, if no success comes first.
     pub fn disables_at(&self, since: Timestamp) -> Timestamp {
-        add(since, self.disable_after)
+        after(since, self.disable_after)
     }
 }
 
@@ -326,13 +330,6 @@ impl LifecyclePolicy {
             disables_at: health.failing_since.map(|s| self.disables_at(s)),
         }
     }
-}
-
-fn add(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .unwrap_or(Timestamp::MAX)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod retry;
 pub mod signing;
 pub mod subscription;
 pub mod target;
+pub mod time;
 
 pub use ids::*;
 pub use input::FieldError;

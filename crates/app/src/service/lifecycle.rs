@@ -18,6 +18,7 @@ use herald_core::health::{Gate, Health, HealthChange, Verdict};
 use herald_core::operational::{self, DisableReason, Notice};
 use herald_core::outcome::AttemptOutcome;
 use herald_core::ports::StoreError;
+use herald_core::time::after;
 use herald_core::Subscription;
 use jiff::Timestamp;
 use rand::Rng;
@@ -69,7 +70,7 @@ pub async fn admit(
                     state
                         .directory
                         .note_health(&sub.tenant_id, &sub.id, &health);
-                    add(now, policy.breaker_cooldown)
+                    after(now, policy.breaker_cooldown)
                 }
                 Err(StoreError::NotFound) => return Ok(Admission::Send),
                 Err(e) => return Err(e.into()),
@@ -216,13 +217,6 @@ pub async fn disable(
     Metrics::add(&state.metrics.subscriptions_disabled, 1);
     tracing::warn!(target: "herald::operator", tenant = %sub.tenant_id, subscription = %sub.id, reason = reason.as_str(), "subscription disabled");
     Ok(())
-}
-
-fn add(t: Timestamp, d: Duration) -> Timestamp {
-    jiff::SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .unwrap_or(Timestamp::MAX)
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use herald_core::health::{Health, HealthChange, PROBE_TIMEOUT};
 use herald_core::ids::{SubscriptionId, TenantId};
 use herald_core::model::Subscription;
 use herald_core::ports::StoreError;
-use jiff::{SignedDuration, Timestamp};
+use herald_core::time::before;
+use jiff::Timestamp;
 
 use super::codec::{decode, n, s, subscriptions_pk, Item, Stored, PK, SK};
 use super::DynamoStore;
@@ -111,10 +112,7 @@ fn expression(change: HealthChange) -> Expression {
             values: vec![(":level", n(i64::from(warning.level())))],
         },
         HealthChange::ClaimProbe { at, failures } => {
-            let stale = SignedDuration::try_from(PROBE_TIMEOUT)
-                .ok()
-                .and_then(|d| at.checked_sub(d).ok())
-                .unwrap_or(Timestamp::MIN);
+            let stale = before(at, PROBE_TIMEOUT);
             Expression {
                 update: "SET #probe = :at",
                 condition: "attribute_exists(#pk) AND #fail = :failures AND (attribute_not_exists(#probe) OR #probe <= :stale)",

@@ -12,7 +12,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use herald_core::input::{FieldError, Fields};
 use herald_core::ports::StoreError;
-use jiff::{SignedDuration, Timestamp};
+use herald_core::time::before;
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::{load, reset_health, view};
@@ -130,10 +131,7 @@ pub(super) async fn enable(
             .schedule
             .iter()
             .sum::<std::time::Duration>();
-        let since = SignedDuration::try_from(schedule)
-            .ok()
-            .and_then(|span| down_since.checked_sub(span).ok())
-            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let since = before(down_since, schedule).max(Timestamp::UNIX_EPOCH);
         let step = recover::recover_failed(&state, &sub, since, None, DEFAULT_LIMIT).await?;
         answer["recover"] = json!({
             "since": since,
