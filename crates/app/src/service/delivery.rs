@@ -34,6 +34,7 @@ use jiff::Timestamp;
 use rand::thread_rng;
 use serde_json::json;
 
+use super::intake;
 use super::lifecycle::{self, Admission};
 use super::WorkerError;
 use crate::metrics::Metrics;
@@ -151,7 +152,7 @@ pub async fn handle(
         // Emitted before the record: a crash between the two repeats the attempt, and the
         // notice, keyed by the delivery, is stored once.
         if let Some(notice) = operational::exhausted(&sub, &delivery, &event.event_type) {
-            lifecycle::emit(state, &sub, notice).await?;
+            intake::emit(state, sub.tenant_id, notice).await?;
         }
     }
     let messages = match &transition {

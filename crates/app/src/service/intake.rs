@@ -25,6 +25,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 use super::fanout::{first_attempts, SEND_BATCH};
+use super::WorkerError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use herald_core::digest::sha256_hex;
@@ -185,7 +186,7 @@ pub async fn accept_all(
 /// Emits one of Herald's operational events into `tenant`'s stream, keyed by the notice's key
 /// (the same change, seen twice, is stored once), planned for every enabled subscription that
 /// names it except its subject.
-pub async fn emit(state: &AppState, tenant: TenantId, notice: Notice) -> Result<(), IntakeError> {
+pub async fn emit(state: &AppState, tenant: TenantId, notice: Notice) -> Result<(), WorkerError> {
     let event_type = EventType::operational(notice.kind);
     let body = json!({"type": event_type, "data": notice.data});
     let input = EventInput {
@@ -198,7 +199,13 @@ pub async fn emit(state: &AppState, tenant: TenantId, notice: Notice) -> Result<
         input,
         idempotency_key: Some(notice.key),
     };
-    let outcome = accept_planned(state, tenant, vec![item], Some(notice.subject)).await?;
+    let outcome = match accept_planned(state, tenant, vec![item], Some(notice.subject)).await {
+        Ok(outcome) => outcome,
+        Err(IntakeError::Store(e)) => return Err(e.into()),
+        Err(IntakeError::Queue(e)) => return Err(e.into()),
+        // Reused keys are answered per item, below, never as an error of the whole.
+        Err(IntakeError::KeyReused) => return Ok(()),
+    };
     if let Some(ItemOutcome::Accepted(a)) = outcome.first() {
         tracing::info!(target: "herald::operator", tenant = %tenant, subscription = %notice.subject, event = %a.id, event_type = %a.event_type, "operational event");
     }

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use herald_core::health::{Gate, Health, HealthChange, Verdict};
-use herald_core::operational::{self, DisableReason, Notice};
+use herald_core::operational::{self, DisableReason};
 use herald_core::outcome::AttemptOutcome;
 use herald_core::ports::StoreError;
 use herald_core::time::after;
@@ -23,7 +23,7 @@ use herald_core::Subscription;
 use jiff::Timestamp;
 use rand::Rng;
 
-use super::intake::{self, IntakeError};
+use super::intake;
 use super::WorkerError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -117,7 +117,12 @@ pub async fn after_request(
                 return Ok(());
             };
             if before.was_reported_failing() {
-                emit(state, sub, operational::recovered(sub, &before, now)).await?;
+                intake::emit(
+                    state,
+                    sub.tenant_id,
+                    operational::recovered(sub, &before, now),
+                )
+                .await?;
             }
             Ok(())
         }
@@ -141,7 +146,7 @@ pub async fn after_request(
                 Verdict::Disable => disable(state, sub, &after, DisableReason::Failing, now).await,
                 Verdict::Warn(warning) => {
                     let notice = operational::failing(sub, &after, warning, policy, last_error);
-                    emit(state, sub, notice).await?;
+                    intake::emit(state, sub.tenant_id, notice).await?;
                     change(state, sub, HealthChange::Warned { warning }).await?;
                     Ok(())
                 }
@@ -173,15 +178,6 @@ async fn change(
     }
 }
 
-/// Emits `notice` into `sub`'s tenant stream.
-pub async fn emit(state: &AppState, sub: &Subscription, notice: Notice) -> Result<(), WorkerError> {
-    match intake::emit(state, sub.tenant_id, notice).await {
-        Ok(()) | Err(IntakeError::KeyReused) => Ok(()),
-        Err(IntakeError::Store(e)) => Err(e.into()),
-        Err(IntakeError::Queue(e)) => Err(e.into()),
-    }
-}
-
 /// Disables `sub` for `reason` (if it still is enabled in the store) and tells its owner.
 pub async fn disable(
     state: &AppState,
@@ -201,12 +197,8 @@ pub async fn disable(
         _ => return Ok(()),
     };
     let policy = &state.settings.lifecycle;
-    emit(
-        state,
-        &fresh,
-        operational::disabled(&fresh, health, reason, policy, now),
-    )
-    .await?;
+    let notice = operational::disabled(&fresh, health, reason, policy, now);
+    intake::emit(state, fresh.tenant_id, notice).await?;
     fresh.disable(Some(reason.describe(policy)), now);
     let written = state.store.update_subscription(&fresh).await;
     state.directory.forget_subscription(&sub.tenant_id, &sub.id);

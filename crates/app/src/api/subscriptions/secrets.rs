@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::load;
 use crate::api::error::ApiError;
 use crate::auth::Caller;
-use crate::service::intake::{self, IntakeError};
+use crate::service::intake;
 use crate::state::AppState;
 
 pub(super) async fn read(
@@ -36,11 +36,7 @@ pub(super) async fn rotate(
     updated?;
     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, "secret rotated");
     let notice = operational::secret_rotated(&sub, now, previous_expires_at);
-    match intake::emit(&state, sub.tenant_id, notice).await {
-        Ok(()) | Err(IntakeError::KeyReused) => {}
-        Err(IntakeError::Store(e)) => return Err(e.into()),
-        Err(IntakeError::Queue(e)) => return Err(e.into()),
-    }
+    intake::emit(&state, sub.tenant_id, notice).await?;
     Ok(Json(json!({
         "secret": new_secret.expose(),
         "previous_secret_expires_at": previous_expires_at,
