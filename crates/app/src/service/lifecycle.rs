@@ -127,16 +127,11 @@ pub async fn after_request(
             Ok(())
         }
         AttemptOutcome::Retryable { .. } | AttemptOutcome::Gone => {
-            let Some(after) = change(state, sub, HealthChange::Failed { at: now })
-                .await?
-                .map(|mut h| {
-                    h.apply(HealthChange::Failed { at: now });
-                    h
-                })
-            else {
+            let failed = HealthChange::Failed { at: now };
+            let Some(mut after) = change(state, sub, failed).await? else {
                 return Ok(());
             };
-            state.directory.note_health(&sub.tenant_id, &sub.id, &after);
+            after.apply(failed);
             let policy = &state.settings.lifecycle;
             if *outcome == AttemptOutcome::Gone {
                 return disable(state, sub, &after, DisableReason::Gone, now).await;
