@@ -477,10 +477,7 @@ impl SubscriptionStore for MemoryStore {
             .subscriptions
             .iter()
             .filter(|((t, _), _)| t == tenant)
-            .filter(|(_, s)| {
-                filter.enabled.is_none_or(|e| s.enabled == e)
-                    && filter.event.as_ref().is_none_or(|t| s.matches(t))
-            })
+            .filter(|(_, s)| filter.keeps(s))
             .map(|((_, id), s)| (*id, s.clone()));
         Ok(page_desc(items, page, before, |s| s.id.to_string()))
     }

@@ -65,6 +65,19 @@ pub struct SubscriptionFilter {
     pub enabled: Option<bool>,
 }
 
+impl SubscriptionFilter {
+    /// Whether `sub` passes the filter (the one rule every store applies).
+    pub fn keeps(&self, sub: &Subscription) -> bool {
+        self.enabled.is_none_or(|e| sub.enabled == e)
+            && self.event.as_ref().is_none_or(|t| sub.matches(t))
+    }
+
+    /// Whether it filters anything out at all.
+    pub fn is_empty(&self) -> bool {
+        self.enabled.is_none() && self.event.is_none()
+    }
+}
+
 /// What `insert_event` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InsertEventOutcome {

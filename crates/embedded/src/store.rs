@@ -578,9 +578,7 @@ impl SubscriptionStore for EmbeddedStore {
             let table = inner.read_table(Tbl::Subscriptions)?;
             page_newest_first(&table, &prefix1(tenant), before, limit, |_, bytes| {
                 let sub = decode_subscription(bytes)?;
-                let keep = filter.enabled.is_none_or(|e| sub.enabled == e)
-                    && filter.event.as_ref().is_none_or(|t| sub.matches(t));
-                Ok(keep.then(|| (sub.id.to_string(), sub)))
+                Ok(filter.keeps(&sub).then(|| (sub.id.to_string(), sub)))
             })
         })
         .await

@@ -167,15 +167,11 @@ impl SubscriptionStore for DynamoStore {
             .map(|c| SubscriptionId::parse(c).map_err(|_| StoreError::BadCursor))
             .transpose()?;
         let q = KeyQuery::newest_first(subscriptions_pk(tenant), before.map(|id| id.to_string()));
-        let filtered = filter.enabled.is_some() || filter.event.is_some();
         self.page(
             &q,
             page.limit,
-            filtered,
-            |sub: &Subscription| {
-                filter.enabled.is_none_or(|e| sub.enabled == e)
-                    && filter.event.as_ref().is_none_or(|t| sub.matches(t))
-            },
+            !filter.is_empty(),
+            |sub: &Subscription| filter.keeps(sub),
             |sub| sub.id.to_string(),
         )
         .await
