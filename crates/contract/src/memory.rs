@@ -329,16 +329,6 @@ fn page_desc<K: Ord + Clone, T: Clone>(
     }
 }
 
-fn parse_cursor<T>(
-    cursor: &Option<String>,
-    parse: impl Fn(&str) -> Result<T, herald_core::ids::IdParseError>,
-) -> Result<Option<T>, StoreError> {
-    cursor
-        .as_deref()
-        .map(|c| parse(c).map_err(|_| StoreError::BadCursor))
-        .transpose()
-}
-
 #[async_trait]
 impl TenantStore for MemoryStore {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
@@ -351,7 +341,7 @@ impl TenantStore for MemoryStore {
     }
 
     async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>, StoreError> {
-        let before = parse_cursor(&page.cursor, TenantId::parse)?;
+        let before = page.cursor_as(TenantId::parse)?;
         let data = self.data();
         let items = data.tenants.iter().map(|(k, v)| (*k, v.clone()));
         Ok(page_desc(items, page, before, |t| t.id.to_string()))
@@ -471,7 +461,7 @@ impl SubscriptionStore for MemoryStore {
         filter: &SubscriptionFilter,
         page: &PageRequest,
     ) -> Result<Page<Subscription>, StoreError> {
-        let before = parse_cursor(&page.cursor, SubscriptionId::parse)?;
+        let before = page.cursor_as(SubscriptionId::parse)?;
         let data = self.data();
         let items = data
             .subscriptions
@@ -538,7 +528,7 @@ impl DeliveryStore for MemoryStore {
         subscription: &SubscriptionId,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError> {
-        let before = parse_cursor(&page.cursor, DeliveryId::parse)?;
+        let before = page.cursor_as(DeliveryId::parse)?;
         let data = self.data();
         let mut mine: Vec<(DeliveryId, Delivery)> = data
             .deliveries

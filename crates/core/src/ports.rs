@@ -50,6 +50,19 @@ pub struct PageRequest {
     pub cursor: Option<String>,
 }
 
+impl PageRequest {
+    /// The cursor read by `parse` (the id it names); `BadCursor` if it is not one of these.
+    pub fn cursor_as<T, E>(
+        &self,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, StoreError> {
+        self.cursor
+            .as_deref()
+            .map(|c| parse(c).map_err(|_| StoreError::BadCursor))
+            .transpose()
+    }
+}
+
 /// One page of a list, and the cursor of the next page if there is one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {

@@ -307,15 +307,7 @@ impl TenantStore for EmbeddedStore {
     }
 
     async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>, StoreError> {
-        let before = page
-            .cursor
-            .as_deref()
-            .map(|c| {
-                TenantId::parse(c)
-                    .map(|id| id.to_string())
-                    .map_err(|_| StoreError::BadCursor)
-            })
-            .transpose()?;
+        let before = page.cursor_as(TenantId::parse)?.map(|id| id.to_string());
         let limit = page.limit;
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Tenants)?;
@@ -565,14 +557,8 @@ impl SubscriptionStore for EmbeddedStore {
         page: &PageRequest,
     ) -> Result<Page<Subscription>, StoreError> {
         let before = page
-            .cursor
-            .as_deref()
-            .map(|c| {
-                SubscriptionId::parse(c)
-                    .map(|id| key2(tenant, id))
-                    .map_err(|_| StoreError::BadCursor)
-            })
-            .transpose()?;
+            .cursor_as(SubscriptionId::parse)?
+            .map(|id| key2(tenant, id));
         let (tenant, filter, limit) = (*tenant, filter.clone(), page.limit);
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Subscriptions)?;
@@ -655,14 +641,8 @@ impl DeliveryStore for EmbeddedStore {
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError> {
         let before = page
-            .cursor
-            .as_deref()
-            .map(|c| {
-                DeliveryId::parse(c)
-                    .map(|id| key3(tenant, subscription, id))
-                    .map_err(|_| StoreError::BadCursor)
-            })
-            .transpose()?;
+            .cursor_as(DeliveryId::parse)?
+            .map(|id| key3(tenant, subscription, id));
         let (tenant, subscription, limit) = (*tenant, *subscription, page.limit);
         self.scan(move |inner| {
             // Both tables from one read transaction: the index and the records agree.

@@ -36,11 +36,7 @@ impl TenantStore for DynamoStore {
     }
 
     async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>, StoreError> {
-        let before = page
-            .cursor
-            .as_deref()
-            .map(|c| TenantId::parse(c).map_err(|_| StoreError::BadCursor))
-            .transpose()?;
+        let before = page.cursor_as(TenantId::parse)?;
         let q = KeyQuery::newest_first(PK_TENANTS.into(), before.map(|id| id.to_string()));
         self.page(
             &q,
@@ -161,11 +157,7 @@ impl SubscriptionStore for DynamoStore {
         filter: &SubscriptionFilter,
         page: &PageRequest,
     ) -> Result<Page<Subscription>, StoreError> {
-        let before = page
-            .cursor
-            .as_deref()
-            .map(|c| SubscriptionId::parse(c).map_err(|_| StoreError::BadCursor))
-            .transpose()?;
+        let before = page.cursor_as(SubscriptionId::parse)?;
         let q = KeyQuery::newest_first(subscriptions_pk(tenant), before.map(|id| id.to_string()));
         self.page(
             &q,

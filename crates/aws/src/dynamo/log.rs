@@ -53,11 +53,7 @@ impl DeliveryStore for DynamoStore {
         subscription: &SubscriptionId,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError> {
-        let before = page
-            .cursor
-            .as_deref()
-            .map(|c| DeliveryId::parse(c).map_err(|_| StoreError::BadCursor))
-            .transpose()?;
+        let before = page.cursor_as(DeliveryId::parse)?;
         let shards: Vec<KeyQuery> = log_pks(tenant, subscription)
             .into_iter()
             .map(|pk| KeyQuery {
