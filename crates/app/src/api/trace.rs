@@ -97,6 +97,9 @@ mod tests {
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        // Another test's thread may have registered the log line's callsite while no subscriber
+        // of this thread was listening, and tracing caches that interest: look again.
+        tracing::callsite::rebuild_interest_cache();
         let request = axum::http::Request::get(uri)
             .header("authorization", "Bearer hk_SECRETKEY")
             .body(Body::empty())
