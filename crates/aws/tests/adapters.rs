@@ -12,7 +12,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use common::{dynamo_store, dynamodb_client, moto, sqs_client, sqs_queue, unique};
 use herald_aws::{
     aws_sdk_dynamodb, aws_sdk_sqs, create_queues, create_table, AwsError, DynamoConfig,
-    DynamoStore, SqsConfig, SqsQueue, LOG_SHARDS,
+    DynamoStore, SqsConfig, SqsQueue, EVENT_SHARDS, LOG_SHARDS,
 };
 use herald_contract::fixtures::{after, attempt, delivery, delivery_message, event, now};
 use herald_core::ids::{SubscriptionId, TenantId};
@@ -118,6 +118,9 @@ async fn ttl_attributes_follow_the_config() {
     // A keyed event and its idempotency record are one item, under the key's partition.
     let keyed_pk = format!("{t}#KEYED#{:020x}", ev.id.random_bits());
     let item = raw_item(&client, &table, keyed_pk.clone(), "EVENT").await;
+    assert_eq!(expires_at(&item), Some(ev.timestamp.as_second() + 3600));
+    // Its copy in the tenant's event shard (read by id, listed) expires with it.
+    let item = raw_item(&client, &table, event_pk(t, &ev), &ev.id.to_string()).await;
     assert_eq!(expires_at(&item), Some(ev.timestamp.as_second() + 3600));
     let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
     assert_eq!(expires_at(&item), Some(d.created_at.as_second() + 7200));
@@ -506,6 +509,83 @@ async fn redrive_sends_what_a_crash_between_write_and_send_left_out_and_nothing_
         .await
         .unwrap();
     assert!(got.is_empty(), "{got:?}");
+}
+
+/// The documented partition of an event: its tenant's event shard, read off its id.
+fn event_pk(t: TenantId, e: &herald_core::model::Event) -> String {
+    format!("{t}#EVT#{}", e.id.random_bits() % u128::from(EVENT_SHARDS))
+}
+
+#[tokio::test]
+async fn events_stored_before_sharding_are_still_read_by_id() {
+    let config = DynamoConfig::new(unique("herald"));
+    let table = config.table.clone();
+    let store = dynamo_store(config).await;
+    let client = dynamodb_client();
+    let t = TenantId::new();
+    // An unkeyed event as the earlier layout kept it: its own partition, sort key `EVENT`.
+    let old = event(t, "document.created");
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(format!("{t}#{}", old.id)))
+        .item("sk", AttributeValue::S("EVENT".into()))
+        .item(
+            "doc",
+            AttributeValue::S(serde_json::to_string(&old).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.get_event(&t, &old.id).await.unwrap(), Some(old));
+
+    // A keyed event whose copy into its shard was cut off: found through its key's item, and
+    // copied into the shard (listed) by the next use of its key.
+    let keyed = herald_contract::fixtures::keyed_event(t, "document.created", "key:cut");
+    let record = IdempotencyRecord {
+        tenant_id: t,
+        key: "key:cut".into(),
+        body_sha256: "h".into(),
+        event_id: keyed.id,
+        created_at: Timestamp::now(),
+        expires_at: Timestamp::MAX,
+    };
+    store.insert_event(&keyed, Some(&record)).await.unwrap();
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(event_pk(t, &keyed)))
+        .key("sk", AttributeValue::S(keyed.id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_event(&t, &keyed.id).await.unwrap(),
+        Some(keyed.clone())
+    );
+    let page = herald_core::ports::PageRequest {
+        limit: 10,
+        cursor: None,
+    };
+    assert!(store
+        .list_events(&t, None, &page)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let retry = herald_contract::fixtures::keyed_event(t, "document.created", "key:cut");
+    let retried = IdempotencyRecord {
+        event_id: retry.id,
+        ..record.clone()
+    };
+    assert_eq!(
+        store.insert_event(&retry, Some(&retried)).await.unwrap(),
+        InsertEventOutcome::Duplicate(record)
+    );
+    assert_eq!(
+        store.list_events(&t, None, &page).await.unwrap().items,
+        vec![keyed]
+    );
 }
 
 /// The documented partition of a delivery: its subscription's log shard, read off its id.

@@ -35,6 +35,7 @@ use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
 use herald_core::ports::{InsertEventOutcome, Queue, Recorded, Store, StoreError, UnitOfWork};
 
 pub mod compose;
+pub mod events;
 pub mod fixtures;
 pub mod memory;
 pub mod moto;
@@ -138,6 +139,7 @@ macro_rules! store_contract_tests {
                 subscriptions_are_counted_up_to_a_bound,
             ]
         );
+        $crate::__contract_tests!(events, $make, [events_are_listed_newest_first_per_tenant]);
         $crate::__contract_tests!(
             unit_of_work,
             $make,

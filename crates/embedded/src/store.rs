@@ -15,6 +15,7 @@ use herald_core::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
     ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
 };
+use herald_core::pattern::EventType;
 use herald_core::ports::{
     DeliveryStore, EventStore, InsertEventOutcome, Page, PageRequest, Recorded, StoreError,
     SubscriptionFilter, SubscriptionStore, TenantStore,
@@ -621,6 +622,26 @@ impl EventStore for EmbeddedStore {
         id: &EventId,
     ) -> Result<Option<Event>, StoreError> {
         self.inner.get_record(Tbl::Events, &key2(tenant, id))
+    }
+
+    /// A backwards range scan of the tenant's events; a type filter reads on until the page is full.
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        event_type: Option<&EventType>,
+        page: &PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let before = page.cursor_as(EventId::parse)?.map(|id| key2(tenant, id));
+        let (tenant, event_type, limit) = (*tenant, event_type.cloned(), page.limit);
+        self.scan(move |inner| {
+            let table = inner.read_table(Tbl::Events)?;
+            page_newest_first(&table, &prefix1(tenant), before, limit, |_, bytes| {
+                let event: Event = decode(bytes)?;
+                let kept = event_type.as_ref().is_none_or(|t| event.event_type == *t);
+                Ok(kept.then(|| (event.id.to_string(), event)))
+            })
+        })
+        .await
     }
 }
 

@@ -218,12 +218,14 @@ impl DynamoStore {
 /// The writes of events and deliveries. The services reach them only through
 /// [`crate::AwsUnitOfWork`], which sends their messages after them.
 impl DynamoStore {
-    /// Stores the event, create-if-absent: one PutItem. A keyed event (its id made by
-    /// `EventId::keyed`) is stored with its idempotency record as one item under the key's
-    /// partition, on condition that the key is free; a failed condition hands the earlier item back
-    /// (`ReturnValuesOnConditionCheckFailure`). Within the earlier record's window that is the
-    /// answer; after it, the earlier event moves to its own item (so it is still found by id) and
-    /// the key is taken over, conditional on the window that was read.
+    /// Stores the event, create-if-absent: one PutItem into its tenant's event shard. A keyed event
+    /// (its id made by `EventId::keyed`) is first stored with its idempotency record as one item
+    /// under the key's partition, on condition that the key is free; a failed condition hands the
+    /// earlier item back (`ReturnValuesOnConditionCheckFailure`). Within the earlier record's window
+    /// that is the answer; after it, the key is taken over, conditional on the window that was read.
+    /// Then the event is copied into its shard (a second PutItem), where it is read by id and
+    /// listed. A crash between the two leaves the event found by id (through the keyed item) but
+    /// not listed until the client's retry with the same key, whose duplicate answer puts the copy.
     pub async fn insert_event(
         &self,
         event: &Event,
@@ -234,13 +236,7 @@ impl DynamoStore {
             .event_ttl
             .map(|ttl| expiry(event.timestamp, ttl));
         let Some(record) = idempotency else {
-            let plain = item(
-                event_pk(&event.tenant_id, &event.id),
-                SK_EVENT.into(),
-                event,
-                ttl,
-            )?;
-            self.put(plain, Condition::Absent).await?;
+            self.put(self.event_item(event)?, Condition::Absent).await?;
             return Ok(InsertEventOutcome::Inserted);
         };
         if !event.id.is_keyed_by(&record.tenant_id, &record.key)
@@ -264,7 +260,10 @@ impl DynamoStore {
         let mut taken_over = None;
         for _ in 0..=CONFLICT_RETRIES {
             let earlier = match self.put_keyed(keyed.clone(), taken_over).await? {
-                None => return Ok(InsertEventOutcome::Inserted),
+                None => {
+                    self.put_event_copy(event).await?;
+                    return Ok(InsertEventOutcome::Inserted);
+                }
                 Some(earlier) => earlier,
             };
             let earlier: KeyedEvent = decode(&earlier)?;
@@ -273,29 +272,39 @@ impl DynamoStore {
                     "two idempotency keys of one tenant share an 80-bit hash",
                 ));
             }
+            // Whatever the answer, the earlier event is in its shard from here on (it may have
+            // been cut off by a crash, or stored before events were sharded).
+            self.put_event_copy(&earlier.event).await?;
             if earlier.idempotency.expires_at > record.created_at {
                 return Ok(InsertEventOutcome::Duplicate(earlier.idempotency));
             }
             if earlier.event.id == event.id {
                 return Err(StoreError::AlreadyExists);
             }
-            // The window is over: the earlier event keeps its id under an item of its own.
-            let old = &earlier.event;
-            let moved = item(
-                event_pk(&old.tenant_id, &old.id),
-                SK_EVENT.into(),
-                old,
-                self.config.event_ttl.map(|t| expiry(old.timestamp, t)),
-            )?;
-            match self.put(moved, Condition::Absent).await {
-                Ok(()) | Err(StoreError::AlreadyExists) => {}
-                Err(e) => return Err(e),
-            }
             taken_over = Some(earlier.idempotency.expires_at.as_second());
         }
         Err(StoreError::backend(
             "insert_event: the idempotency key kept changing under concurrent writers",
         ))
+    }
+
+    /// An event's item in its tenant's event shard.
+    fn event_item(&self, event: &Event) -> Result<Item, StoreError> {
+        let ttl = self.config.event_ttl.map(|t| expiry(event.timestamp, t));
+        item(
+            event_pk(&event.tenant_id, &event.id),
+            event.id.to_string(),
+            event,
+            ttl,
+        )
+    }
+
+    /// Puts a keyed event's copy into its shard unless it is there already.
+    async fn put_event_copy(&self, event: &Event) -> Result<(), StoreError> {
+        match self.put(self.event_item(event)?, Condition::Absent).await {
+            Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Puts a keyed event's item if its key is free (`window_ends` absent), or, taking over an
