@@ -11,6 +11,7 @@ mod aws;
 mod batch;
 mod crash;
 mod delivery;
+mod events;
 mod flow_control;
 mod idempotency;
 mod lifecycle;

@@ -1,21 +1,28 @@
-//! `/v1/events` (intake) and `/v1/events/{id}`, `/v1/event-types`.
+//! `/v1/events` (intake, and the tenant's events newest first) and `/v1/events/{id}`,
+//! `/v1/event-types`.
 
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use herald_core::{Delivery, DeliveryId, EventId, Operational, BUILTIN_EVENT_TYPES};
+use futures_util::future::try_join_all;
+use herald_core::{
+    Delivery, DeliverySummary, EventId, EventType, Operational, BUILTIN_EVENT_TYPES,
+};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{parse_path_id, read_json};
+use super::extract::{parse_path_id, read_json, PageQuery};
 use super::views::{delivery_view, event_view};
 use crate::auth::Caller;
 use crate::service::intake::{self, IntakeError};
 use crate::state::AppState;
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// How many events' deliveries the list reads at once.
+const SUMMARY_READS_AT_ONCE: usize = 16;
 
 /// Most events one batch request may carry.
 pub const MAX_BATCH_EVENTS: usize = 100;
@@ -30,6 +37,7 @@ pub fn intake_router() -> Router<AppState> {
 /// Reading events and the catalog (the `api` function serves these).
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/events", get(list))
         .route("/v1/events/{id}", get(read))
         .route("/v1/event-types", get(event_types))
 }
@@ -198,6 +206,48 @@ fn parse_batch_item(
     })
 }
 
+/// `GET /v1/events`: the tenant's events, newest first, each with how its deliveries stand. One
+/// store read per listed event for the summary (on DynamoDB a BatchGetItem of its plan's keys), all
+/// of a page at once: a page is at most 100 events, read by the console, not on the delivery path.
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    mut query: PageQuery,
+) -> Result<Json<Value>, ApiError> {
+    let event_type = match query.rest.remove("type") {
+        None => None,
+        Some(raw) => Some(EventType::parse(&raw).map_err(|e| {
+            ApiError::bad_request("invalid_query", e.to_string()).with_field("type")
+        })?),
+    };
+    let page = state
+        .store
+        .list_events(&caller.tenant_id, event_type.as_ref(), &query.page())
+        .await?;
+    let mut stored: Vec<Vec<Delivery>> = Vec::with_capacity(page.items.len());
+    for chunk in page.items.chunks(SUMMARY_READS_AT_ONCE) {
+        let reads = chunk.iter().map(|e| state.store.deliveries_for_event(e));
+        stored.extend(try_join_all(reads).await?);
+    }
+    let data: Vec<Value> = page
+        .items
+        .iter()
+        .zip(stored)
+        .map(|(event, stored)| {
+            let summary = DeliverySummary::of(&event.deliveries(stored));
+            json!({
+                "id": event.id,
+                "type": event.event_type,
+                "timestamp": event.timestamp,
+                "deliveries": summary,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "data": data, "next_cursor": page.next_cursor }),
+    ))
+}
+
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,20 +259,7 @@ async fn read(
         .get_event(&caller.tenant_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
-    let mut stored = state.store.deliveries_for_event(&event).await?;
-    // Every planned delivery, in plan order: as stored, or pending until its first attempt.
-    let mut deliveries: Vec<Delivery> = event
-        .subscriptions
-        .iter()
-        .map(|sub| {
-            let id = DeliveryId::derive(&event.id, sub);
-            match stored.iter().position(|d| d.id == id) {
-                Some(i) => stored.swap_remove(i),
-                None => Delivery::pending(&event, *sub, event.timestamp),
-            }
-        })
-        .collect();
-    deliveries.append(&mut stored);
+    let deliveries = event.deliveries(state.store.deliveries_for_event(&event).await?);
     let mut view = event_view(&event);
     view["deliveries"] = json!(deliveries.iter().map(delivery_view).collect::<Vec<_>>());
     Ok(Json(view))
