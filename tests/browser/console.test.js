@@ -257,6 +257,42 @@ describe('Herald console', () => {
     assert.equal(after.at(-1).status, 200);
   });
 
+  step('the Events page lists the events with their delivery status, filters by type, and opens one', async () => {
+    await page.getByRole('link', { name: 'Events', exact: true }).click();
+    await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor();
+    const list = page.getByRole('list', { name: 'Events, newest first' });
+    const row = (id) => list.getByRole('listitem').filter({ hasText: id });
+    await expectText(row(okEventId), /document\.created[\s\S]*1 delivered · 0 failed · 0 pending/);
+    await expectText(row(failEventId), /article\.published[\s\S]*1 delivered · 0 failed · 0 pending/);
+    const rows = await list.locator(':scope > li').allInnerTexts();
+    assert.ok(rows.findIndex((t) => t.includes(failEventId)) < rows.findIndex((t) => t.includes(okEventId)),
+      'newest first');
+    await assertAllLabelled();
+
+    // The type filter keeps that type alone.
+    await page.getByLabel('Event type', { exact: true }).selectOption('article.published');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await eventually(async () => {
+      const shown = await list.locator(':scope > li').allInnerTexts();
+      assert.ok(shown.length >= 1 && shown.every((t) => t.includes('article.published')), shown.join(' | '));
+    }, { what: 'only article.published events' });
+    await page.getByLabel('Event type', { exact: true }).selectOption('');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await row(okEventId).waitFor();
+    await shot('events.png');
+
+    // Opening one shows its payload and each delivery with its attempts, linked to its webhook.
+    await row(okEventId).getByRole('link').click();
+    await page.getByRole('heading', { name: 'document.created', level: 1 }).waitFor();
+    await expectText(page.locator('pre.payload'), /"title": "Getting started"/);
+    const deliveries = page.getByRole('list', { name: 'Deliveries of this event' });
+    const item = deliveries.getByRole('listitem').filter({ hasText: 'Docs receiver' }).first();
+    await expectText(item, /Delivered[\s\S]*1 attempt[\s\S]*Attempt 1[\s\S]*HTTP 200/);
+    await shot('event.png');
+    await item.getByRole('link', { name: 'Docs receiver', exact: true }).click();
+    await page.getByRole('heading', { name: 'Docs receiver', level: 1 }).waitFor();
+  });
+
   step('a 410 disables the webhook; the page says why, and one button enables it again', async () => {
     const facts = page.locator('dl.facts');
     await expectText(facts, /Health\s*Healthy/);
