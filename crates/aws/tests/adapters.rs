@@ -16,7 +16,7 @@ use herald_aws::{
 };
 use herald_contract::fixtures::{after, attempt, delivery, delivery_message, event, now};
 use herald_core::ids::{SubscriptionId, TenantId};
-use herald_core::model::IdempotencyRecord;
+use herald_core::model::{Event, IdempotencyRecord};
 use herald_core::ports::{
     EventStore, InsertEventOutcome, Queue, QueueError, QueueName, StoreError, SubscriptionStore,
     TenantStore,
@@ -115,11 +115,11 @@ async fn ttl_attributes_follow_the_config() {
     let a = attempt(&d, 2);
     store.record_attempt(&a, &d).await.unwrap();
 
-    // A keyed event and its idempotency record are one item, under the key's partition.
+    // The key's item (its idempotency record) lasts its window; the event, in its tenant's event
+    // shard, as events do.
     let keyed_pk = format!("{t}#KEYED#{:020x}", ev.id.random_bits());
     let item = raw_item(&client, &table, keyed_pk.clone(), "EVENT").await;
-    assert_eq!(expires_at(&item), Some(ev.timestamp.as_second() + 3600));
-    // Its copy in the tenant's event shard (read by id, listed) expires with it.
+    assert_eq!(expires_at(&item), Some(record.expires_at.as_second()));
     let item = raw_item(&client, &table, event_pk(t, &ev), &ev.id.to_string()).await;
     assert_eq!(expires_at(&item), Some(ev.timestamp.as_second() + 3600));
     let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
@@ -143,12 +143,10 @@ async fn ttl_attributes_follow_the_config() {
     store.record_attempt(&attempt(&d, 1), &d).await.unwrap();
     d.attempts = 2;
     store.record_attempt(&a, &d).await.unwrap();
+    let item = raw_item(&client, &table, event_pk(t, &ev), &ev.id.to_string()).await;
+    assert_eq!(expires_at(&item), None, "the event stays");
     let item = raw_item(&client, &table, keyed_pk, "EVENT").await;
-    assert_eq!(
-        expires_at(&item),
-        None,
-        "the window is not a TTL: the event stays"
-    );
+    assert_eq!(expires_at(&item), Some(record.expires_at.as_second()));
     let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
     assert_eq!(expires_at(&item), None);
     let item = raw_item(
@@ -517,7 +515,7 @@ fn event_pk(t: TenantId, e: &herald_core::model::Event) -> String {
 }
 
 #[tokio::test]
-async fn events_stored_before_sharding_are_still_read_by_id() {
+async fn events_stored_before_sharding_are_still_read_by_id_and_listed_once_their_key_is_used() {
     let config = DynamoConfig::new(unique("herald"));
     let table = config.table.clone();
     let store = dynamo_store(config).await;
@@ -539,29 +537,36 @@ async fn events_stored_before_sharding_are_still_read_by_id() {
         .unwrap();
     assert_eq!(store.get_event(&t, &old.id).await.unwrap(), Some(old));
 
-    // A keyed event whose copy into its shard was cut off: found through its key's item, and
-    // copied into the shard (listed) by the next use of its key.
-    let keyed = herald_contract::fixtures::keyed_event(t, "document.created", "key:cut");
-    let record = IdempotencyRecord {
+    // A keyed event as the earlier layout kept it: inside its key's item, with its record.
+    let legacy = herald_contract::fixtures::keyed_event(t, "document.created", "key:legacy");
+    let legacy_record = IdempotencyRecord {
         tenant_id: t,
-        key: "key:cut".into(),
+        key: "key:legacy".into(),
         body_sha256: "h".into(),
-        event_id: keyed.id,
-        created_at: Timestamp::now(),
+        event_id: legacy.id,
+        created_at: legacy.timestamp,
         expires_at: Timestamp::MAX,
     };
-    store.insert_event(&keyed, Some(&record)).await.unwrap();
+    let doc = serde_json::json!({"event": legacy, "idempotency": legacy_record});
     client
-        .delete_item()
+        .put_item()
         .table_name(&table)
-        .key("pk", AttributeValue::S(event_pk(t, &keyed)))
-        .key("sk", AttributeValue::S(keyed.id.to_string()))
+        .item(
+            "pk",
+            AttributeValue::S(format!("{t}#KEYED#{:020x}", legacy.id.random_bits())),
+        )
+        .item("sk", AttributeValue::S("EVENT".into()))
+        .item("doc", AttributeValue::S(doc.to_string()))
+        .item(
+            "window_ends",
+            AttributeValue::N(Timestamp::MAX.as_second().to_string()),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(
-        store.get_event(&t, &keyed.id).await.unwrap(),
-        Some(keyed.clone())
+        store.get_event(&t, &legacy.id).await.unwrap(),
+        Some(legacy.clone())
     );
     let page = herald_core::ports::PageRequest {
         limit: 10,
@@ -573,15 +578,101 @@ async fn events_stored_before_sharding_are_still_read_by_id() {
         .unwrap()
         .items
         .is_empty());
-    let retry = herald_contract::fixtures::keyed_event(t, "document.created", "key:cut");
+    // The next use of its key copies it into its shard, where it is listed.
+    let again = herald_contract::fixtures::keyed_event(t, "document.created", "key:legacy");
+    let again_record = IdempotencyRecord {
+        event_id: again.id,
+        ..legacy_record.clone()
+    };
+    assert_eq!(
+        store
+            .insert_event(&again, Some(&again_record))
+            .await
+            .unwrap(),
+        InsertEventOutcome::Duplicate(legacy_record)
+    );
+    assert_eq!(
+        store.list_events(&t, None, &page).await.unwrap().items,
+        vec![legacy]
+    );
+}
+
+#[tokio::test]
+async fn a_key_taken_by_an_event_a_crash_left_unstored_stores_it_when_answered() {
+    let config = DynamoConfig::new(unique("herald"));
+    let table = config.table.clone();
+    let store = dynamo_store(config).await;
+    let client = dynamodb_client();
+    let t = TenantId::new();
+    let keyed = herald_contract::fixtures::keyed_event(t, "document.created", "key:cut");
+    let record = IdempotencyRecord {
+        tenant_id: t,
+        key: "key:cut".into(),
+        body_sha256: "h".into(),
+        event_id: keyed.id,
+        created_at: keyed.timestamp,
+        expires_at: Timestamp::MAX,
+    };
+    store.insert_event(&keyed, Some(&record)).await.unwrap();
+    // The key's item is small: the record alone, kept for its window.
+    let key_item = raw_item(
+        &client,
+        &table,
+        format!("{t}#KEYED#{:020x}", keyed.id.random_bits()),
+        "EVENT",
+    )
+    .await;
+    assert_eq!(expires_at(&key_item), Some(Timestamp::MAX.as_second()));
+    // A crash between the key's put and the event's.
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(event_pk(t, &keyed)))
+        .key("sk", AttributeValue::S(keyed.id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.get_event(&t, &keyed.id).await.unwrap(), None);
+
+    // Another body under the key stores nothing; the same request again stores the event it is
+    // answered with.
+    let other = herald_contract::fixtures::keyed_event(t, "article.created", "key:cut");
+    let other_record = IdempotencyRecord {
+        event_id: other.id,
+        body_sha256: "other".into(),
+        created_at: other.timestamp,
+        ..record.clone()
+    };
+    assert_eq!(
+        store
+            .insert_event(&other, Some(&other_record))
+            .await
+            .unwrap(),
+        InsertEventOutcome::Duplicate(record.clone())
+    );
+    assert_eq!(store.get_event(&t, &keyed.id).await.unwrap(), None);
+    let retry = Event {
+        id: herald_contract::fixtures::keyed_event(t, "document.created", "key:cut").id,
+        timestamp: Timestamp::now(),
+        ..keyed.clone()
+    };
     let retried = IdempotencyRecord {
         event_id: retry.id,
+        created_at: retry.timestamp,
         ..record.clone()
     };
     assert_eq!(
         store.insert_event(&retry, Some(&retried)).await.unwrap(),
         InsertEventOutcome::Duplicate(record)
     );
+    assert_eq!(
+        store.get_event(&t, &keyed.id).await.unwrap(),
+        Some(keyed.clone())
+    );
+    let page = herald_core::ports::PageRequest {
+        limit: 10,
+        cursor: None,
+    };
     assert_eq!(
         store.list_events(&t, None, &page).await.unwrap().items,
         vec![keyed]

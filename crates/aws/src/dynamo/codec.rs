@@ -127,11 +127,12 @@ pub(super) fn attempt_sk(number: u32, attempt: &AttemptId) -> String {
     format!("{ATTEMPT_PREFIX}{number:010}#{attempt}")
 }
 
-/// What a keyed event's item holds: the event and its idempotency record, in one document (they
-/// share the tenant and event ids, which deflate to almost nothing the second time).
+/// What an idempotency key's item holds: its record, and, in items written before events were
+/// sharded, the event accepted under it (now the event has an item of its own, in its shard).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct KeyedEvent {
-    pub event: herald_core::model::Event,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<herald_core::model::Event>,
     pub idempotency: herald_core::model::IdempotencyRecord,
 }
 

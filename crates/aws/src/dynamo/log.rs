@@ -16,9 +16,8 @@ use super::DynamoStore;
 
 #[async_trait]
 impl EventStore for DynamoStore {
-    /// The event's item in its shard: one read. Only on a miss, the places an event was kept before
-    /// (its own partition, unsharded) or may still be alone (the item of the key it was accepted
-    /// under, when a crash came between its two writes).
+    /// The event's item in its shard: one read. Only on a miss, where events were kept before they
+    /// were sharded: its own partition (unkeyed) or the item of the key it was accepted under.
     async fn get_event(
         &self,
         tenant: &TenantId,
@@ -40,7 +39,7 @@ impl EventStore for DynamoStore {
             return Ok(None);
         };
         let keyed: KeyedEvent = decode(&item)?;
-        Ok((keyed.event.id == *id).then_some(keyed.event))
+        Ok(keyed.event.filter(|e| e.id == *id))
     }
 
     /// The tenant's event shards, each read newest first, merged (as a delivery log is).

@@ -19,16 +19,17 @@
 //! | API key, by tenant | `ten_…#KEY` | `key_…` | |
 //! | subscription | `ten_…#SUB` | `sub_…` | its health: `h_fail`, `h_since`, … (`health`) |
 //! | event (with its plan: the subscriptions it goes to) | `ten_…#EVT#<shard>` | `evt_…` | `expires_at` if events expire |
-//! | idempotency key: the event accepted under it, with its record (one document) | `ten_…#KEYED#<the id's 80 random bits, hex>` | `EVENT` | `window_ends` (epoch seconds), `expires_at` if events expire |
+//! | idempotency key: its record (which event it was used for) | `ten_…#KEYED#<the id's 80 random bits, hex>` | `EVENT` | `window_ends` and `expires_at`: the end of its window (epoch seconds) |
 //! | event stored before events were sharded (read only) | `ten_…#evt_…` | `EVENT` | |
+//! | idempotency key written before events were sharded: the record and the event, one document | `ten_…#KEYED#…` | `EVENT` | `window_ends` |
 //! | delivery, with its first attempt | `ten_…#LOG#<tag>#<shard>` | `del_…` | `attempts` (a number), `first` (the attempt), `expires_at` if deliveries expire |
 //! | attempt after the first (and a superseded one) | `ten_…#del_…` | `ATTEMPT#<number, 10 digits>#att_…` | `expires_at` |
 //! | send slots of a subscription with a rate (`rate`) | `ten_…#RATE` | `sub_…` | `next`, `expires_at` |
 //!
 //! An event lives in one of its tenant's [`EVENT_SHARDS`] event partitions, `<shard>` being its
 //! id's random bits modulo the count: found by id alone, and the tenant's events, newest first, are
-//! a merge of the shards' Queries. An event accepted under an idempotency key is in its shard too
-//! (a copy of the key's item).
+//! a merge of the shards' Queries. An event accepted under an idempotency key is in its shard like
+//! any other; its key has a small item of its own.
 //!
 //! A delivery lives in its subscription's log, spread over [`LOG_SHARDS`] partitions: `<tag>` is
 //! the subscription's 40-bit tag (10 hex digits) and `<shard>` a number below eight; both are read
@@ -38,9 +39,10 @@
 //! Access patterns (no Scan, no index):
 //!
 //! - tenant, API key, subscription, event, delivery by id: GetItem (strongly consistent). An event
-//!   not in its shard is looked for where it may also be, on that miss only: its own partition
-//!   (events stored before the shards; they are read, not listed, and were not moved) and its key's
-//!   item (a keyed event whose copy was cut off by a crash).
+//!   not in its shard is looked for where events were kept before the shards, on that miss only:
+//!   its own partition (unkeyed) and its key's item (keyed). Those are read, not listed, and were
+//!   not moved (no migration, no data lost); a keyed one is copied into its shard, and listed from
+//!   then on, the next time its key is used.
 //! - a subscription's owner changes it with an UpdateItem of `doc` alone; workers change its
 //!   health with an UpdateItem of the health attributes alone, conditional where a warning or a
 //!   probe must be given once (see `health`).
@@ -51,18 +53,20 @@
 //!   last id returned (`sk < :cursor`); subscription filters run in code, paging on until the page
 //!   is full. Fan-out planning's `enabled_subscriptions` is the same Query read to the end.
 //! - intake: one PutItem of the event into its shard, create-if-absent. A keyed event's id is
-//!   `EventId::keyed(tenant, key, time)`: its random bits hash the key, so the event and its
-//!   idempotency record are one item under the key's partition, put on condition that the key is
-//!   free; a failed condition hands the earlier item back (`ReturnValuesOnConditionCheckFailure`).
-//!   Within the earlier record's window (its `expires_at` after the new record's `created_at`, so
-//!   the window is exact) that record is the answer. After it, the earlier event is copied to its
-//!   shard (if it is not there already) and the key taken over by a put conditional on the
-//!   `window_ends` that was read. No transaction (which bills double), and the window is not a
-//!   TTL: the event stays as long as events do. Once the key's item is written, the event is
-//!   copied into its shard (a second PutItem, create-if-absent: one more write unit per keyed
-//!   event under 1 KB, the price of listing it). A duplicate answer puts the earlier event's copy
-//!   too (create-if-absent, so it writes nothing new but bills a unit), which repairs a copy that a
-//!   crash between the two puts left out.
+//!   `EventId::keyed(tenant, key, time)`: its random bits hash the key, so the key's item is found
+//!   from the key at intake and from the event id afterwards. The key is taken first: a PutItem of
+//!   its small item (a few hundred bytes, one write unit), on condition that the key is free; a failed
+//!   condition hands the earlier item back (`ReturnValuesOnConditionCheckFailure`). Within the
+//!   earlier record's window (its `expires_at` after the new record's `created_at`, so the window is
+//!   exact) that record is the answer. After it, the key is taken over by a put conditional on the
+//!   `window_ends` that was read. Then the event is put into its shard. No transaction (which bills
+//!   double), and no read. A crash between the two puts leaves the key naming an event that was
+//!   never stored (nor answered, nor queued): the same request retried is answered with that
+//!   record, so that answer puts the event it names first (create-if-absent: its id and time from
+//!   the record, the rest from the retry, one write unit on every duplicate with the same body).
+//!   A keyed event under 1 KB thus costs two write units (key and event), one more than an unkeyed
+//!   one; before the event list, the key's item held the event too (one item of the event's size
+//!   plus the record's, so the same two units for this bench's ~1 KB events).
 //! - the first attempt: one PutItem of the delivery with the attempt inside, conditional on no
 //!   attempt being recorded (`attribute_not_exists(pk) OR attempts = 0`). A later attempt: a PutItem
 //!   of the attempt's own small item, then an UpdateItem of the delivery (`SET doc, attempts`)

@@ -219,22 +219,22 @@ impl DynamoStore {
 /// [`crate::AwsUnitOfWork`], which sends their messages after them.
 impl DynamoStore {
     /// Stores the event, create-if-absent: one PutItem into its tenant's event shard. A keyed event
-    /// (its id made by `EventId::keyed`) is first stored with its idempotency record as one item
-    /// under the key's partition, on condition that the key is free; a failed condition hands the
-    /// earlier item back (`ReturnValuesOnConditionCheckFailure`). Within the earlier record's window
-    /// that is the answer; after it, the key is taken over, conditional on the window that was read.
-    /// Then the event is copied into its shard (a second PutItem), where it is read by id and
-    /// listed. A crash between the two leaves the event found by id (through the keyed item) but
-    /// not listed until the client's retry with the same key, whose duplicate answer puts the copy.
+    /// (its id made by `EventId::keyed`) first takes its key: a small item with the idempotency
+    /// record under the key's partition, put on condition that the key is free; a failed condition
+    /// hands the earlier item back (`ReturnValuesOnConditionCheckFailure`). Within the earlier
+    /// record's window that record is the answer; after it, the key is taken over, conditional on
+    /// the window that was read. Then the event goes into its shard.
+    ///
+    /// A crash between the two puts leaves the key taken by an event that was never stored, nor
+    /// answered, nor queued. A retry with the same key and body is answered with the earlier
+    /// record, so that answer first stores the earlier event (create-if-absent: its id and time
+    /// from the record, the rest from the retry, which is the same request): the event the answer
+    /// names always exists.
     pub async fn insert_event(
         &self,
         event: &Event,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<InsertEventOutcome, StoreError> {
-        let ttl = self
-            .config
-            .event_ttl
-            .map(|ttl| expiry(event.timestamp, ttl));
         let Some(record) = idempotency else {
             self.put(self.event_item(event)?, Condition::Absent).await?;
             return Ok(InsertEventOutcome::Inserted);
@@ -247,41 +247,54 @@ impl DynamoStore {
             ));
         }
         let doc = KeyedEvent {
-            event: event.clone(),
+            event: None,
             idempotency: record.clone(),
         };
+        let window_ends = record.expires_at.as_second();
+        // The key's item is needed only for its window: it may go when that ends.
         let mut keyed = item(
             keyed_event_pk(&event.tenant_id, &event.id),
             SK_EVENT.into(),
             &doc,
-            ttl,
+            Some(window_ends),
         )?;
-        keyed.insert(WINDOW_ENDS.into(), n(record.expires_at.as_second()));
+        keyed.insert(WINDOW_ENDS.into(), n(window_ends));
         let mut taken_over = None;
         for _ in 0..=CONFLICT_RETRIES {
             let earlier = match self.put_keyed(keyed.clone(), taken_over).await? {
                 None => {
-                    self.put_event_copy(event).await?;
+                    self.put_event_if_absent(event).await?;
                     return Ok(InsertEventOutcome::Inserted);
                 }
                 Some(earlier) => earlier,
             };
             let earlier: KeyedEvent = decode(&earlier)?;
-            if earlier.idempotency.key != record.key {
+            let before = &earlier.idempotency;
+            if before.key != record.key {
                 return Err(StoreError::backend(
                     "two idempotency keys of one tenant share an 80-bit hash",
                 ));
             }
-            // Whatever the answer, the earlier event is in its shard from here on (it may have
-            // been cut off by a crash, or stored before events were sharded).
-            self.put_event_copy(&earlier.event).await?;
-            if earlier.idempotency.expires_at > record.created_at {
+            // A key item written before events were sharded holds its event: copy it into its
+            // shard (listed, and kept when the key is taken over).
+            if let Some(old) = &earlier.event {
+                self.put_event_if_absent(old).await?;
+            }
+            if before.expires_at > record.created_at {
+                if earlier.event.is_none() && before.body_sha256 == record.body_sha256 {
+                    let answered = Event {
+                        id: before.event_id,
+                        timestamp: before.created_at,
+                        ..event.clone()
+                    };
+                    self.put_event_if_absent(&answered).await?;
+                }
                 return Ok(InsertEventOutcome::Duplicate(earlier.idempotency));
             }
-            if earlier.event.id == event.id {
+            if before.event_id == event.id {
                 return Err(StoreError::AlreadyExists);
             }
-            taken_over = Some(earlier.idempotency.expires_at.as_second());
+            taken_over = Some(before.expires_at.as_second());
         }
         Err(StoreError::backend(
             "insert_event: the idempotency key kept changing under concurrent writers",
@@ -299,8 +312,9 @@ impl DynamoStore {
         )
     }
 
-    /// Puts a keyed event's copy into its shard unless it is there already.
-    async fn put_event_copy(&self, event: &Event) -> Result<(), StoreError> {
+    /// Puts an event into its shard unless it is there already (a keyed event's id names one
+    /// event: whoever stores it first stores the same request).
+    async fn put_event_if_absent(&self, event: &Event) -> Result<(), StoreError> {
         match self.put(self.event_item(event)?, Condition::Absent).await {
             Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
             Err(e) => Err(e),
