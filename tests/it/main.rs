@@ -17,4 +17,5 @@ mod idempotency;
 mod lifecycle;
 mod replay;
 mod save_and_test;
+mod stats;
 mod subscriptions;

@@ -51,10 +51,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(StoreError::backend)
 }
 
-type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
+pub(crate) type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
 
 impl Inner {
-    fn read_table(&self, t: Tbl) -> Result<ReadTable, StoreError> {
+    pub(crate) fn read_table(&self, t: Tbl) -> Result<ReadTable, StoreError> {
         let txn = self.db.begin_read().map_err(StoreError::backend)?;
         txn.open_table(t.def()).map_err(StoreError::backend)
     }
@@ -264,6 +264,11 @@ impl DeliveryUpdate {
 impl EmbeddedStore {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
         Self { inner }
+    }
+
+    /// The database behind it (for the statistics' rows, `crate::stats`).
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// Runs a read that may scan many rows on the blocking pool, off the async workers.

@@ -4,7 +4,8 @@
 //! - `secrets`: the signing secret and its rotation;
 //! - `test`: "save and test";
 //! - `deliveries`: the subscription's delivery log;
-//! - `recovery`: enabling again, and re-queueing failed deliveries, a bounded step at a time.
+//! - `recovery`: enabling again, and re-queueing failed deliveries, a bounded step at a time;
+//! - `stats`: delivery health per hour over the last day or week.
 //!
 //! Handlers stay thin: they read input with the core's parsers (`herald_core::subscription`), call
 //! the core's rules or a service, and shape the answer. No subscription rule is decided here.
@@ -17,6 +18,7 @@ mod crud;
 mod deliveries;
 mod recovery;
 mod secrets;
+mod stats;
 mod test;
 
 use axum::routing::{get, post};
@@ -46,6 +48,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/subscriptions/{id}/test", post(test::send))
         .route("/v1/subscriptions/{id}/deliveries", get(deliveries::list))
+        .route("/v1/subscriptions/{id}/stats", get(stats::read))
         .route("/v1/subscriptions/{id}/recover", post(recovery::recover))
         .route("/v1/subscriptions/{id}/enable", post(recovery::enable))
 }
