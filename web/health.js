@@ -19,7 +19,7 @@ function s(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs ?? {})) {
     if (v !== null && v !== undefined) el.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
   }
   return el;
@@ -55,7 +55,7 @@ export function drawChart(stats, windowPhrase) {
     const y = round(base - (v / layout.max) * plot.height);
     return [
       s('line', { x1: plot.x, x2: plot.x + plot.width, y1: y, y2: y, class: 'grid' }),
-      s('text', { x: plot.x - 6, y: y + 4, class: 'axis', 'text-anchor': 'end' }, Number.isInteger(v) ? String(v) : ''),
+      Number.isInteger(v) ? s('text', { x: plot.x - 6, y: y + 4, class: 'axis', 'text-anchor': 'end' }, String(v)) : null,
     ];
   });
   const bars = layout.bars.map((bar) => s('g', { class: 'bar', role: 'img', 'aria-label': bar.label },
@@ -127,7 +127,7 @@ export function healthPanel(ctx, id) {
     const win = WINDOWS.find((w) => w.value === stats.window) ?? WINDOWS[0];
     const t = stats.totals ?? {};
     const empty = !(t.succeeded || t.failed || t.retrying || t.attempts);
-    const facts = h('dl', { class: 'facts health-facts' },
+    const facts = h('dl', { class: 'health-facts' },
       h('div', null, h('dt', null, 'Success rate'), h('dd', { dataset: { fact: 'success-rate' } }, percent(t.success_rate))),
       h('div', null, h('dt', null, 'Latency'), h('dd', { dataset: { fact: 'latency' } },
         `p50 ${ms(stats.latency_ms?.p50)} · p95 ${ms(stats.latency_ms?.p95)}`)),
