@@ -11,5 +11,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = herald_aws::load_sdk_config().await;
     let state = build_state(&sdk, &config)?;
     warm_up(&state, &[&config.deliveries_queue_url]).await;
-    lambda_http::run(herald_app::api::management_router(state.app)).await
+    let router = herald_app::api::management_router(state.app.clone());
+    lambda_http::run(herald_lambda::metrics::with_metrics(
+        router, &state.app, "api",
+    ))
+    .await
 }
