@@ -6,7 +6,7 @@ use herald_lambda::{build_state, warm_up, AwsConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    herald_lambda::logging::init_lambda();
     let config = AwsConfig::from_env()?;
     let sdk = herald_aws::load_sdk_config().await;
     let state = build_state(&sdk, &config)?;

@@ -421,6 +421,7 @@ fn log_attempt(sub: &Subscription, event: &Event, attempt: &Attempt, outcome: &s
         event = %event.id,
         delivery = %attempt.delivery_id,
         attempt = attempt.number,
+        attempt_id = %attempt.id,
         status = attempt.status_code,
         latency_ms = attempt.latency_ms,
         outcome,
