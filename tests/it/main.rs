@@ -15,6 +15,7 @@ mod events;
 mod flow_control;
 mod idempotency;
 mod lifecycle;
+mod logs;
 mod replay;
 mod save_and_test;
 mod stats;
