@@ -137,6 +137,7 @@ export function eventsView(ctx) {
     } catch (err) {
       if (ctx.alive()) ctx.toast(humanMessage(err), 'bad');
     }
+    if (ctx.alive() && events.length <= 100) schedule(5000);
   });
 
   reload();

@@ -138,8 +138,10 @@ export function healthPanel(ctx, id) {
         `No deliveries in ${win.phrase}. The chart fills in as Herald delivers events to this webhook.`));
       return;
     }
+    // On a narrow screen the chart keeps a readable size and scrolls sideways.
     replace(body, facts, h('figure', { class: 'chart-figure' },
-      drawChart(stats, win.phrase),
+      h('div', { class: 'chart-scroll', tabindex: '0', role: 'region', 'aria-label': 'Chart (scrolls sideways on a narrow screen)' },
+        drawChart(stats, win.phrase)),
       h('figcaption', null, legend(),
         h('span', { class: 'hint' }, `Deliveries per hour over ${win.phrase}, in your time zone. Success rate counts finished deliveries; latency is per attempt.`))));
   }

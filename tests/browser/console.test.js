@@ -320,6 +320,14 @@ describe('Herald console', () => {
     await page.getByRole('button', { name: 'Filter', exact: true }).click();
     await row(okEventId).waitFor();
     await shot('events.png');
+    await page.setViewportSize({ width: 375, height: 812 });
+    try {
+      await shot('events-phone.png');
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 375, `the events page fits 375 px (it is ${width} px wide)`);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
 
     // Opening one shows its payload and each delivery with its attempts, linked to its webhook.
     await row(okEventId).getByRole('link').click();
