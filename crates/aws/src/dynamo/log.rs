@@ -44,7 +44,8 @@ impl EventStore for DynamoStore {
 
     /// The tenant's event shards, each read newest first, merged (as a delivery log is).
     /// Eventually consistent: an event shows a moment after it is accepted, at half the read
-    /// units. A type filter runs in code, reading on until the page is full.
+    /// units. A type filter runs in code, reading on (a hundred items a Query) until the page is
+    /// full.
     async fn list_events(
         &self,
         tenant: &TenantId,
@@ -62,6 +63,7 @@ impl EventStore for DynamoStore {
         self.merged_page(
             &shards,
             page.limit,
+            event_type.is_some(),
             |e: &Event| event_type.is_none_or(|t| e.event_type == *t),
             |e| e.id.to_string(),
         )
@@ -100,6 +102,7 @@ impl DeliveryStore for DynamoStore {
         self.merged_page(
             &shards,
             page.limit,
+            false,
             // A shard holds another subscription's deliveries only if their tags collide.
             |d: &Delivery| d.subscription_id == subscription,
             |d| d.id.to_string(),
