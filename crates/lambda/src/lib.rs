@@ -8,6 +8,10 @@
 //! `batchItemFailures`, so SQS hands it out again (and, after `maxReceiveCount`, to the DLQ). The
 //! events of a fan-out batch share one delivery write: if it fails, or their fan-out panics, every
 //! one of them is reported (fan-out is idempotent, so the ones that come back create nothing twice).
+//!
+//! After the records of a batch finish, the delivery statistics they counted are written (one
+//! UpdateItem per subscription and hour touched by the batch, see `herald_app::stats`). A failed
+//! write is logged and dropped: it never fails the batch.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -65,6 +69,8 @@ pub async fn handle_sqs_batch(
             process_records(state, queue, ids.iter().cloned().zip(event.records)).await
         }
     };
+    // Before answering: Lambda may freeze the instance as soon as the batch is answered.
+    state.stats.flush().await;
     metrics::flush(state, function_of(queue));
     let mut response = SqsBatchResponse::default();
     for id in ids.into_iter().filter(|id| !done.contains(id)) {

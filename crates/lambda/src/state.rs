@@ -88,6 +88,7 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
     };
     let writes = AwsUnitOfWork::new(store.clone(), queue.clone());
     let rate_limits = DynamoRateLimits::new(&store);
+    let stats = Arc::new(store.clone());
     let app = AppState::new(
         Arc::new(store),
         Arc::new(writes),
@@ -96,7 +97,8 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         Arc::new(SystemClock),
         settings,
     )
-    .with_rate_limits(Arc::new(rate_limits));
+    .with_rate_limits(Arc::new(rate_limits))
+    .with_stats(stats);
     if let Some(namespace) = &config.metrics_namespace {
         app.metrics.enable_emf(namespace);
     }
