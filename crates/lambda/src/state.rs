@@ -84,6 +84,7 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         idempotency_window: config.idempotency_retention,
         cache_ttl: config.cache_ttl,
         lifecycle: config.lifecycle,
+        stats_flush_every: config.stats_flush_every,
         ..Settings::default()
     };
     let writes = AwsUnitOfWork::new(store.clone(), queue.clone());
