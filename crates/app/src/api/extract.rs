@@ -91,6 +91,19 @@ pub fn parse_path_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, A
     raw.parse().map_err(|_| ApiError::not_found(what))
 }
 
+/// How the OpenAPI document describes [`PageQuery`]'s parameters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page (default 50).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: u32,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: String,
+}
+
 /// `?limit=&cursor=` of list endpoints.
 #[derive(Debug, Clone)]
 pub struct PageQuery {

@@ -1,0 +1,347 @@
+//! The OpenAPI 3.1 document, `GET /v1/openapi.json` (no API key).
+//!
+//! Paths, parameters, bodies and answers come from the routers themselves
+//! ([`super::described_routes`]): each handler's `#[utoipa::path]` and the typed views and error
+//! body it answers with. This module adds what no route carries: the title, the bearer API key
+//! scheme and the tags. The document is built once per process and served as the same bytes.
+
+use std::sync::OnceLock;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The name of the security scheme that every authenticated route names.
+pub const API_KEY: &str = "api_key";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Herald",
+        description = "Signed, retried webhook delivery. Every `/v1` route but this document takes \
+`Authorization: Bearer <api key>` (`hk_…`); the key names the tenant, and another tenant's ids \
+answer 404. Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`. Lists take `?limit=` \
+(1 to 100) and `?cursor=` and answer `{\"data\": […], \"next_cursor\"}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&BearerApiKey),
+    components(schemas(super::requests::BatchItem)),
+    tags(
+        (name = "subscriptions", description = "Where events go, and how they are signed"),
+        (name = "deliveries", description = "The delivery log, attempts and replay"),
+        (name = "events", description = "Intake and the event catalog"),
+        (name = "health", description = "Liveness, metrics and this document"),
+    )
+)]
+struct Base;
+
+struct BearerApiKey;
+
+impl Modify for BearerApiKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hk_…")
+                    .description(Some("An API key: `herald dev` prints one at start"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = Base::openapi();
+    doc.merge(super::described_routes());
+    doc
+}
+
+/// The document as served: JSON, built once.
+fn document_json() -> Result<&'static str, &'static serde_json::Error> {
+    static JSON: OnceLock<Result<String, serde_json::Error>> = OnceLock::new();
+    JSON.get_or_init(|| document().to_json())
+        .as_ref()
+        .map(String::as_str)
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", operation_id = "openapi", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 document",
+        content_type = "application/json", body = Object)))]
+pub(super) async fn serve() -> Response {
+    match document_json() {
+        Ok(json) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response(),
+        Err(e) => super::error::ApiError::internal(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::service::testing::Harness;
+
+    /// Every route of [`crate::api::router`] but the console's files. A route added there without
+    /// a description, or described and not served, fails these tests.
+    const ROUTES: &[(&str, &str)] = &[
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("get", "/v1/openapi.json"),
+        ("post", "/v1/subscriptions"),
+        ("get", "/v1/subscriptions"),
+        ("get", "/v1/subscriptions/{id}"),
+        ("patch", "/v1/subscriptions/{id}"),
+        ("delete", "/v1/subscriptions/{id}"),
+        ("get", "/v1/subscriptions/{id}/secret"),
+        ("post", "/v1/subscriptions/{id}/secret/rotate"),
+        ("post", "/v1/subscriptions/{id}/test"),
+        ("get", "/v1/subscriptions/{id}/deliveries"),
+        ("post", "/v1/subscriptions/{id}/recover"),
+        ("post", "/v1/subscriptions/{id}/enable"),
+        ("get", "/v1/deliveries/{id}"),
+        ("post", "/v1/deliveries/{id}/retry"),
+        ("post", "/v1/events"),
+        ("post", "/v1/events/batch"),
+        ("get", "/v1/events/{id}"),
+        ("get", "/v1/event-types"),
+    ];
+
+    const PUBLIC: &[&str] = &["/healthz", "/metrics", "/v1/openapi.json"];
+
+    fn doc() -> Value {
+        serde_json::from_str(document_json().unwrap()).unwrap()
+    }
+
+    /// `(method, path, operation)` of every documented operation.
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_lists_exactly_the_served_routes() {
+        let doc = doc();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let documented: BTreeSet<(String, String)> = operations(&doc)
+            .into_iter()
+            .map(|(m, p, _)| (m, p))
+            .collect();
+        let expected: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(documented, expected);
+        let scheme = &doc["components"]["securitySchemes"][API_KEY];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+    }
+
+    #[tokio::test]
+    async fn every_documented_route_is_served_and_answers_what_it_documents_without_a_key() {
+        let h = Harness::new([]);
+        for (method, path, op) in operations(&doc()) {
+            let uri = path.replace("{id}", "sub_01JF3Q8Z6X4N7W2C5V9B1M0KQR");
+            let request = Request::builder()
+                .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
+                .uri(&uri)
+                .body(Body::empty())
+                .unwrap();
+            let response = crate::api::router(h.state.clone())
+                .oneshot(request)
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let documented = op["responses"].as_object().unwrap();
+            assert!(
+                documented.contains_key(&status.to_string()),
+                "{method} {path} answered {status}, not documented"
+            );
+            if PUBLIC.contains(&path.as_str()) {
+                assert_eq!(status, 200, "{method} {path}");
+                assert!(op.get("security").is_none(), "{method} {path}");
+            } else {
+                assert_eq!(status, 401, "{method} {path} needs a key");
+                assert_eq!(op["security"], json!([{ API_KEY: [] }]), "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_body_taking_route_documents_the_body_errors() {
+        for (method, path, op) in operations(&doc()) {
+            if op.get("requestBody").is_none() {
+                continue;
+            }
+            for status in ["400", "413", "415", "422"] {
+                assert!(
+                    op["responses"].get(status).is_some(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
+
+    /// The schema a `$ref` (or an inline schema) names.
+    fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+        // `Option<T>`: one of null and T.
+        if let Some(t) = schema["oneOf"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["$ref"].is_string()))
+        {
+            return resolve(doc, t);
+        }
+        match schema["$ref"].as_str() {
+            Some(r) => {
+                let name = r.trim_start_matches("#/components/schemas/");
+                &doc["components"]["schemas"][name]
+            }
+            None => schema,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_documented_request_examples_are_accepted_by_the_handlers() {
+        let h = Harness::new([]);
+        let key = h.api_key().await.key;
+        let doc = doc();
+        let created_example = |op: &Value| {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            resolve(&doc, schema)["example"].clone()
+        };
+        let ops = operations(&doc);
+        let op = |m: &str, p: &str| {
+            ops.iter()
+                .find(|(om, op, _)| om == m && op == p)
+                .map(|(_, _, o)| o.clone())
+                .unwrap()
+        };
+        let (status, sub) = h
+            .call(
+                &key,
+                "POST",
+                "/v1/subscriptions",
+                Some(created_example(&op("post", "/v1/subscriptions"))),
+            )
+            .await;
+        assert_eq!(status, 201, "{sub}");
+        let id = sub["id"].as_str().unwrap();
+        let one = format!("/v1/subscriptions/{id}");
+        for (method, path, uri, want) in [
+            ("post", "/v1/events", "/v1/events".to_owned(), 202),
+            (
+                "post",
+                "/v1/events/batch",
+                "/v1/events/batch".to_owned(),
+                200,
+            ),
+            ("patch", "/v1/subscriptions/{id}", one.clone(), 200),
+            (
+                "post",
+                "/v1/subscriptions/{id}/enable",
+                format!("{one}/enable"),
+                200,
+            ),
+            (
+                "post",
+                "/v1/subscriptions/{id}/recover",
+                format!("{one}/recover"),
+                202,
+            ),
+        ] {
+            let example = created_example(&op(method, path));
+            assert!(example.is_object(), "{method} {path} has no example");
+            let (status, answer) = h
+                .call(&key, &method.to_uppercase(), &uri, Some(example))
+                .await;
+            assert_eq!(status.as_u16(), want, "{method} {path}: {answer}");
+        }
+    }
+
+    /// `(method, path template)` of every `call('METHOD', 'v1/…')` in `source`, with each
+    /// `${enc(…)}` as `{id}` and the query left out.
+    fn console_calls(source: &str) -> Vec<(String, String)> {
+        let mut calls = Vec::new();
+        for chunk in source.split("call('").skip(1) {
+            let Some((method, rest)) = chunk.split_once('\'') else {
+                continue;
+            };
+            let rest = rest.trim_start_matches([',', ' ']);
+            let Some(quote) = rest.chars().next().filter(|c| ['\'', '`'].contains(c)) else {
+                continue;
+            };
+            let Some(end) = rest[1..].find(quote) else {
+                continue;
+            };
+            let mut path = String::from("/");
+            let mut text = &rest[1..=end];
+            while let Some(start) = text.find("${") {
+                path.push_str(&text[..start]);
+                path.push_str("{id}");
+                let close = text[start..]
+                    .find('}')
+                    .map_or(text.len(), |c| start + c + 1);
+                text = &text[close..];
+            }
+            path.push_str(text);
+            let path = path.split('?').next().unwrap_or_default().to_owned();
+            calls.push((method.to_lowercase(), path));
+        }
+        calls
+    }
+
+    #[test]
+    fn every_call_the_console_makes_is_a_documented_operation() {
+        let source = include_str!("../../../../web/api.js");
+        let calls = console_calls(source);
+        assert!(calls.len() >= 14, "{calls:?}");
+        let documented: BTreeSet<(String, String)> = operations(&doc())
+            .into_iter()
+            .map(|(m, p, _)| (m, p))
+            .collect();
+        for call in calls {
+            assert!(documented.contains(&call), "the console calls {call:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_document_is_served_without_a_key_by_both_api_routers() {
+        let h = Harness::new([]);
+        for router in [
+            crate::api::router(h.state.clone()),
+            crate::api::management_router(h.state.clone()),
+        ] {
+            let request = Request::get("/v1/openapi.json")
+                .body(Body::empty())
+                .unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let served: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(served, doc());
+        }
+    }
+}
