@@ -324,6 +324,72 @@ mod tests {
         }
     }
 
+    /// `(method, path, body)` of every `curl … $H/v1/…` command of the README, continuation
+    /// lines joined.
+    fn readme_calls(readme: &str) -> Vec<(String, String, Option<Value>)> {
+        let joined = readme.replace("\\\n", " ");
+        let mut calls = Vec::new();
+        for (start, _) in joined.match_indices("\ncurl ") {
+            let text = &joined[start + 1..];
+            let line = text.lines().next().unwrap_or_default();
+            let Some(at) = line.find("$H/") else {
+                continue;
+            };
+            let path = line[at + 2..].split_whitespace().next().unwrap_or_default();
+            let method = line
+                .split_once("-X ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("GET");
+            // A body may go on over lines, up to its closing quote.
+            let body = line.contains("-d '").then(|| {
+                let rest = text.split_once("-d '").map_or("", |(_, rest)| rest);
+                let json = rest.split_once('\'').map_or(rest, |(json, _)| json);
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("{line}: {e}"))
+            });
+            calls.push((method.to_owned(), path.to_owned(), body));
+        }
+        calls
+    }
+
+    /// The README's curl commands, in order, against the API as `herald dev` runs it: each names
+    /// a documented operation and gets a documented answer; each body is accepted.
+    #[tokio::test]
+    async fn the_readme_walk_through_matches_the_document() {
+        let mut h = Harness::new([]);
+        let mut settings = (*h.state.settings).clone();
+        settings.address_policy = herald_core::AddressPolicy::DEVELOPMENT;
+        h.state.settings = std::sync::Arc::new(settings);
+        let key = h.api_key().await.key;
+        let doc = doc();
+        let calls = readme_calls(include_str!("../../../../README.md"));
+        assert!(calls.len() >= 9, "{calls:?}");
+        let mut sub = String::new();
+        for (method, path, body) in calls {
+            let template = path.replace("$SUB", "{id}").replace("del_...", "{id}");
+            let op = &doc["paths"][&template][method.to_lowercase()];
+            assert!(
+                op.is_object(),
+                "the README calls {method} {path}, not documented"
+            );
+            let uri = path
+                .replace("$SUB", &sub)
+                .replace("del_...", "del_01JF3Q8Z6X4N7W2C5V9B1M0KQR");
+            let sends_body = body.is_some();
+            let (status, answer) = h.call(&key, &method, &uri, body).await;
+            let documented = op["responses"].get(status.as_str()).is_some();
+            assert!(
+                documented,
+                "{method} {path}: {status} is not documented: {answer}"
+            );
+            if sends_body {
+                assert!(status.is_success(), "{method} {path}: {status} {answer}");
+            }
+            if method == "POST" && path == "/v1/subscriptions" && sub.is_empty() {
+                sub = answer["id"].as_str().unwrap_or_default().to_owned();
+            }
+        }
+    }
+
     #[tokio::test]
     async fn the_document_is_served_without_a_key_by_both_api_routers() {
         let h = Harness::new([]);
