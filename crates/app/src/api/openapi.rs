@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 
 /// The name of the security scheme that every authenticated route names.
@@ -54,11 +56,68 @@ impl Modify for BearerApiKey {
     }
 }
 
+/// Where an answer's ids lead, as OpenAPI links (clients and the fuzzer follow them): the path and
+/// status of the answer, the field holding the id, and the operations that take it as `{id}`.
+const LINKS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "/v1/subscriptions",
+        "201",
+        "id",
+        &[
+            "get_subscription",
+            "update_subscription",
+            "delete_subscription",
+            "get_secret",
+            "rotate_secret",
+            "test_subscription",
+            "list_subscription_deliveries",
+            "recover_deliveries",
+            "enable_subscription",
+        ],
+    ),
+    (
+        "/v1/subscriptions/{id}/test",
+        "200",
+        "delivery_id",
+        &["get_delivery", "retry_delivery"],
+    ),
+    (
+        "/v1/subscriptions/{id}/test",
+        "200",
+        "event_id",
+        &["get_event"],
+    ),
+    ("/v1/events", "202", "id", &["get_event"]),
+];
+
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Base::openapi();
     doc.merge(super::described_routes());
+    add_links(&mut doc);
     doc
+}
+
+/// Adds [`LINKS`] to the POST answers they start from (a test checks that each one lands).
+fn add_links(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, status, field, targets) in LINKS {
+        let answer = doc
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut(*status));
+        let Some(RefOr::T(answer)) = answer else {
+            continue;
+        };
+        for target in *targets {
+            let link = LinkBuilder::new()
+                .operation_id(*target)
+                .parameter("id", format!("$response.body#/{field}"))
+                .build();
+            answer.links.insert((*target).to_owned(), RefOr::T(link));
+        }
+    }
 }
 
 /// The document as served: JSON, built once.
@@ -185,6 +244,41 @@ mod tests {
                 assert_eq!(op["security"], json!([{ API_KEY: [] }]), "{method} {path}");
             }
         }
+    }
+
+    /// Whether `schema` (through `$ref` and `allOf`) has the property `field`.
+    fn has_property(doc: &Value, schema: &Value, field: &str) -> bool {
+        let schema = resolve(doc, schema);
+        schema["properties"].get(field).is_some()
+            || schema["allOf"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|s| has_property(doc, s, field)))
+    }
+
+    #[test]
+    fn every_link_starts_from_a_documented_answer_and_leads_to_an_operation_with_an_id() {
+        let doc = doc();
+        let ops = operations(&doc);
+        let mut links = 0;
+        for (path, status, field, targets) in LINKS {
+            let answer = &doc["paths"][path]["post"]["responses"][status];
+            let schema = &answer["content"]["application/json"]["schema"];
+            assert!(
+                has_property(&doc, schema, field),
+                "{path} {status} has no `{field}`"
+            );
+            for target in *targets {
+                let link = &answer["links"][target];
+                assert_eq!(link["operationId"], *target, "{path} {status}");
+                let (_, target_path, _) = ops
+                    .iter()
+                    .find(|(_, _, op)| op["operationId"] == *target)
+                    .unwrap_or_else(|| panic!("no operation {target}"));
+                assert!(target_path.contains("{id}"), "{target}");
+                links += 1;
+            }
+        }
+        assert_eq!(links, 13);
     }
 
     #[test]
