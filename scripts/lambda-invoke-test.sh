@@ -8,8 +8,9 @@
 #      `herald keys import`), so the API fixtures authenticate.
 #   4. `cargo lambda watch` serves the functions (debug builds, built here first so that the first
 #      invoke does not wait for the compiler).
-#   5. Each fixture is invoked and its answer checked. Prints "N passed, M failed"; exits non-zero
-#      on any failure. moto and watch are stopped on every exit path.
+#   5. Each fixture is invoked and its answer checked, then the CloudWatch EMF lines each function
+#      printed (tests/emf/check_emf.py). Prints "N passed, M failed"; exits non-zero on any
+#      failure. moto and watch are stopped on every exit path.
 #
 # Called by scripts/test.sh after its venv step ($VENV/bin on PATH, HERALD_MOTO_SERVER set). Run
 # alone, it installs moto and cargo-lambda into <workspace>/.venv the way test.sh does. Offline
@@ -154,7 +155,7 @@ cargo build --locked --bin herald
 for function in "${FUNCTIONS[@]}"; do
   cargo build --locked -p "herald-function-$function"
 done
-HERALD="$ROOT/target/debug/herald"
+HERALD="${CARGO_TARGET_DIR:-$ROOT/target}/debug/herald"
 
 say "herald aws init"
 exports=$("$HERALD" aws init --table herald-invoke --queue-prefix herald-invoke)
@@ -355,6 +356,26 @@ check deliver deliver sqs-deliver.json 'failures([])'
 # message (not the deliver function's kind) fail.
 check deliver-mixed deliver sqs-deliver-mixed.json \
   'failures(["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"])'
+
+# The metrics each function printed (CloudWatch EMF on stdout, in watch's log): valid lines, and
+# the ones these invokes must have made.
+emf() {
+  local function=$1
+  shift
+  if out=$("$PY" tests/emf/check_emf.py "$LOGS/watch-$function.log" "$@" 2>&1); then
+    PASSED=$((PASSED + 1))
+    printf 'ok    emf-%-20s %s\n' "$function" "$(tail -n 1 <<<"$out")"
+  else
+    FAILED=$((FAILED + 1))
+    printf 'FAIL  emf-%-20s %s\n' "$function" "$(tr '\n' ' ' <<<"$out" | tail -c 600)"
+  fi
+}
+say "CloudWatch metrics (EMF) printed by the functions"
+emf ingest EventsAccepted:function=ingest
+emf fanout QueueAge:function=fanout
+# The fixtures' deliveries have no subscription here: given up, platform unknown.
+emf deliver QueueAge:function=deliver Deliveries:function=deliver,outcome=failed,platform=unknown
+emf api
 
 echo "$PASSED passed, $FAILED failed"
 if [ "$FAILED" -gt 0 ]; then

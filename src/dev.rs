@@ -223,6 +223,8 @@ fn aws_state(config: &DevConfig, sdk: &SdkConfig, aws: &AwsConfig) -> anyhow::Re
         idempotency_retention: config.idempotency_window,
         cache_ttl: config.cache_ttl.unwrap_or(aws.cache_ttl),
         lifecycle: config.lifecycle,
+        // Served at /metrics instead; nothing would drain EMF lines here.
+        metrics_namespace: None,
         ..aws.clone()
     };
     let state = herald_lambda::build_state(sdk, &aws).context("building the AWS clients")?;

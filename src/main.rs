@@ -239,21 +239,11 @@ fn init_tracing(format: &str) {
     init_tracing_with(format, "info");
 }
 
-/// Logs at `default` level unless RUST_LOG says otherwise.
+/// Logs at `default` level unless RUST_LOG says otherwise, to stderr, so stdout carries only what
+/// the command prints (URL, key, results). JSON is the Lambda functions' format.
 fn init_tracing_with(format: &str, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Logs go to stderr so stdout carries only what the command prints (URL, key, results).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if format == "json" {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.compact().init();
-    }
+    herald_lambda::logging::init(format == "json", ansi, default, std::io::stderr);
 }
 
 #[tokio::main]

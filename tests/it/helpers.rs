@@ -597,10 +597,36 @@ impl HeraldProcess {
     /// Starts `herald dev` on a free port with its data in `dir/data`, its log in
     /// `dir/{log_name}.log`, `api_key` and extra environment, and waits until `/healthz` answers.
     pub async fn start(dir: &Path, api_key: &str, env: &[(&str, &str)], log_name: &str) -> Self {
+        Self::start_with(dir, api_key, env, log_name, false).await
+    }
+
+    /// As [`HeraldProcess::start`], with only the log (stderr) in `{log_name}.log` and what the
+    /// command prints for its user (stdout: the URL and the development key) in `{log_name}.out`.
+    pub async fn start_log_apart(
+        dir: &Path,
+        api_key: &str,
+        env: &[(&str, &str)],
+        log_name: &str,
+    ) -> Self {
+        Self::start_with(dir, api_key, env, log_name, true).await
+    }
+
+    async fn start_with(
+        dir: &Path,
+        api_key: &str,
+        env: &[(&str, &str)],
+        log_name: &str,
+        stdout_apart: bool,
+    ) -> Self {
         let port = free_port();
         let data_dir = dir.join("data");
         let log = dir.join(format!("{log_name}.log"));
         let log_file = std::fs::File::create(&log).expect("a log file");
+        let stdout = if stdout_apart {
+            std::fs::File::create(dir.join(format!("{log_name}.out"))).expect("an output file")
+        } else {
+            log_file.try_clone().expect("log handle")
+        };
         let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
         command
             .arg("dev")
@@ -609,7 +635,7 @@ impl HeraldProcess {
             .env("HERALD_DEV_API_KEY", api_key)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log handle"))
+            .stdout(stdout)
             .stderr(log_file);
         for (name, value) in env {
             command.env(name, value);
@@ -658,7 +684,7 @@ impl HeraldProcess {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

@@ -14,6 +14,7 @@ mod delivery;
 mod flow_control;
 mod idempotency;
 mod lifecycle;
+mod logs;
 mod replay;
 mod save_and_test;
 mod subscriptions;

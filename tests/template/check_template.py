@@ -7,13 +7,17 @@ policies and event source mappings SAM adds are checked too.
 - no IAM policy statement has a `*` resource, and none allows `*` actions;
 - the table has no secondary index, and each function may call exactly the DynamoDB actions its
   code path makes (`DYNAMODB_ACTIONS`, kept beside the key design in crates/aws/src/dynamo);
-- the four functions exist and are built with rust-cargolambda on provided.al2023.
+- the four functions exist and are built with rust-cargolambda on provided.al2023;
+- the functions publish metrics under the namespace the alarms and the dashboard read, and these
+  name only metrics the code emits (crates/app/src/metrics/emf.rs) with bounded dimensions; the
+  dashboard body is valid JSON once substituted.
 
 Prints "N passed, M failed" and exits non-zero on any failure.
 """
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -38,6 +42,11 @@ DYNAMODB_ACTIONS = {
     # subscription's health, disabling (UpdateItem); an operational event's plan (Query).
     "DeliverFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
 }
+
+# The metrics the functions publish (names in crates/app/src/metrics/emf.rs) and their dimensions.
+EMITTED = {"Deliveries", "AttemptLatency", "DeliveryLag", "QueueAge", "EventsAccepted",
+           "SubscriptionsDisabled", "DeliveriesPaused", "DeliveriesRateLimited"}
+BOUNDED_DIMENSIONS = {"function", "platform", "outcome"}
 
 
 def check(name, ok, detail=""):
@@ -133,12 +142,60 @@ def main():
                 granted |= {a.split(":", 1)[1] for a in actions if a.startswith("dynamodb:")}
         check(f"{fn_name} may call exactly {sorted(wanted)}", granted == wanted, f"granted {sorted(granted)}")
 
+    check_metrics(source)
+
     failed = [r for r in results if not r[1]]
     for name, ok, detail in results:
         if not ok:
             print(f"FAIL {name}: {detail}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     sys.exit(1 if failed else 0)
+
+
+def check_metrics(source):
+    emf_rs = (ROOT / "crates/app/src/metrics/emf.rs").read_text()
+    for name in sorted(EMITTED):
+        check(f"metric {name} is emitted by the code", f'"{name}"' in emf_rs)
+    env = source["Globals"]["Function"]["Environment"]["Variables"]
+    namespace = env.get("HERALD_METRICS_NAMESPACE")
+    check("the functions are given a metrics namespace", namespace is not None, json.dumps(env))
+
+    alarms = {k: v["Properties"] for k, v in source["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    herald_alarms = 0
+    for name, props in alarms.items():
+        stats = [props] + [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        for stat in stats:
+            if stat.get("Namespace") in ("AWS/SQS", None):
+                continue
+            herald_alarms += 1
+            check(f"{name} reads the functions' namespace", stat["Namespace"] == namespace, json.dumps(stat["Namespace"]))
+            check(f"{name} reads an emitted metric", stat["MetricName"] in EMITTED, stat["MetricName"])
+            dims = {d["Name"] for d in stat.get("Dimensions", [])}
+            check(f"{name} uses bounded dimensions", dims <= BOUNDED_DIMENSIONS, str(dims))
+    check("alarms on the failure ratio and the lag exist", {"DeliveryFailureRatioAlarm", "DeliveryLagAlarm"} <= alarms.keys())
+    check("Herald's own metrics are alarmed on", herald_alarms >= 3, str(herald_alarms))
+
+    dashboards = [v["Properties"] for v in source["Resources"].values() if v["Type"] == "AWS::CloudWatch::Dashboard"]
+    check("there is a dashboard", len(dashboards) == 1)
+    for d in dashboards:
+        body, names = d["DashboardBody"]["Fn::Sub"]
+        # Substituted as CloudFormation would, with stand-ins for the deployed names.
+        text = body.replace("${NS}", "NS")
+        text = re.sub(r"\$\{[A-Za-z0-9:.]+\}", "1", text)
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as e:
+            check("the dashboard body is JSON", False, str(e))
+            continue
+        check("the dashboard reads the functions' namespace", names.get("NS") == namespace, json.dumps(names))
+        shown = set()
+        for widget in parsed["widgets"]:
+            for row in widget["properties"].get("metrics", []):
+                if row and row[0] == "NS":
+                    shown.add(row[1])
+                    dims = set(row[2:-1:2] if isinstance(row[-1], dict) else row[2::2])
+                    check(f"dashboard row {row[1]} uses bounded dimensions", dims <= BOUNDED_DIMENSIONS, str(dims))
+        check("the dashboard shows every emitted metric", shown == EMITTED, f"missing {sorted(EMITTED - shown)}, unknown {sorted(shown - EMITTED)}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
@@ -230,8 +229,24 @@ async fn aws_failures_are_backend_errors_that_name_the_operation() {
     };
     let aws = inner.downcast_ref::<AwsError>().unwrap();
     assert_eq!(aws.operation, "DynamoDB.GetItem");
-    assert!(err.to_string().contains("ResourceNotFound"), "{err}");
-    assert!(aws.source().is_some());
+    assert_eq!(aws.code.as_deref(), Some("ResourceNotFoundException"));
+    // Said once, without the SDK's raw response: the line a log shows.
+    let line = herald_core::ErrorChain(&err).to_string();
+    assert_eq!(
+        line.matches("ResourceNotFoundException").count(),
+        1,
+        "{line}"
+    );
+    assert_eq!(
+        line.matches("Requested resource not found").count(),
+        1,
+        "{line}"
+    );
+    assert!(
+        line.starts_with("storage backend failed: DynamoDB.GetItem failed: "),
+        "{line}"
+    );
+    assert!(!line.contains("Response {"), "{line}");
 
     let queue = SqsQueue::new(
         sqs_client(),

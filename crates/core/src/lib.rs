@@ -10,6 +10,7 @@
 
 pub mod delivery;
 pub mod digest;
+pub mod error_chain;
 pub mod health;
 pub mod ids;
 pub mod input;
@@ -26,6 +27,7 @@ pub mod subscription;
 pub mod target;
 pub mod time;
 
+pub use error_chain::ErrorChain;
 pub use ids::*;
 pub use input::FieldError;
 pub use model::*;

@@ -32,9 +32,10 @@ pub enum StoreError {
     /// The cursor was not made by this store.
     #[error("the pagination cursor is not valid")]
     BadCursor,
-    /// The backend failed (I/O, network, throttling). Usually worth retrying.
+    /// The backend failed (I/O, network, throttling). Usually worth retrying. The text carries
+    /// the cause, so it is not also a `source` (a log would print it twice).
     #[error("storage backend failed: {0}")]
-    Backend(#[source] BoxError),
+    Backend(BoxError),
 }
 
 impl StoreError {
@@ -296,8 +297,9 @@ pub struct ReceivedMessage {
 /// A queue failure.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// The text carries the cause, so it is not also a `source`.
     #[error("queue backend failed: {0}")]
-    Backend(#[source] BoxError),
+    Backend(BoxError),
     #[error("the message could not be encoded or decoded: {0}")]
     Codec(String),
 }

@@ -51,6 +51,10 @@ pub struct AwsConfig {
     /// billed units (`herald_aws::metering`); `herald dev` shows them at `/metrics`. Off in
     /// Lambda, where nothing publishes them.
     pub meter_aws: bool,
+    /// `HERALD_EMF` (default true inside Lambda, where `AWS_LAMBDA_FUNCTION_NAME` is set; false
+    /// elsewhere) and `HERALD_METRICS_NAMESPACE` (default `Herald`): publish CloudWatch metrics
+    /// as Embedded Metric Format lines on stdout, under this namespace (`crate::metrics`).
+    pub metrics_namespace: Option<String>,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -139,6 +143,13 @@ impl AwsConfig {
             lifecycle,
             warm_up: flag("HERALD_WARM_UP", true)?,
             meter_aws: flag("HERALD_METER_AWS", false)?,
+            metrics_namespace: flag("HERALD_EMF", lookup("AWS_LAMBDA_FUNCTION_NAME").is_some())?
+                .then(|| {
+                    lookup("HERALD_METRICS_NAMESPACE")
+                        .map(|ns| ns.trim().to_owned())
+                        .filter(|ns| !ns.is_empty())
+                        .unwrap_or_else(|| "Herald".to_owned())
+                }),
         })
     }
 }
@@ -175,6 +186,22 @@ mod tests {
         assert_eq!(c.cache_ttl, Duration::from_secs(5));
         assert!(c.warm_up);
         assert!(!c.meter_aws);
+        assert_eq!(c.metrics_namespace, None);
+        // Inside Lambda, metrics are on by default.
+        let mut lambda = BASE.to_vec();
+        lambda.push(("AWS_LAMBDA_FUNCTION_NAME", "herald-deliver"));
+        let c = AwsConfig::from_lookup(env(&lambda)).unwrap();
+        assert_eq!(c.metrics_namespace.as_deref(), Some("Herald"));
+        lambda.push(("HERALD_METRICS_NAMESPACE", "Herald/prod"));
+        let c = AwsConfig::from_lookup(env(&lambda)).unwrap();
+        assert_eq!(c.metrics_namespace.as_deref(), Some("Herald/prod"));
+        lambda.push(("HERALD_EMF", "false"));
+        assert_eq!(
+            AwsConfig::from_lookup(env(&lambda))
+                .unwrap()
+                .metrics_namespace,
+            None
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
+pub mod logging;
+pub mod metrics;
 mod state;
 
 pub use config::{AwsConfig, ConfigError};
@@ -54,12 +56,16 @@ pub async fn handle_sqs_batch(
                 .ok_or(BatchError::MissingMessageId)?,
         );
     }
+    for record in &event.records {
+        metrics::observe_queue_age(state, record);
+    }
     let done = match queue {
         QueueName::Events => fan_out_records(state, ids.iter().cloned().zip(event.records)).await,
         QueueName::Deliveries => {
             process_records(state, queue, ids.iter().cloned().zip(event.records)).await
         }
     };
+    metrics::flush(state, function_of(queue));
     let mut response = SqsBatchResponse::default();
     for id in ids.into_iter().filter(|id| !done.contains(id)) {
         let mut failure = BatchItemFailure::default();
@@ -67,6 +73,14 @@ pub async fn handle_sqs_batch(
         response.batch_item_failures.push(failure);
     }
     Ok(response)
+}
+
+/// The function that reads `queue`: the metrics' function dimension.
+fn function_of(queue: QueueName) -> &'static str {
+    match queue {
+        QueueName::Events => "fanout",
+        QueueName::Deliveries => "deliver",
+    }
 }
 
 /// Runs each record through its service in a task of its own; answers the ids that finished.

@@ -97,6 +97,9 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         settings,
     )
     .with_rate_limits(Arc::new(rate_limits));
+    if let Some(namespace) = &config.metrics_namespace {
+        app.metrics.enable_emf(namespace);
+    }
     if let Some(meter) = &meter {
         app.metrics.attach(Arc::new(MeterMetrics(meter.clone())));
     }

@@ -8,7 +8,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    herald_lambda::logging::init_lambda();
     let config = AwsConfig::from_env()?;
     let sdk = herald_aws::load_sdk_config().await;
     let state = build_state(&sdk, &config)?;

@@ -89,15 +89,8 @@ impl ApiError {
     }
 
     /// Logs the cause and answers a bare 500.
-    pub fn internal(err: impl std::error::Error) -> Self {
-        let mut chain = err.to_string();
-        let mut source = err.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(error = %chain, "internal error");
+    pub fn internal(err: impl std::error::Error + 'static) -> Self {
+        tracing::error!(error = %herald_core::ErrorChain(&err), "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

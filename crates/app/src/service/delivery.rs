@@ -27,7 +27,7 @@ use herald_core::render::render;
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::signature_header;
 use herald_core::{
-    Attempt, AttemptId, Delivery, DeliveryId, DeliveryMessage, Event, EventId, EventType,
+    Attempt, AttemptId, Delivery, DeliveryId, DeliveryMessage, Event, EventId, EventType, Platform,
     Subscription, TargetUrl,
 };
 use jiff::Timestamp;
@@ -37,7 +37,7 @@ use serde_json::json;
 use super::intake;
 use super::lifecycle::{self, Admission};
 use super::WorkerError;
-use crate::metrics::Metrics;
+use crate::metrics::{DeliveryOutcome, Metrics, PlatformCount};
 use crate::state::AppState;
 
 /// Longest response excerpt kept per attempt.
@@ -102,10 +102,25 @@ pub async fn handle(
             .await?;
     }
     let Some(sub) = sub else {
-        return give_up(state, &mut delivery, "the subscription was deleted", now).await;
+        return give_up(
+            state,
+            &mut delivery,
+            None,
+            "the subscription was deleted",
+            now,
+        )
+        .await;
     };
     if !sub.enabled {
-        return give_up(state, &mut delivery, "the subscription is disabled", now).await;
+        let platform = Some(sub.platform.platform());
+        return give_up(
+            state,
+            &mut delivery,
+            platform,
+            "the subscription is disabled",
+            now,
+        )
+        .await;
     }
     if let Admission::Wait(wait) = lifecycle::admit(state, &sub, now).await? {
         // The breaker is open: the delivery waits, its schedule untouched (and any slot it held
@@ -126,13 +141,20 @@ pub async fn handle(
             .await?
         {
             Some(event) => event,
-            None => return give_up(state, &mut delivery, "the event no longer exists", now).await,
+            None => {
+                let platform = Some(sub.platform.platform());
+                let reason = "the event no longer exists";
+                return give_up(state, &mut delivery, platform, reason, now).await;
+            }
         },
     };
     // The sending rate, last before the request, so nothing slow comes between slot and send.
     if let Some(rate) = sub.send_rate() {
         if let Some(again) = meet_slot(state, &sub, msg, rate).await? {
-            Metrics::add(&state.metrics.deliveries_rate_limited, 1);
+            state.metrics.platform_count(
+                sub.platform.platform(),
+                PlatformCount::DeliveriesRateLimited,
+            );
             state.queue.send(vec![again]).await?;
             return Ok(());
         }
@@ -174,17 +196,30 @@ pub async fn handle(
         tracing::warn!(tenant = %delivery.tenant_id, delivery = %delivery.id, attempt = attempt.number, "attempt number already recorded by another worker; outcome not applied");
         return Ok(());
     }
-    match transition {
-        Transition::Succeeded => Metrics::add(&state.metrics.deliveries_succeeded, 1),
-        Transition::Retry { .. } => Metrics::add(&state.metrics.deliveries_retried, 1),
+    let counted = match transition {
+        Transition::Succeeded => DeliveryOutcome::Succeeded,
+        Transition::Retry { .. } => DeliveryOutcome::Retried,
         Transition::Failed { exhausted } => {
-            Metrics::add(&state.metrics.deliveries_failed, 1);
             if exhausted {
                 tracing::warn!(target: "herald::operator", tenant = %delivery.tenant_id, subscription = %delivery.subscription_id, delivery = %delivery.id, attempts = delivery.attempts, "delivery exhausted its retry schedule");
             }
+            DeliveryOutcome::Failed
         }
-        Transition::Gone => Metrics::add(&state.metrics.deliveries_failed, 1),
-    }
+        Transition::Gone => DeliveryOutcome::Failed,
+    };
+    // Accepted → delivered: the event id's time is when intake accepted it.
+    let lag_ms = (counted == DeliveryOutcome::Succeeded).then(|| {
+        u64::try_from(finished_at.as_millisecond())
+            .unwrap_or(0)
+            .saturating_sub(event.id.timestamp_ms())
+    });
+    state.metrics.delivery(
+        Some(sub.platform.platform()),
+        counted,
+        Some(attempt.latency_ms),
+        lag_ms,
+        (&delivery.tenant_id, &delivery.subscription_id),
+    );
     // The subscription's health: after the record, so a crash between the two loses at most
     // this one outcome from the count, never an attempt.
     lifecycle::after_request(state, &sub, &outcome, attempt.error.as_deref(), finished_at).await
@@ -242,16 +277,20 @@ async fn meet_slot(
     }))
 }
 
-/// Fails a delivery without an attempt.
+/// Fails a delivery without an attempt (`platform`: its subscription's, if it still exists).
 async fn give_up(
     state: &AppState,
     delivery: &mut Delivery,
+    platform: Option<Platform>,
     reason: &str,
     now: Timestamp,
 ) -> Result<(), WorkerError> {
     delivery.give_up(reason, now);
     tracing::info!(tenant = %delivery.tenant_id, subscription = %delivery.subscription_id, delivery = %delivery.id, reason, "delivery not attempted");
-    Metrics::add(&state.metrics.deliveries_failed, 1);
+    let ids = (&delivery.tenant_id, &delivery.subscription_id);
+    state
+        .metrics
+        .delivery(platform, DeliveryOutcome::Failed, None, None, ids);
     match state
         .writes
         .update_delivery_and_send(delivery, Vec::new())
@@ -382,6 +421,7 @@ fn log_attempt(sub: &Subscription, event: &Event, attempt: &Attempt, outcome: &s
         event = %event.id,
         delivery = %attempt.delivery_id,
         attempt = attempt.number,
+        attempt_id = %attempt.id,
         status = attempt.status_code,
         latency_ms = attempt.latency_ms,
         outcome,

@@ -321,7 +321,7 @@ async fn accept_planned(
     {
         let answer = match outcome {
             InsertEventOutcome::Inserted => {
-                Metrics::add(&state.metrics.events_accepted, 1);
+                state.metrics.events_accepted(1);
                 if direct {
                     Metrics::add(&state.metrics.deliveries_created, plan_size as u64);
                 }

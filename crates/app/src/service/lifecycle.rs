@@ -25,7 +25,7 @@ use rand::Rng;
 
 use super::intake;
 use super::WorkerError;
-use crate::metrics::Metrics;
+use crate::metrics::PlatformCount;
 use crate::state::AppState;
 
 /// Whether a delivery goes out now.
@@ -77,7 +77,9 @@ pub async fn admit(
             }
         }
     };
-    Metrics::add(&state.metrics.deliveries_paused, 1);
+    state
+        .metrics
+        .platform_count(sub.platform.platform(), PlatformCount::DeliveriesPaused);
     Ok(Admission::Wait(spread(
         until.duration_since(now).unsigned_abs(),
     )))
@@ -201,7 +203,10 @@ pub async fn disable(
         Ok(()) | Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
-    Metrics::add(&state.metrics.subscriptions_disabled, 1);
+    state.metrics.platform_count(
+        sub.platform.platform(),
+        PlatformCount::SubscriptionsDisabled,
+    );
     tracing::warn!(target: "herald::operator", tenant = %sub.tenant_id, subscription = %sub.id, reason = reason.as_str(), "subscription disabled");
     Ok(())
 }
