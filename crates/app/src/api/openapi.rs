@@ -216,6 +216,40 @@ mod tests {
         assert_eq!(scheme["scheme"], "bearer");
     }
 
+    /// The API's files under `dir`, recursively, less their test modules.
+    fn sources(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // The code served, not its tests.
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                out.push((path.display().to_string(), code.to_owned()));
+            }
+        }
+    }
+
+    /// `routes!` registers a handler with its description; a plain `.route(…)` would serve a path
+    /// the document does not know. None in the API's modules (the console's files are outside).
+    #[test]
+    fn the_api_registers_routes_only_with_their_descriptions() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let mut files = Vec::new();
+        sources(&dir, &mut files);
+        assert!(files.len() >= 10, "{}", files.len());
+        let plain = [".route(", ".route_service(", ".nest("].map(|s| s.replace('(', "(\""));
+        for (name, text) in files {
+            for bad in &plain {
+                assert!(
+                    !text.contains(bad.as_str()),
+                    "{name} uses {bad}…): use routes!"
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn every_documented_route_is_served_and_answers_what_it_documents_without_a_key() {
         let h = Harness::new([]);
