@@ -264,12 +264,15 @@ mod tests {
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].0.delivery.id, first.delivery.id);
 
-        // Enabling an enabled subscription, without a body, changes nothing and recovers nothing.
-        let (status, again) = h.call(&key, "POST", &enable, None).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(again["subscription"]["enabled"], true);
-        assert!(again.get("recover").is_none());
-        assert!(h.take_deliveries().is_empty());
+        // Enabling an enabled subscription, without a body (or with `null`), changes nothing and
+        // recovers nothing.
+        for body in [None, Some(Value::Null)] {
+            let (status, again) = h.call(&key, "POST", &enable, body).await;
+            assert_eq!(status, StatusCode::OK, "{again}");
+            assert_eq!(again["subscription"]["enabled"], true);
+            assert!(again.get("recover").is_none());
+            assert!(h.take_deliveries().is_empty());
+        }
     }
 
     #[test]
