@@ -3,7 +3,8 @@
 //! Paths, parameters, bodies and answers come from the routers themselves
 //! ([`super::described_routes`]): each handler's `#[utoipa::path]` and the typed views and error
 //! body it answers with. This module adds what no route carries: the title, the bearer API key
-//! scheme and the tags. The document is built once per process and served as the same bytes.
+//! scheme, the tags, and the links from an answer's ids to the operations that take them. The
+//! document is built once per process and served as the same bytes.
 
 use std::sync::OnceLock;
 
