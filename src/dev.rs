@@ -204,7 +204,8 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
         Arc::new(sender),
         Arc::new(SystemClock),
         settings,
-    ))
+    )
+    .with_stats(Arc::new(db.store())))
 }
 
 /// The Lambda functions' state, with the development policies of `config`.

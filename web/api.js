@@ -115,6 +115,11 @@ export const api = {
   recover: (id, since, cursor) =>
     call('POST', `v1/subscriptions/${enc(id)}/recover`, { body: cursor ? { since, cursor } : { since } }),
   delivery: (id) => call('GET', `v1/deliveries/${enc(id)}`),
+  // Deliveries per hour of one webhook over `window` ('24h' or '7d').
+  stats: (id, window) => call('GET', `v1/subscriptions/${enc(id)}/stats?window=${enc(window)}`),
+  listEvents: ({ limit = 25, cursor, type } = {}) =>
+    call('GET', `v1/events?limit=${limit}${type ? `&type=${enc(type)}` : ''}${cursor ? `&cursor=${enc(cursor)}` : ''}`),
+  getEvent: (id) => call('GET', `v1/events/${enc(id)}`),
   retry: (id) => call('POST', `v1/deliveries/${enc(id)}/retry`),
 };
 

@@ -1,8 +1,10 @@
 // The Herald console: the shell (sign in/out, navigation, hash routing) around the views.
-// Routes: #/webhooks, #/webhooks/new, #/webhooks/<id>, #/webhooks/<id>/edit, #/event-types.
+// Routes: #/webhooks, #/webhooks/new, #/webhooks/<id>, #/webhooks/<id>/edit, #/events,
+// #/events/<id>, #/event-types.
 
 import { api, session, setUnauthorizedHandler } from './api.js';
 import { h, replace } from './dom.js';
+import { eventView, eventsView } from './events.js';
 import {
   detailView, eventTypesView, formView, humanMessage, listView, notFoundView,
 } from './views.js';
@@ -96,7 +98,7 @@ function context(title) {
 function markNav(hash) {
   for (const a of nav.querySelectorAll('a')) {
     const target = a.getAttribute('href');
-    const active = hash === target || (target === '#/webhooks' && hash.startsWith('#/webhooks'));
+    const active = hash === target || ((target === '#/webhooks' || target === '#/events') && hash.startsWith(`${target}/`));
     if (active) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
@@ -107,6 +109,8 @@ const routes = [
   [/^#\/webhooks\/new$/, (ctx) => formView(ctx, null)],
   [/^#\/webhooks\/([^/]+)\/edit$/, (ctx, id) => formView(ctx, id)],
   [/^#\/webhooks\/([^/]+)$/, (ctx, id) => detailView(ctx, id)],
+  [/^#\/events\/?$/, (ctx) => eventsView(ctx)],
+  [/^#\/events\/([^/]+)$/, (ctx, id) => eventView(ctx, id)],
   [/^#\/event-types\/?$/, (ctx) => eventTypesView(ctx)],
 ];
 

@@ -1,7 +1,9 @@
-// The console's pages: webhooks list, add/edit form, webhook detail (secret, tests, delivery log),
-// event types. Each view renders into ctx.main and stops its timers when the route changes.
+// The console's pages: webhooks list, add/edit form, webhook detail (secret, tests, delivery
+// health from health.js, delivery log), event types; and the small building blocks events.js
+// uses. Each view renders into ctx.main and stops its timers when the route changes.
 
 import { api, mapLimit } from './api.js';
+import { healthPanel } from './health.js';
 import {
   h, localTime, nextId, relativeTime, replace, timeEl, toLocalInputValue,
 } from './dom.js';
@@ -45,7 +47,7 @@ const STATUS = {
   pending: { label: 'Pending', kind: 'info' },
 };
 
-function statusBadge(status) {
+export function statusBadge(status) {
   const s = STATUS[status] ?? { label: status, kind: 'info' };
   return h('span', { class: `badge badge-${s.kind}` }, s.label);
 }
@@ -74,7 +76,7 @@ function healthFact(sub) {
     lastSuccess);
 }
 
-function subName(sub) {
+export function subName(sub) {
   return sub.name || 'Untitled webhook';
 }
 
@@ -99,7 +101,7 @@ const FIELD_LABELS = {
   enabled: 'Enabled',
 };
 
-function sentence(text) {
+export function sentence(text) {
   const t = text.trim();
   if (!t) return t;
   const first = t[0].toUpperCase() + t.slice(1);
@@ -157,21 +159,21 @@ export function humanMessage(err) {
 
 // ---- small building blocks --------------------------------------------------------------------
 
-function heading(ctx, text) {
+export function heading(ctx, text) {
   ctx.setTitle(text);
   return h('h1', { tabindex: '-1' }, text);
 }
 
-function focusHeading(ctx) {
+export function focusHeading(ctx) {
   const h1 = ctx.main.querySelector('h1');
   if (h1 && !ctx.main.contains(document.activeElement)) h1.focus({ preventScroll: true });
 }
 
-function loading(text) {
+export function loading(text) {
   return h('p', { class: 'loading', role: 'status' }, text);
 }
 
-function errorBox(err, retry) {
+export function errorBox(err, retry) {
   return h('div', { class: 'alert alert-bad', role: 'alert' },
     h('p', null, humanMessage(err)),
     retry ? h('button', { type: 'button', class: 'btn', onclick: retry }, 'Try again') : null);
@@ -238,7 +240,7 @@ function clearError(f) {
 }
 
 let eventTypesCache = null;
-async function eventTypes() {
+export async function eventTypes() {
   if (!eventTypesCache) {
     const answer = await api.eventTypes();
     eventTypesCache = answer.data;
@@ -706,6 +708,7 @@ export async function detailView(ctx, id) {
     summary,
     toolbar,
     secretBox,
+    healthPanel(ctx, id),
     h('section', { class: 'card deliveries', 'aria-labelledby': 'log-title' },
       h('div', { class: 'section-head' }, h('h2', { id: 'log-title' }, 'Deliveries'), refreshButton),
       h('p', { class: 'hint' }, 'Newest first, with every attempt. Updates by itself while this page is open.'),
@@ -928,6 +931,7 @@ export async function detailView(ctx, id) {
       replace(summary, h('p', null, 'This webhook does not exist (it may have been deleted). ', h('a', { href: '#/webhooks' }, 'Back to the webhooks.')));
       toolbar.remove();
       secretBox.remove();
+      ctx.main.querySelector('.health')?.remove();
       ctx.main.querySelector('.deliveries')?.remove();
       return;
     }
@@ -973,7 +977,7 @@ function deliveryItem(ctx, d, attempts, refresh) {
     list);
 }
 
-function attemptItem(a, key) {
+export function attemptItem(a, key) {
   // 202: the receiver queued it (Teams Workflows does), which is all Herald can know.
   const answer = a.status_code
     ? `HTTP ${a.status_code}${a.result === 'accepted' ? ' · accepted' : ''}`
@@ -993,13 +997,13 @@ function attemptItem(a, key) {
       : null);
 }
 
-function relTime(iso) {
+export function relTime(iso) {
   const t = timeEl(iso);
   t.dataset.relative = '';
   return t;
 }
 
-function joinDots(items) {
+export function joinDots(items) {
   const out = [];
   items.forEach((item, i) => {
     if (i) out.push(' · ');

@@ -212,6 +212,9 @@ describe('Herald console', () => {
     assert.deepEqual([...sub.json.events].sort(), ['article.published', 'document.created']);
     const test = receiver.received.find((r) => r.json?.type === 'webhook.test');
     assert.ok(test, 'the receiver got the test event');
+    // A test send is not a delivery: the health panel has nothing to chart yet, and says so.
+    await page.getByRole('region', { name: 'Delivery health' })
+      .getByText('No deliveries in the last 24 hours.', { exact: false }).waitFor();
     assert.match(test.headers['webhook-signature'], /^v1,/);
   });
 
@@ -255,6 +258,87 @@ describe('Herald console', () => {
     const after = receiver.received.filter((r) => r.headers['webhook-id'] === failEventId);
     assert.ok(after.length > before, 'the receiver got the event again');
     assert.equal(after.at(-1).status, 200);
+  });
+
+  step('the Delivery health chart shows the deliveries the story made, per hour, in 24 hours and 7 days', async () => {
+    const panel = page.getByRole('region', { name: 'Delivery health' });
+    const bars = panel.locator('svg.chart g.bar');
+    /** The counts the bars' labels say, summed over every hour. */
+    const charted = async () => {
+      const labels = await bars.evaluateAll((gs) => gs.map((g) => g.getAttribute('aria-label')));
+      const sum = (word) => labels.reduce((n, l) => n + Number((l.match(new RegExp(`(\\d+) ${word}`)) ?? [0, 0])[1]), 0);
+      return { hours: labels.length, succeeded: sum('succeeded'), retrying: sum('retrying'), failed: sum('failed') };
+    };
+    // The story so far: the first event delivered; the second failed (every try answered 500,
+    // each but the last scheduled again), then delivered by "Retry". Save-and-test sends are not
+    // deliveries and are not counted.
+    const failures = receiver.received.filter((r) => r.headers['webhook-id'] === failEventId && r.status === 500).length;
+    const expected = { hours: 24, succeeded: 2, retrying: failures - 1, failed: 1 };
+    await eventually(async () => assert.deepEqual(await charted(), expected), { what: 'the chart to show the story' });
+    // Each bar says its counts in words, as an image with a name and a tooltip.
+    const busiest = panel.getByRole('img', { name: /[1-9]\d* succeeded/ }).first();
+    await busiest.waitFor();
+    assert.match(await busiest.locator('title').textContent(), /\d\d:\d\d–\d\d:\d\d: \d+ succeeded, \d+ retrying, \d+ failed/);
+    // The scale: its top value (at least the busiest hour) on the left, four hours along the bottom.
+    const axis = await panel.locator('svg.chart text.axis').allTextContents();
+    assert.equal(axis.filter((t) => /^\d\d:\d\d$/.test(t)).length, 4, axis.join(' | '));
+    assert.ok(Number(axis[0]) >= 2, axis.join(' | '));
+    await expectText(panel.locator('[data-fact="success-rate"]'), /^66\.7 %$/);
+    await expectText(panel.locator('[data-fact="latency"]'), /^p50 \d+ ms · p95 \d+ ms$/);
+    await shot('health.png');
+
+    const week = panel.getByRole('button', { name: '7 days', exact: true });
+    await week.click();
+    assert.equal(await week.getAttribute('aria-pressed'), 'true');
+    await eventually(async () => assert.deepEqual(await charted(), { ...expected, hours: 168 }),
+      { what: 'the week to show the same deliveries' });
+    await panel.getByText(/over the last 7 days/).waitFor();
+    await panel.getByRole('button', { name: '24 hours', exact: true }).click();
+    await eventually(async () => assert.equal((await charted()).hours, 24), { what: 'the day again' });
+  });
+
+  step('the Events page lists the events with their delivery status, filters by type, and opens one', async () => {
+    await page.getByRole('link', { name: 'Events', exact: true }).click();
+    await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor();
+    const list = page.getByRole('list', { name: 'Events, newest first' });
+    const row = (id) => list.getByRole('listitem').filter({ hasText: id });
+    await expectText(row(okEventId), /document\.created[\s\S]*1 delivered · 0 failed · 0 pending/);
+    await expectText(row(failEventId), /article\.published[\s\S]*1 delivered · 0 failed · 0 pending/);
+    const rows = await list.locator(':scope > li').allInnerTexts();
+    assert.ok(rows.findIndex((t) => t.includes(failEventId)) < rows.findIndex((t) => t.includes(okEventId)),
+      'newest first');
+    await assertAllLabelled();
+
+    // The type filter keeps that type alone.
+    await page.getByLabel('Event type', { exact: true }).selectOption('article.published');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await eventually(async () => {
+      const shown = await list.locator(':scope > li').allInnerTexts();
+      assert.ok(shown.length >= 1 && shown.every((t) => t.includes('article.published')), shown.join(' | '));
+    }, { what: 'only article.published events' });
+    await page.getByLabel('Event type', { exact: true }).selectOption('');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await row(okEventId).waitFor();
+    await shot('events.png');
+    await page.setViewportSize({ width: 375, height: 812 });
+    try {
+      await shot('events-phone.png');
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 375, `the events page fits 375 px (it is ${width} px wide)`);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+
+    // Opening one shows its payload and each delivery with its attempts, linked to its webhook.
+    await row(okEventId).getByRole('link').click();
+    await page.getByRole('heading', { name: 'document.created', level: 1 }).waitFor();
+    await expectText(page.locator('pre.payload'), /"title": "Getting started"/);
+    const deliveries = page.getByRole('list', { name: 'Deliveries of this event' });
+    const item = deliveries.getByRole('listitem').filter({ hasText: 'Docs receiver' }).first();
+    await expectText(item, /Delivered[\s\S]*1 attempt[\s\S]*Attempt 1[\s\S]*HTTP 200/);
+    await shot('event.png');
+    await item.getByRole('link', { name: 'Docs receiver', exact: true }).click();
+    await page.getByRole('heading', { name: 'Docs receiver', level: 1 }).waitFor();
   });
 
   step('a 410 disables the webhook; the page says why, and one button enables it again', async () => {

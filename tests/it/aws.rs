@@ -65,6 +65,13 @@ async fn herald_dev_on_dynamodb_and_sqs_delivers_and_honours_operator_keys() {
     let sub_id = sub["id"].as_str().unwrap();
     let delivery = api.wait_for_status(sub_id, event_id, "succeeded").await;
     assert_eq!(delivery["attempts"], 1, "{delivery}");
+    // The event list (the tenant's event shards, merged) shows it with its delivery.
+    let events = api.get("/v1/events").await.expect(200);
+    assert_eq!(events["data"][0]["id"], event_id, "{events}");
+    assert_eq!(
+        events["data"][0]["deliveries"],
+        json!({"total": 1, "succeeded": 1, "failed": 0, "pending": 0})
+    );
 
     // With HERALD_METER_AWS, /metrics shows the AWS calls and their estimated units.
     let metrics = api.get("/metrics").await.text;

@@ -53,6 +53,21 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../../web/dom.js"),
     },
     Asset {
+        name: "events.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../web/events.js"),
+    },
+    Asset {
+        name: "health.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../web/health.js"),
+    },
+    Asset {
+        name: "chart.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../web/chart.js"),
+    },
+    Asset {
         name: "views.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../../web/views.js"),

@@ -16,6 +16,7 @@ pub mod sender;
 pub mod service;
 pub mod settings;
 pub mod state;
+pub mod stats;
 pub mod worker;
 
 pub use settings::Settings;

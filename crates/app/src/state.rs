@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use herald_core::ports::{Clock, Queue, Sender, Store, UnitOfWork};
 use herald_core::rate::{LocalRateLimits, RateLimits};
+use herald_core::stats::{MemoryStats, StatsStore};
 
 use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::stats::Stats;
 
 /// Cheap to clone: everything is behind `Arc`.
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Send slots of rate-limited subscriptions, shared by every worker that delivers.
     pub rate_limits: Arc<dyn RateLimits>,
+    /// Delivery statistics: counted here, flushed to their store in batches.
+    pub stats: Arc<Stats>,
 }
 
 impl AppState {
@@ -50,6 +54,7 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             rate_limits: Arc::new(LocalRateLimits::default()),
+            stats: Arc::new(Stats::new(Arc::new(MemoryStats::default()))),
         }
     }
 
@@ -57,6 +62,13 @@ impl AppState {
     /// default; DynamoDB on AWS, where many instances deliver at once).
     pub fn with_rate_limits(mut self, rate_limits: Arc<dyn RateLimits>) -> Self {
         self.rate_limits = rate_limits;
+        self
+    }
+
+    /// The same state with delivery statistics kept in `store` (this process's memory by
+    /// default; the embedded file or DynamoDB where they must outlive the process).
+    pub fn with_stats(mut self, store: Arc<dyn StatsStore>) -> Self {
+        self.stats = Arc::new(Stats::new(store));
         self
     }
 }

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::service::{delivery, fanout, WorkerError};
 use crate::state::AppState;
+use crate::stats;
 use acker::Acks;
 
 /// How many messages each queue may work on at once.
@@ -61,8 +62,14 @@ fn failure_backoff(receive_count: u32) -> Duration {
 }
 
 /// Polls both queues until `shutdown` turns true; waits for in-flight work, and for its acks,
-/// before returning.
+/// before returning. Meanwhile writes the delivery statistics every second, and once more at the
+/// end.
 pub async fn run(state: AppState, config: WorkerConfig, shutdown: watch::Receiver<bool>) {
+    let flusher = tokio::spawn(stats::run_flusher(
+        Arc::clone(&state.stats),
+        stats::FLUSH_EVERY,
+        shutdown.clone(),
+    ));
     let fanout = tokio::spawn(poll(
         state.clone(),
         QueueName::Events,
@@ -71,13 +78,14 @@ pub async fn run(state: AppState, config: WorkerConfig, shutdown: watch::Receive
         shutdown.clone(),
     ));
     let deliveries = tokio::spawn(poll(
-        state,
+        state.clone(),
         QueueName::Deliveries,
         config.delivery_concurrency,
         config.batch,
         shutdown,
     ));
-    let _ = tokio::join!(fanout, deliveries);
+    let _ = tokio::join!(fanout, deliveries, flusher);
+    state.stats.flush().await;
 }
 
 async fn poll(

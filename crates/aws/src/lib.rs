@@ -38,7 +38,9 @@ pub use aws_config;
 pub use aws_sdk_dynamodb;
 pub use aws_sdk_sqs;
 
-pub use dynamo::{create_table, DynamoConfig, DynamoRateLimits, DynamoStore, LOG_SHARDS};
+pub use dynamo::{
+    create_table, DynamoConfig, DynamoRateLimits, DynamoStore, EVENT_SHARDS, LOG_SHARDS,
+};
 pub use error::AwsError;
 pub use metering::{Meter, MeterInterceptor, MeterSnapshot};
 pub use sqs::{

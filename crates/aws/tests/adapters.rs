@@ -11,11 +11,11 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use common::{dynamo_store, dynamodb_client, moto, sqs_client, sqs_queue, unique};
 use herald_aws::{
     aws_sdk_dynamodb, aws_sdk_sqs, create_queues, create_table, AwsError, DynamoConfig,
-    DynamoStore, SqsConfig, SqsQueue, LOG_SHARDS,
+    DynamoStore, SqsConfig, SqsQueue, EVENT_SHARDS, LOG_SHARDS,
 };
 use herald_contract::fixtures::{after, attempt, delivery, delivery_message, event, now};
 use herald_core::ids::{SubscriptionId, TenantId};
-use herald_core::model::IdempotencyRecord;
+use herald_core::model::{Event, IdempotencyRecord};
 use herald_core::ports::{
     EventStore, InsertEventOutcome, Queue, QueueError, QueueName, StoreError, SubscriptionStore,
     TenantStore,
@@ -114,9 +114,12 @@ async fn ttl_attributes_follow_the_config() {
     let a = attempt(&d, 2);
     store.record_attempt(&a, &d).await.unwrap();
 
-    // A keyed event and its idempotency record are one item, under the key's partition.
+    // The key's item (its idempotency record) lasts its window; the event, in its tenant's event
+    // shard, as events do.
     let keyed_pk = format!("{t}#KEYED#{:020x}", ev.id.random_bits());
     let item = raw_item(&client, &table, keyed_pk.clone(), "EVENT").await;
+    assert_eq!(expires_at(&item), Some(record.expires_at.as_second()));
+    let item = raw_item(&client, &table, event_pk(t, &ev), &ev.id.to_string()).await;
     assert_eq!(expires_at(&item), Some(ev.timestamp.as_second() + 3600));
     let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
     assert_eq!(expires_at(&item), Some(d.created_at.as_second() + 7200));
@@ -139,12 +142,10 @@ async fn ttl_attributes_follow_the_config() {
     store.record_attempt(&attempt(&d, 1), &d).await.unwrap();
     d.attempts = 2;
     store.record_attempt(&a, &d).await.unwrap();
+    let item = raw_item(&client, &table, event_pk(t, &ev), &ev.id.to_string()).await;
+    assert_eq!(expires_at(&item), None, "the event stays");
     let item = raw_item(&client, &table, keyed_pk, "EVENT").await;
-    assert_eq!(
-        expires_at(&item),
-        None,
-        "the window is not a TTL: the event stays"
-    );
+    assert_eq!(expires_at(&item), Some(record.expires_at.as_second()));
     let item = raw_item(&client, &table, log_pk(t, &d), &d.id.to_string()).await;
     assert_eq!(expires_at(&item), None);
     let item = raw_item(
@@ -521,6 +522,176 @@ async fn redrive_sends_what_a_crash_between_write_and_send_left_out_and_nothing_
         .await
         .unwrap();
     assert!(got.is_empty(), "{got:?}");
+}
+
+/// The documented partition of an event: its tenant's event shard, read off its id.
+fn event_pk(t: TenantId, e: &herald_core::model::Event) -> String {
+    format!("{t}#EVT#{}", e.id.random_bits() % u128::from(EVENT_SHARDS))
+}
+
+#[tokio::test]
+async fn events_stored_before_sharding_are_still_read_by_id_and_listed_once_their_key_is_used() {
+    let config = DynamoConfig::new(unique("herald"));
+    let table = config.table.clone();
+    let store = dynamo_store(config).await;
+    let client = dynamodb_client();
+    let t = TenantId::new();
+    // An unkeyed event as the earlier layout kept it: its own partition, sort key `EVENT`.
+    let old = event(t, "document.created");
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(format!("{t}#{}", old.id)))
+        .item("sk", AttributeValue::S("EVENT".into()))
+        .item(
+            "doc",
+            AttributeValue::S(serde_json::to_string(&old).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.get_event(&t, &old.id).await.unwrap(), Some(old));
+
+    // A keyed event as the earlier layout kept it: inside its key's item, with its record.
+    let legacy = herald_contract::fixtures::keyed_event(t, "document.created", "key:legacy");
+    let legacy_record = IdempotencyRecord {
+        tenant_id: t,
+        key: "key:legacy".into(),
+        body_sha256: "h".into(),
+        event_id: legacy.id,
+        created_at: legacy.timestamp,
+        expires_at: Timestamp::MAX,
+    };
+    let doc = serde_json::json!({"event": legacy, "idempotency": legacy_record});
+    client
+        .put_item()
+        .table_name(&table)
+        .item(
+            "pk",
+            AttributeValue::S(format!("{t}#KEYED#{:020x}", legacy.id.random_bits())),
+        )
+        .item("sk", AttributeValue::S("EVENT".into()))
+        .item("doc", AttributeValue::S(doc.to_string()))
+        .item(
+            "window_ends",
+            AttributeValue::N(Timestamp::MAX.as_second().to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_event(&t, &legacy.id).await.unwrap(),
+        Some(legacy.clone())
+    );
+    let page = herald_core::ports::PageRequest {
+        limit: 10,
+        cursor: None,
+    };
+    assert!(store
+        .list_events(&t, None, &page)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    // The next use of its key copies it into its shard, where it is listed.
+    let again = herald_contract::fixtures::keyed_event(t, "document.created", "key:legacy");
+    let again_record = IdempotencyRecord {
+        event_id: again.id,
+        ..legacy_record.clone()
+    };
+    assert_eq!(
+        store
+            .insert_event(&again, Some(&again_record))
+            .await
+            .unwrap(),
+        InsertEventOutcome::Duplicate(legacy_record)
+    );
+    assert_eq!(
+        store.list_events(&t, None, &page).await.unwrap().items,
+        vec![legacy]
+    );
+}
+
+#[tokio::test]
+async fn a_key_taken_by_an_event_a_crash_left_unstored_stores_it_when_answered() {
+    let config = DynamoConfig::new(unique("herald"));
+    let table = config.table.clone();
+    let store = dynamo_store(config).await;
+    let client = dynamodb_client();
+    let t = TenantId::new();
+    let keyed = herald_contract::fixtures::keyed_event(t, "document.created", "key:cut");
+    let record = IdempotencyRecord {
+        tenant_id: t,
+        key: "key:cut".into(),
+        body_sha256: "h".into(),
+        event_id: keyed.id,
+        created_at: keyed.timestamp,
+        expires_at: Timestamp::MAX,
+    };
+    store.insert_event(&keyed, Some(&record)).await.unwrap();
+    // The key's item is small: the record alone, kept for its window.
+    let key_item = raw_item(
+        &client,
+        &table,
+        format!("{t}#KEYED#{:020x}", keyed.id.random_bits()),
+        "EVENT",
+    )
+    .await;
+    assert_eq!(expires_at(&key_item), Some(Timestamp::MAX.as_second()));
+    // A crash between the key's put and the event's.
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(event_pk(t, &keyed)))
+        .key("sk", AttributeValue::S(keyed.id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.get_event(&t, &keyed.id).await.unwrap(), None);
+
+    // Another body under the key stores nothing; the same request again stores the event it is
+    // answered with.
+    let other = herald_contract::fixtures::keyed_event(t, "article.created", "key:cut");
+    let other_record = IdempotencyRecord {
+        event_id: other.id,
+        body_sha256: "other".into(),
+        created_at: other.timestamp,
+        ..record.clone()
+    };
+    assert_eq!(
+        store
+            .insert_event(&other, Some(&other_record))
+            .await
+            .unwrap(),
+        InsertEventOutcome::Duplicate(record.clone())
+    );
+    assert_eq!(store.get_event(&t, &keyed.id).await.unwrap(), None);
+    let retry = Event {
+        id: herald_contract::fixtures::keyed_event(t, "document.created", "key:cut").id,
+        timestamp: Timestamp::now(),
+        ..keyed.clone()
+    };
+    let retried = IdempotencyRecord {
+        event_id: retry.id,
+        created_at: retry.timestamp,
+        ..record.clone()
+    };
+    assert_eq!(
+        store.insert_event(&retry, Some(&retried)).await.unwrap(),
+        InsertEventOutcome::Duplicate(record)
+    );
+    assert_eq!(
+        store.get_event(&t, &keyed.id).await.unwrap(),
+        Some(keyed.clone())
+    );
+    let page = herald_core::ports::PageRequest {
+        limit: 10,
+        cursor: None,
+    };
+    assert_eq!(
+        store.list_events(&t, None, &page).await.unwrap().items,
+        vec![keyed]
+    );
 }
 
 /// The documented partition of a delivery: its subscription's log shard, read off its id.

@@ -121,6 +121,14 @@ impl EventStore for ComposedStore {
     async fn get_event(&self, t: &TenantId, id: &EventId) -> Result<Option<Event>, StoreError> {
         self.events.get_event(t, id).await
     }
+    async fn list_events(
+        &self,
+        t: &TenantId,
+        event_type: Option<&herald_core::pattern::EventType>,
+        p: &PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        self.events.list_events(t, event_type, p).await
+    }
 }
 
 #[async_trait]

@@ -35,11 +35,13 @@ use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
 use herald_core::ports::{InsertEventOutcome, Queue, Recorded, Store, StoreError, UnitOfWork};
 
 pub mod compose;
+pub mod events;
 pub mod fixtures;
 pub mod memory;
 pub mod moto;
 pub mod queue;
 pub mod rate;
+pub mod stats;
 pub mod store;
 pub mod unit_of_work;
 
@@ -138,6 +140,7 @@ macro_rules! store_contract_tests {
                 subscriptions_are_counted_up_to_a_bound,
             ]
         );
+        $crate::__contract_tests!(events, $make, [events_are_listed_newest_first_per_tenant]);
         $crate::__contract_tests!(
             unit_of_work,
             $make,
@@ -214,6 +217,23 @@ macro_rules! rate_limits_concurrency_contract_tests {
             rate,
             $make,
             [concurrent_reservations_get_distinct_consecutive_slots]
+        );
+    };
+}
+
+/// One `#[tokio::test]` per delivery-statistics property ([`herald_core::stats::StatsStore`]),
+/// each on a fresh instance from `$make`, returning a future of [`Fixture<dyn StatsStore>`](Fixture).
+#[macro_export]
+macro_rules! stats_contract_tests {
+    ($make:expr) => {
+        $crate::__contract_tests!(
+            stats,
+            $make,
+            [
+                deltas_add_up_per_hour_and_read_oldest_first,
+                buckets_are_kept_per_tenant_and_subscription,
+                concurrent_adds_all_count,
+            ]
         );
     };
 }

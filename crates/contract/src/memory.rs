@@ -17,6 +17,7 @@ use herald_core::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId,
 use herald_core::model::{
     ApiKeyRecord, Attempt, Carried, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
 };
+use herald_core::pattern::EventType;
 use herald_core::ports::{
     Clock, DeliveryStore, EventStore, InsertEventOutcome, NewEvent, OutboundRequest,
     OutboundResponse, OutgoingMessage, Page, PageRequest, Queue, QueueError, QueueName,
@@ -509,6 +510,27 @@ impl EventStore for MemoryStore {
         id: &EventId,
     ) -> Result<Option<Event>, StoreError> {
         Ok(self.data().events.get(&(*tenant, *id)).cloned())
+    }
+
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        event_type: Option<&EventType>,
+        page: &PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let before = page.cursor_as(EventId::parse)?;
+        let data = self.data();
+        let mut mine: Vec<(EventId, Event)> = data
+            .events
+            .values()
+            .filter(|e| e.tenant_id == *tenant)
+            .filter(|e| event_type.is_none_or(|t| e.event_type == *t))
+            .map(|e| (e.id, e.clone()))
+            .collect();
+        mine.sort_by_key(|(id, _)| *id);
+        Ok(page_desc(mine.into_iter(), page, before, |e| {
+            e.id.to_string()
+        }))
     }
 }
 

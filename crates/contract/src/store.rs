@@ -19,7 +19,7 @@ use crate::fixtures::{
 use crate::Backend;
 
 /// Every page of a list, following cursors; panics if it does not end within 100 pages.
-async fn all_pages<T, F, Fut>(limit: usize, mut fetch: F) -> (Vec<T>, usize)
+pub(crate) async fn all_pages<T, F, Fut>(limit: usize, mut fetch: F) -> (Vec<T>, usize)
 where
     F: FnMut(PageRequest) -> Fut,
     Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,

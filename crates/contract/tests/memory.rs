@@ -8,6 +8,7 @@ use herald_contract::memory::{MemoryQueue, MemoryStore};
 use herald_contract::{Backend, Fixture};
 use herald_core::ports::{Queue, SystemClock};
 use herald_core::rate::{LocalRateLimits, RateLimits};
+use herald_core::stats::{MemoryStats, StatsStore};
 
 async fn fresh_backend() -> Fixture<Backend> {
     let queue = MemoryQueue::new(Arc::new(SystemClock));
@@ -23,6 +24,10 @@ async fn fresh_rate_limits() -> Fixture<dyn RateLimits> {
     Fixture::new(Arc::new(LocalRateLimits::default()))
 }
 
+async fn fresh_stats() -> Fixture<dyn StatsStore> {
+    Fixture::new(Arc::new(MemoryStats::default()))
+}
+
 async fn fresh_queue() -> Fixture<dyn Queue> {
     Fixture::new(MemoryQueue::new(Arc::new(SystemClock)))
 }
@@ -32,3 +37,4 @@ herald_contract::store_concurrency_contract_tests!(fresh_backend);
 herald_contract::queue_contract_tests!(fresh_queue);
 herald_contract::rate_limits_contract_tests!(fresh_rate_limits);
 herald_contract::rate_limits_concurrency_contract_tests!(fresh_rate_limits);
+herald_contract::stats_contract_tests!(fresh_stats);

@@ -23,6 +23,7 @@ pub mod rate;
 pub mod render;
 pub mod retry;
 pub mod signing;
+pub mod stats;
 pub mod subscription;
 pub mod target;
 pub mod time;

@@ -249,6 +249,52 @@ impl Delivery {
     }
 }
 
+impl Event {
+    /// Every delivery of the event: one per planned subscription, in plan order, as `stored` or,
+    /// not stored before its first attempt, pending; then any stored one outside the plan.
+    pub fn deliveries(&self, mut stored: Vec<Delivery>) -> Vec<Delivery> {
+        let mut all: Vec<Delivery> = self
+            .subscriptions
+            .iter()
+            .map(|sub| {
+                let id = DeliveryId::derive(&self.id, sub);
+                match stored.iter().position(|d| d.id == id) {
+                    Some(i) => stored.swap_remove(i),
+                    None => Delivery::pending(self, *sub, self.timestamp),
+                }
+            })
+            .collect();
+        all.append(&mut stored);
+        all
+    }
+}
+
+/// How an event's deliveries stand, across its subscriptions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeliverySummary {
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Not finished: not tried yet, or failed and retrying.
+    pub pending: usize,
+}
+
+impl DeliverySummary {
+    pub fn of(deliveries: &[Delivery]) -> Self {
+        let count = |status| deliveries.iter().filter(|d| d.status == status).count();
+        let (succeeded, failed) = (
+            count(DeliveryStatus::Succeeded),
+            count(DeliveryStatus::Failed),
+        );
+        Self {
+            total: deliveries.len(),
+            succeeded,
+            failed,
+            pending: deliveries.len() - succeeded - failed,
+        }
+    }
+}
+
 /// One HTTP attempt of a delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -338,5 +384,54 @@ impl Carried {
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
         (size <= self.0).then(|| event.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(subscriptions: Vec<SubscriptionId>) -> Event {
+        Event {
+            id: EventId::new(),
+            tenant_id: TenantId::new(),
+            event_type: EventType::parse("document.created").unwrap_or_else(|e| panic!("{e}")),
+            timestamp: Timestamp::UNIX_EPOCH,
+            data: serde_json::json!({}),
+            subscriptions,
+        }
+    }
+
+    #[test]
+    fn an_events_deliveries_are_its_plan_as_stored_or_pending() {
+        let (a, b, c) = (
+            SubscriptionId::new(),
+            SubscriptionId::new(),
+            SubscriptionId::new(),
+        );
+        let ev = event(vec![a, b, c]);
+        let mut done = Delivery::pending(&ev, c, Timestamp::UNIX_EPOCH);
+        done.status = DeliveryStatus::Succeeded;
+        let mut gone = Delivery::pending(&ev, a, Timestamp::UNIX_EPOCH);
+        gone.status = DeliveryStatus::Failed;
+        let mut retrying = Delivery::pending(&ev, SubscriptionId::new(), Timestamp::UNIX_EPOCH);
+        retrying.status = DeliveryStatus::Retrying;
+        let all = ev.deliveries(vec![done.clone(), retrying.clone(), gone.clone()]);
+        let subs: Vec<_> = all.iter().map(|d| d.subscription_id).collect();
+        assert_eq!(subs, vec![a, b, c, retrying.subscription_id]);
+        assert_eq!(all[1].status, DeliveryStatus::Pending);
+        assert_eq!(
+            DeliverySummary::of(&all),
+            DeliverySummary {
+                total: 4,
+                succeeded: 1,
+                failed: 1,
+                pending: 2
+            }
+        );
+        assert_eq!(
+            DeliverySummary::of(&event(vec![]).deliveries(vec![])),
+            DeliverySummary::default()
+        );
     }
 }

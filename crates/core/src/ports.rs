@@ -184,6 +184,14 @@ pub trait SubscriptionStore: Send + Sync + 'static {
 pub trait EventStore: Send + Sync + 'static {
     async fn get_event(&self, tenant: &TenantId, id: &EventId)
         -> Result<Option<Event>, StoreError>;
+    /// A tenant's events, newest first (by id: ids are ULIDs of their acceptance time), only those
+    /// of `event_type` if given; cursor = the last id returned.
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        event_type: Option<&EventType>,
+        page: &PageRequest,
+    ) -> Result<Page<Event>, StoreError>;
 }
 
 /// Deliveries and their attempts, as read back (they are written by [`UnitOfWork`]).

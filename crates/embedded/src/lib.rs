@@ -23,6 +23,7 @@
 mod cache;
 mod outbox;
 mod queue;
+mod stats;
 mod store;
 mod tables;
 mod writer;

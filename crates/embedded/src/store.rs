@@ -15,6 +15,7 @@ use herald_core::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{
     ApiKeyRecord, Attempt, Delivery, Event, IdempotencyRecord, Subscription, Tenant,
 };
+use herald_core::pattern::EventType;
 use herald_core::ports::{
     DeliveryStore, EventStore, InsertEventOutcome, Page, PageRequest, Recorded, StoreError,
     SubscriptionFilter, SubscriptionStore, TenantStore,
@@ -50,10 +51,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(StoreError::backend)
 }
 
-type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
+pub(crate) type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
 
 impl Inner {
-    fn read_table(&self, t: Tbl) -> Result<ReadTable, StoreError> {
+    pub(crate) fn read_table(&self, t: Tbl) -> Result<ReadTable, StoreError> {
         let txn = self.db.begin_read().map_err(StoreError::backend)?;
         txn.open_table(t.def()).map_err(StoreError::backend)
     }
@@ -263,6 +264,11 @@ impl DeliveryUpdate {
 impl EmbeddedStore {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
         Self { inner }
+    }
+
+    /// The database behind it (for the statistics' rows, `crate::stats`).
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// Runs a read that may scan many rows on the blocking pool, off the async workers.
@@ -621,6 +627,26 @@ impl EventStore for EmbeddedStore {
         id: &EventId,
     ) -> Result<Option<Event>, StoreError> {
         self.inner.get_record(Tbl::Events, &key2(tenant, id))
+    }
+
+    /// A backwards range scan of the tenant's events; a type filter reads on until the page is full.
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        event_type: Option<&EventType>,
+        page: &PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let before = page.cursor_as(EventId::parse)?.map(|id| key2(tenant, id));
+        let (tenant, event_type, limit) = (*tenant, event_type.cloned(), page.limit);
+        self.scan(move |inner| {
+            let table = inner.read_table(Tbl::Events)?;
+            page_newest_first(&table, &prefix1(tenant), before, limit, |_, bytes| {
+                let event: Event = decode(bytes)?;
+                let kept = event_type.as_ref().is_none_or(|t| event.event_type == *t);
+                Ok(kept.then(|| (event.id.to_string(), event)))
+            })
+        })
+        .await
     }
 }
 

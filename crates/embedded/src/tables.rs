@@ -43,10 +43,14 @@ pub(crate) enum Tbl {
     DeliveriesByEvent,
     /// `ten_…/del_…/<attempt number, 10 digits>` → Attempt; zero padding makes text order numeric
     Attempts,
+    /// `ten_…/sub_…/<hour, 2026-12-06T09>` → HourStats: a subscription's delivery statistics, one
+    /// row per hour (text order is time order); rows older than the retention are removed when
+    /// their subscription's newer rows are written
+    Stats,
 }
 
 impl Tbl {
-    pub(crate) const ALL: [Tbl; 9] = [
+    pub(crate) const ALL: [Tbl; 10] = [
         Tbl::Tenants,
         Tbl::ApiKeys,
         Tbl::Subscriptions,
@@ -56,6 +60,7 @@ impl Tbl {
         Tbl::DeliveriesBySubscription,
         Tbl::DeliveriesByEvent,
         Tbl::Attempts,
+        Tbl::Stats,
     ];
 
     pub(crate) fn def(self) -> RecordTable {
@@ -69,6 +74,7 @@ impl Tbl {
             Tbl::DeliveriesBySubscription => "deliveries_by_subscription",
             Tbl::DeliveriesByEvent => "deliveries_by_event",
             Tbl::Attempts => "attempts",
+            Tbl::Stats => "stats",
         })
     }
 }

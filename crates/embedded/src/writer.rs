@@ -123,6 +123,14 @@ impl<'txn> WriteCtx<'txn> {
         result.map_err(StoreError::backend)
     }
 
+    /// Removes every key in `from..to`.
+    pub(crate) fn remove_range(&mut self, t: Tbl, from: &str, to: &str) -> Result<(), StoreError> {
+        self.wrote = true;
+        self.table_mut(t)?
+            .retain_in::<&str, _>(from..to, |_, _| false)
+            .map_err(StoreError::backend)
+    }
+
     pub(crate) fn queue_contains(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
         Ok(self
             .queue()?

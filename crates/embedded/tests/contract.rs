@@ -25,6 +25,11 @@ async fn fresh_backend() -> Fixture<Backend> {
     Fixture::with_guard(Arc::new(backend), (db, dir))
 }
 
+async fn fresh_stats() -> Fixture<dyn herald_core::stats::StatsStore> {
+    let (db, dir) = fresh();
+    Fixture::with_guard(Arc::new(db.store()), (db, dir))
+}
+
 async fn fresh_queue() -> Fixture<dyn Queue> {
     let (db, dir) = fresh();
     Fixture::with_guard(Arc::new(db.queue()), (db, dir))
@@ -33,3 +38,4 @@ async fn fresh_queue() -> Fixture<dyn Queue> {
 herald_contract::store_contract_tests!(fresh_backend);
 herald_contract::store_concurrency_contract_tests!(fresh_backend);
 herald_contract::queue_contract_tests!(fresh_queue);
+herald_contract::stats_contract_tests!(fresh_stats);

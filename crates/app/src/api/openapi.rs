@@ -72,6 +72,7 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
             "rotate_secret",
             "test_subscription",
             "list_subscription_deliveries",
+            "get_subscription_stats",
             "recover_deliveries",
             "enable_subscription",
         ],
@@ -172,11 +173,13 @@ mod tests {
         ("post", "/v1/subscriptions/{id}/secret/rotate"),
         ("post", "/v1/subscriptions/{id}/test"),
         ("get", "/v1/subscriptions/{id}/deliveries"),
+        ("get", "/v1/subscriptions/{id}/stats"),
         ("post", "/v1/subscriptions/{id}/recover"),
         ("post", "/v1/subscriptions/{id}/enable"),
         ("get", "/v1/deliveries/{id}"),
         ("post", "/v1/deliveries/{id}/retry"),
         ("post", "/v1/events"),
+        ("get", "/v1/events"),
         ("post", "/v1/events/batch"),
         ("get", "/v1/events/{id}"),
         ("get", "/v1/event-types"),
@@ -313,7 +316,7 @@ mod tests {
                 links += 1;
             }
         }
-        assert_eq!(links, 13);
+        assert_eq!(links, 14);
     }
 
     #[test]

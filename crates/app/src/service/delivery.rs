@@ -190,6 +190,7 @@ pub async fn handle(
         .writes
         .record_attempt_and_send(&attempt, &delivery, messages)
         .await?;
+    state.stats.record_attempt(&attempt, &transition, recorded);
     if recorded == Recorded::Superseded {
         // A redelivered message raced the original: the request is in the log, the other
         // worker's outcome stands.
@@ -296,7 +297,10 @@ async fn give_up(
         .update_delivery_and_send(delivery, Vec::new())
         .await
     {
-        Ok(()) | Err(StoreError::NotFound) => Ok(()),
+        Ok(()) | Err(StoreError::NotFound) => {
+            state.stats.record_given_up(delivery, now);
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -39,6 +39,11 @@ pub(super) const ATTEMPT_PREFIX: &str = "ATTEMPT#";
 /// 1 KB), so eight take one subscription past 5,000 deliveries a second.
 pub const LOG_SHARDS: u64 = 8;
 
+/// How many partitions a tenant's events are spread over. An event is written once (1 write unit
+/// under 1 KB), so eight take one tenant past 5,000 events a second; a page of the event list
+/// reads each of them.
+pub const EVENT_SHARDS: u64 = 8;
+
 /// Records whose JSON is longer than this are stored deflated, when that is smaller: an item's
 /// write units are counted per started KB.
 const DEFLATE_ABOVE: usize = 200;
@@ -71,7 +76,24 @@ pub(super) fn tenant_keys_pk(tenant: &TenantId) -> String {
 pub(super) fn subscriptions_pk(tenant: &TenantId) -> String {
     format!("{tenant}#SUB")
 }
+/// An event's partition: one of the tenant's [`EVENT_SHARDS`] event shards, read off the id's
+/// random bits, so the event is found by id alone and the tenant's events by a Query of each shard.
 pub(super) fn event_pk(tenant: &TenantId, event: &EventId) -> String {
+    let shard = u64::try_from(event.random_bits() % u128::from(EVENT_SHARDS)).unwrap_or(0);
+    event_shard_pk(tenant, shard)
+}
+/// The tenant's event shards, each to be read newest first and merged.
+pub(super) fn event_pks(tenant: &TenantId) -> Vec<String> {
+    (0..EVENT_SHARDS)
+        .map(|shard| event_shard_pk(tenant, shard))
+        .collect()
+}
+fn event_shard_pk(tenant: &TenantId, shard: u64) -> String {
+    format!("{tenant}#EVT#{shard}")
+}
+/// Where an unkeyed event was kept before events were sharded (`ten_…#evt_…`, sk `EVENT`): read
+/// only when an event is not found in its shard, so events stored then are still found by id.
+pub(super) fn legacy_event_pk(tenant: &TenantId, event: &EventId) -> String {
     format!("{tenant}#{event}")
 }
 /// A keyed event's partition: named by the 80 bits of its id that hash its tenant and key
@@ -105,11 +127,12 @@ pub(super) fn attempt_sk(number: u32, attempt: &AttemptId) -> String {
     format!("{ATTEMPT_PREFIX}{number:010}#{attempt}")
 }
 
-/// What a keyed event's item holds: the event and its idempotency record, in one document (they
-/// share the tenant and event ids, which deflate to almost nothing the second time).
+/// What an idempotency key's item holds: its record, and, in items written before events were
+/// sharded, the event accepted under it (now the event has an item of its own, in its shard).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct KeyedEvent {
-    pub event: herald_core::model::Event,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<herald_core::model::Event>,
     pub idempotency: herald_core::model::IdempotencyRecord,
 }
 
@@ -220,6 +243,25 @@ mod tests {
             keyed_event_pk(&t, &EventId::keyed(&t, "key:a", 1)),
             keyed_event_pk(&t, &EventId::keyed(&t, "key:b", 1))
         );
+    }
+
+    #[test]
+    fn an_event_lives_in_one_of_its_tenants_event_shards() {
+        let t = TenantId::new();
+        let shards = event_pks(&t);
+        assert_eq!(shards.len(), EVENT_SHARDS as usize);
+        let mut used = std::collections::HashSet::new();
+        for i in 0..64u64 {
+            for id in [EventId::new(), EventId::keyed(&t, &format!("key:{i}"), i)] {
+                let pk = event_pk(&t, &id);
+                assert!(shards.contains(&pk), "{pk} is one of {shards:?}");
+                used.insert(pk);
+            }
+        }
+        assert_eq!(used.len(), EVENT_SHARDS as usize, "spread over every shard");
+        let e = EventId::new();
+        assert!(!event_pks(&TenantId::new()).contains(&event_pk(&t, &e)));
+        assert_ne!(legacy_event_pk(&t, &e), event_pk(&t, &e));
     }
 
     #[test]

@@ -1,36 +1,73 @@
-//! The log, as read back: events, deliveries (by id, by subscription newest first, by event) and
+//! The log, as read back: events (by id, by tenant newest first), deliveries (by id, by subscription newest first, by event) and
 //! attempts. Each read is served by key order; none needs an index.
 
 use async_trait::async_trait;
 use herald_core::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::{Attempt, Delivery, Event};
+use herald_core::pattern::EventType;
 use herald_core::ports::{DeliveryStore, EventStore, Page, PageRequest, StoreError};
 
 use super::codec::{
-    attempts_pk, decode, decode_value, delivery_pk, event_pk, keyed_event_pk, log_pks, KeyedEvent,
-    ATTEMPT_PREFIX, FIRST, SK_EVENT,
+    attempts_pk, decode, decode_value, delivery_pk, event_pk, event_pks, keyed_event_pk,
+    legacy_event_pk, log_pks, KeyedEvent, ATTEMPT_PREFIX, FIRST, SK_EVENT,
 };
 use super::read::{KeyQuery, SortCondition};
 use super::DynamoStore;
 
 #[async_trait]
 impl EventStore for DynamoStore {
-    /// An event's own item, or else the item of the key it was accepted under (two reads for a
-    /// keyed event).
+    /// The event's item in its shard: one read. Only on a miss, where events were kept before they
+    /// were sharded: its own partition (unkeyed) or the item of the key it was accepted under.
     async fn get_event(
         &self,
         tenant: &TenantId,
         id: &EventId,
     ) -> Result<Option<Event>, StoreError> {
-        if let Some(event) = self.get_record(event_pk(tenant, id), SK_EVENT).await? {
+        if let Some(event) = self
+            .get_record(event_pk(tenant, id), &id.to_string())
+            .await?
+        {
             return Ok(Some(event));
         }
-        // A keyed event lives under its key's partition (until a later use of the key moves it).
+        if let Some(event) = self
+            .get_record(legacy_event_pk(tenant, id), SK_EVENT)
+            .await?
+        {
+            return Ok(Some(event));
+        }
         let Some(item) = self.get_item(keyed_event_pk(tenant, id), SK_EVENT).await? else {
             return Ok(None);
         };
         let keyed: KeyedEvent = decode(&item)?;
-        Ok((keyed.event.id == *id).then_some(keyed.event))
+        Ok(keyed.event.filter(|e| e.id == *id))
+    }
+
+    /// The tenant's event shards, each read newest first, merged (as a delivery log is).
+    /// Eventually consistent: an event shows a moment after it is accepted, at half the read
+    /// units. A type filter runs in code, reading on (a hundred items a Query) until the page is
+    /// full.
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        event_type: Option<&EventType>,
+        page: &PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let before = page.cursor_as(EventId::parse)?;
+        let shards: Vec<KeyQuery> = event_pks(tenant)
+            .into_iter()
+            .map(|pk| KeyQuery {
+                consistent: false,
+                ..KeyQuery::newest_first(pk, before.map(|id| id.to_string()))
+            })
+            .collect();
+        self.merged_page(
+            &shards,
+            page.limit,
+            event_type.is_some(),
+            |e: &Event| event_type.is_none_or(|t| e.event_type == *t),
+            |e| e.id.to_string(),
+        )
+        .await
     }
 }
 
@@ -65,6 +102,7 @@ impl DeliveryStore for DynamoStore {
         self.merged_page(
             &shards,
             page.limit,
+            false,
             // A shard holds another subscription's deliveries only if their tags collide.
             |d: &Delivery| d.subscription_id == subscription,
             |d| d.id.to_string(),

@@ -18,11 +18,18 @@
 //! | API key, by hash | `APIKEY#<sha256 hex>` | `APIKEY` | |
 //! | API key, by tenant | `ten_…#KEY` | `key_…` | |
 //! | subscription | `ten_…#SUB` | `sub_…` | its health: `h_fail`, `h_since`, … (`health`) |
-//! | event (with its plan: the subscriptions it goes to) | `ten_…#evt_…` | `EVENT` | `expires_at` if events expire |
-//! | event accepted under an idempotency key, with its record (one document) | `ten_…#KEYED#<the id's 80 random bits, hex>` | `EVENT` | `window_ends` (epoch seconds), `expires_at` if events expire |
+//! | event (with its plan: the subscriptions it goes to) | `ten_…#EVT#<shard>` | `evt_…` | `expires_at` if events expire |
+//! | idempotency key: its record (which event it was used for) | `ten_…#KEYED#<the id's 80 random bits, hex>` | `EVENT` | `window_ends` and `expires_at`: the end of its window (epoch seconds) |
+//! | event stored before events were sharded (read only) | `ten_…#evt_…` | `EVENT` | |
+//! | idempotency key written before events were sharded: the record and the event, one document | `ten_…#KEYED#…` | `EVENT` | `window_ends` |
 //! | delivery, with its first attempt | `ten_…#LOG#<tag>#<shard>` | `del_…` | `attempts` (a number), `first` (the attempt), `expires_at` if deliveries expire |
 //! | attempt after the first (and a superseded one) | `ten_…#del_…` | `ATTEMPT#<number, 10 digits>#att_…` | `expires_at` |
 //! | send slots of a subscription with a rate (`rate`) | `ten_…#RATE` | `sub_…` | `next`, `expires_at` |
+//!
+//! An event lives in one of its tenant's [`EVENT_SHARDS`] event partitions, `<shard>` being its
+//! id's random bits modulo the count: found by id alone, and the tenant's events, newest first, are
+//! a merge of the shards' Queries. An event accepted under an idempotency key is in its shard like
+//! any other; its key has a small item of its own.
 //!
 //! A delivery lives in its subscription's log, spread over [`LOG_SHARDS`] partitions: `<tag>` is
 //! the subscription's 40-bit tag (10 hex digits) and `<shard>` a number below eight; both are read
@@ -31,7 +38,11 @@
 //!
 //! Access patterns (no Scan, no index):
 //!
-//! - tenant, API key, subscription, event, delivery by id: GetItem (strongly consistent).
+//! - tenant, API key, subscription, event, delivery by id: GetItem (strongly consistent). An event
+//!   not in its shard is looked for where events were kept before the shards, on that miss only:
+//!   its own partition (unkeyed) and its key's item (keyed). Those are read, not listed, and were
+//!   not moved (no migration, no data lost); a keyed one is copied into its shard, and listed from
+//!   then on, the next time its key is used.
 //! - a subscription's owner changes it with an UpdateItem of `doc` alone; workers change its
 //!   health with an UpdateItem of the health attributes alone, conditional where a warning or a
 //!   probe must be given once (see `health`).
@@ -41,16 +52,21 @@
 //!   of one partition, newest first (ids are ULIDs, so key order is creation order), cursor = the
 //!   last id returned (`sk < :cursor`); subscription filters run in code, paging on until the page
 //!   is full. Fan-out planning's `enabled_subscriptions` is the same Query read to the end.
-//! - intake: one PutItem of the event, create-if-absent. A keyed event's id is
-//!   `EventId::keyed(tenant, key, time)`: its random bits hash the key, so the event and its
-//!   idempotency record are one item under the key's partition, put on condition that the key is
-//!   free; a failed condition hands the earlier item back (`ReturnValuesOnConditionCheckFailure`).
-//!   Within the earlier record's window (its `expires_at` after the new record's `created_at`, so
-//!   the window is exact) that record is the answer. After it, the earlier event is copied to its
-//!   own item (`ten_…#evt_…`, so its id still finds it) and the key taken over by a put conditional
-//!   on the `window_ends` that was read. No transaction (which bills double), and the window is not
-//!   a TTL: the event stays as long as events do. Reading an event by id: its own item, else the
-//!   keyed item its id names.
+//! - intake: one PutItem of the event into its shard, create-if-absent. A keyed event's id is
+//!   `EventId::keyed(tenant, key, time)`: its random bits hash the key, so the key's item is found
+//!   from the key at intake and from the event id afterwards. The key is taken first: a PutItem of
+//!   its small item (a few hundred bytes, one write unit), on condition that the key is free; a failed
+//!   condition hands the earlier item back (`ReturnValuesOnConditionCheckFailure`). Within the
+//!   earlier record's window (its `expires_at` after the new record's `created_at`, so the window is
+//!   exact) that record is the answer. After it, the key is taken over by a put conditional on the
+//!   `window_ends` that was read. Then the event is put into its shard. No transaction (which bills
+//!   double), and no read. A crash between the two puts leaves the key naming an event that was
+//!   never stored (nor answered, nor queued): the same request retried is answered with that
+//!   record, so that answer puts the event it names first (create-if-absent: its id and time from
+//!   the record, the rest from the retry, one write unit on every duplicate with the same body).
+//!   A keyed event under 1 KB thus costs two write units (key and event), one more than an unkeyed
+//!   one; before the event list, the key's item held the event too (one item of the event's size
+//!   plus the record's, so the same two units for this bench's ~1 KB events).
 //! - the first attempt: one PutItem of the delivery with the attempt inside, conditional on no
 //!   attempt being recorded (`attribute_not_exists(pk) OR attempts = 0`). A later attempt: a PutItem
 //!   of the attempt's own small item, then an UpdateItem of the delivery (`SET doc, attempts`)
@@ -58,6 +74,11 @@
 //!   attempt is kept as its own item, so every request made is in the log. Replay, recover and
 //!   giving up: an UpdateItem without condition (it creates the delivery given up before its first
 //!   attempt, and keeps a recorded first attempt).
+//! - a tenant's events, newest first (`GET /v1/events`): a Query of each of its eight event
+//!   shards, newest first and eventually consistent, read a few items at a time and merged;
+//!   cursor = the last event id; a type filter runs in code. The API adds each listed event's
+//!   delivery summary with one BatchGetItem per event (its plan's delivery keys), so a page of 50
+//!   is 8+ Queries and 50 BatchGetItems: a console read, never on the delivery path.
 //! - a subscription's delivery log, newest first: a Query of each of its eight shards, newest first
 //!   and eventually consistent, read a few items at a time and merged; cursor = the last delivery
 //!   id. An event's deliveries: BatchGetItem of the keys its plan names (pending ones, not stored
@@ -69,7 +90,8 @@
 //! Pages look one item ahead (`limit + 1`), so the last page has no `next_cursor` even when
 //! DynamoDB hands back a `LastEvaluatedKey`.
 //!
-//! Partitions: each event is its own partition, and so is each delivery's attempt list. One
+//! Partitions: a tenant's events go to eight partitions (more than 5,000 events of under 1 KB a
+//! second), and each delivery's attempt list is its own partition. One
 //! subscription's deliveries go to eight partitions; at about 1,000 write units a second each and
 //! one unit per delivery write, one subscription takes more than 5,000 deliveries a second (the
 //! README's capacity section has the arithmetic). A tenant's subscriptions are one partition, read
@@ -89,7 +111,7 @@ mod read;
 mod table;
 mod write;
 
-pub use codec::LOG_SHARDS;
+pub use codec::{EVENT_SHARDS, LOG_SHARDS};
 pub use rate::DynamoRateLimits;
 pub use table::create_table;
 

@@ -237,17 +237,23 @@ impl DynamoStore {
     }
 
     /// One page, newest first by sort key, of the records of several partitions (a delivery log's
-    /// shards), merged: each shard is read in small chunks, only as far as the merge needs.
+    /// shards, a tenant's event shards), merged: each shard is read in small chunks, only as far as
+    /// the merge needs; in bigger ones when `filtered` (most rows may be dropped).
     pub(super) async fn merged_page<T: Stored>(
         &self,
         queries: &[KeyQuery],
         limit: usize,
+        filtered: bool,
         keep: impl Fn(&T) -> bool,
         sort_key: impl Fn(&T) -> String,
     ) -> Result<Page<T>, StoreError> {
         let limit = limit.max(1);
         let want = limit.saturating_add(1);
-        let chunk = (want / queries.len().max(1)).clamp(4, 100) + 1;
+        let chunk = if filtered {
+            FILTERED_BATCH
+        } else {
+            (want / queries.len().max(1)).clamp(4, 100) + 1
+        };
         let mut shards: Vec<Shard<'_, T>> = queries.iter().map(Shard::new).collect();
         let mut items = Vec::with_capacity(want);
         while items.len() < want {

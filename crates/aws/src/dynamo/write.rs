@@ -218,29 +218,25 @@ impl DynamoStore {
 /// The writes of events and deliveries. The services reach them only through
 /// [`crate::AwsUnitOfWork`], which sends their messages after them.
 impl DynamoStore {
-    /// Stores the event, create-if-absent: one PutItem. A keyed event (its id made by
-    /// `EventId::keyed`) is stored with its idempotency record as one item under the key's
-    /// partition, on condition that the key is free; a failed condition hands the earlier item back
-    /// (`ReturnValuesOnConditionCheckFailure`). Within the earlier record's window that is the
-    /// answer; after it, the earlier event moves to its own item (so it is still found by id) and
-    /// the key is taken over, conditional on the window that was read.
+    /// Stores the event, create-if-absent: one PutItem into its tenant's event shard. A keyed event
+    /// (its id made by `EventId::keyed`) first takes its key: a small item with the idempotency
+    /// record under the key's partition, put on condition that the key is free; a failed condition
+    /// hands the earlier item back (`ReturnValuesOnConditionCheckFailure`). Within the earlier
+    /// record's window that record is the answer; after it, the key is taken over, conditional on
+    /// the window that was read. Then the event goes into its shard.
+    ///
+    /// A crash between the two puts leaves the key taken by an event that was never stored, nor
+    /// answered, nor queued. A retry with the same key and body is answered with the earlier
+    /// record, so that answer first stores the earlier event (create-if-absent: its id and time
+    /// from the record, the rest from the retry, which is the same request): the event the answer
+    /// names always exists.
     pub async fn insert_event(
         &self,
         event: &Event,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<InsertEventOutcome, StoreError> {
-        let ttl = self
-            .config
-            .event_ttl
-            .map(|ttl| expiry(event.timestamp, ttl));
         let Some(record) = idempotency else {
-            let plain = item(
-                event_pk(&event.tenant_id, &event.id),
-                SK_EVENT.into(),
-                event,
-                ttl,
-            )?;
-            self.put(plain, Condition::Absent).await?;
+            self.put(self.event_item(event)?, Condition::Absent).await?;
             return Ok(InsertEventOutcome::Inserted);
         };
         if !event.id.is_keyed_by(&record.tenant_id, &record.key)
@@ -251,51 +247,78 @@ impl DynamoStore {
             ));
         }
         let doc = KeyedEvent {
-            event: event.clone(),
+            event: None,
             idempotency: record.clone(),
         };
+        let window_ends = record.expires_at.as_second();
+        // The key's item is needed only for its window: it may go when that ends.
         let mut keyed = item(
             keyed_event_pk(&event.tenant_id, &event.id),
             SK_EVENT.into(),
             &doc,
-            ttl,
+            Some(window_ends),
         )?;
-        keyed.insert(WINDOW_ENDS.into(), n(record.expires_at.as_second()));
+        keyed.insert(WINDOW_ENDS.into(), n(window_ends));
         let mut taken_over = None;
         for _ in 0..=CONFLICT_RETRIES {
             let earlier = match self.put_keyed(keyed.clone(), taken_over).await? {
-                None => return Ok(InsertEventOutcome::Inserted),
+                None => {
+                    self.put_event_if_absent(event).await?;
+                    return Ok(InsertEventOutcome::Inserted);
+                }
                 Some(earlier) => earlier,
             };
             let earlier: KeyedEvent = decode(&earlier)?;
-            if earlier.idempotency.key != record.key {
+            let before = &earlier.idempotency;
+            if before.key != record.key {
                 return Err(StoreError::backend(
                     "two idempotency keys of one tenant share an 80-bit hash",
                 ));
             }
-            if earlier.idempotency.expires_at > record.created_at {
+            // A key item written before events were sharded holds its event: copy it into its
+            // shard (listed, and kept when the key is taken over).
+            if let Some(old) = &earlier.event {
+                self.put_event_if_absent(old).await?;
+            }
+            if before.expires_at > record.created_at {
+                if earlier.event.is_none() && before.body_sha256 == record.body_sha256 {
+                    let answered = Event {
+                        id: before.event_id,
+                        timestamp: before.created_at,
+                        ..event.clone()
+                    };
+                    self.put_event_if_absent(&answered).await?;
+                }
                 return Ok(InsertEventOutcome::Duplicate(earlier.idempotency));
             }
-            if earlier.event.id == event.id {
+            if before.event_id == event.id {
                 return Err(StoreError::AlreadyExists);
             }
-            // The window is over: the earlier event keeps its id under an item of its own.
-            let old = &earlier.event;
-            let moved = item(
-                event_pk(&old.tenant_id, &old.id),
-                SK_EVENT.into(),
-                old,
-                self.config.event_ttl.map(|t| expiry(old.timestamp, t)),
-            )?;
-            match self.put(moved, Condition::Absent).await {
-                Ok(()) | Err(StoreError::AlreadyExists) => {}
-                Err(e) => return Err(e),
-            }
-            taken_over = Some(earlier.idempotency.expires_at.as_second());
+            taken_over = Some(before.expires_at.as_second());
         }
         Err(StoreError::backend(
             "insert_event: the idempotency key kept changing under concurrent writers",
         ))
+    }
+
+    /// An event's item in its tenant's event shard.
+    fn event_item(&self, event: &Event) -> Result<Item, StoreError> {
+        let ttl = self.config.event_ttl.map(|t| expiry(event.timestamp, t));
+        item(
+            event_pk(&event.tenant_id, &event.id),
+            event.id.to_string(),
+            event,
+            ttl,
+        )
+    }
+
+    /// Puts an event into its shard unless it is there already (a keyed event's id names one
+    /// event: whoever stores it first stores the same request).
+    async fn put_event_if_absent(&self, event: &Event) -> Result<(), StoreError> {
+        match self.put(self.event_item(event)?, Condition::Absent).await {
+            Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Puts a keyed event's item if its key is free (`window_ends` absent), or, taking over an

@@ -4,7 +4,8 @@
 //! - `secrets`: the signing secret and its rotation;
 //! - `test`: "save and test";
 //! - `deliveries`: the subscription's delivery log;
-//! - `recovery`: enabling again, and re-queueing failed deliveries, a bounded step at a time.
+//! - `recovery`: enabling again, and re-queueing failed deliveries, a bounded step at a time;
+//! - `stats`: delivery health per hour over the last day or week.
 //!
 //! Handlers stay thin: they read input with the core's parsers (`herald_core::subscription`), call
 //! the core's rules or a service, and shape the answer. No subscription rule is decided here.
@@ -17,6 +18,7 @@ mod crud;
 mod deliveries;
 mod recovery;
 mod secrets;
+mod stats;
 mod test;
 
 use herald_core::health::{Health, HealthChange};
@@ -39,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::rotate))
         .routes(routes!(test::send))
         .routes(routes!(deliveries::list))
+        .routes(routes!(stats::read))
         .routes(routes!(recovery::recover))
         .routes(routes!(recovery::enable))
 }
