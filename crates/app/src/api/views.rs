@@ -312,7 +312,7 @@ pub struct DeliveryList {
 }
 
 /// `{"type": "string", "enum": values}`.
-fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> Object {
+pub(crate) fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(values))

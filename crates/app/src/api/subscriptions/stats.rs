@@ -8,11 +8,13 @@ use axum::Json;
 use herald_core::stats::{HourStats, Window};
 use herald_core::SubscriptionId;
 use jiff::Timestamp;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::Object;
+use utoipa::{IntoParams, ToSchema};
 
 use super::load;
 use crate::api::error::{ApiError, ErrorBody};
+use crate::api::views::string_enum;
 use crate::auth::Caller;
 use crate::state::AppState;
 
@@ -68,6 +70,21 @@ pub struct StatsBucket {
     pub attempts: u64,
 }
 
+/// How the document describes the query ([`window`] reads it, with its own 422).
+#[derive(Debug, Deserialize, IntoParams)]
+#[allow(dead_code)] // Read by the document only.
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// `24h` (the default) or `7d`.
+    #[serde(default)]
+    #[param(schema_with = window_schema)]
+    pub window: String,
+}
+
+fn window_schema() -> Object {
+    string_enum([Window::Day, Window::Week].map(Window::as_str))
+}
+
 /// Delivery health in hourly buckets: deliveries succeeded, failed and retrying, attempts, the
 /// success rate and attempt latency percentiles.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/stats", operation_id = "get_subscription_stats",
@@ -75,8 +92,7 @@ pub struct StatsBucket {
     security(("api_key" = [])),
     params(
         ("id" = String, Path, description = "The subscription's id (`sub_…`)"),
-        ("window" = Option<String>, Query, nullable = false,
-            description = "`24h` (the default) or `7d`"),
+        StatsParams,
     ),
     responses(
         (status = 200, description = "The stats", body = StatsView),
