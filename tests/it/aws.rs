@@ -2,7 +2,8 @@
 //! table and queues, `herald dev` on the AWS backend delivers a signed event end to end, and the
 //! operator commands make, list and revoke API keys that the running API honours: a new key at once,
 //! a revoked one within the cache TTL (`HERALD_CACHE_TTL_MS`; the running process keeps keys it
-//! read for that long, and the operator commands are another process).
+//! read for that long, and the operator commands are another process). The delivery's statistics
+//! are written to and read from the table.
 //!
 //! moto must be installed (`scripts/test.sh` does it): `$HERALD_MOTO_SERVER`, else
 //! `<workspace>/.venv/bin/moto_server`. Without it these tests fail and say so.
@@ -72,6 +73,16 @@ async fn herald_dev_on_dynamodb_and_sqs_delivers_and_honours_operator_keys() {
         events["data"][0]["deliveries"],
         json!({"total": 1, "succeeded": 1, "failed": 0, "pending": 0})
     );
+    // Its statistics reach the table within a flush (a second), and are read back from there.
+    let stats_path = format!("/v1/subscriptions/{sub_id}/stats?window=7d");
+    let stats = crate::helpers::eventually("the delivery in the stats on DynamoDB", || async {
+        let stats = api.get(&stats_path).await.expect(200);
+        (stats["totals"]["attempts"] == 1).then_some(stats)
+    })
+    .await;
+    assert_eq!(stats["totals"]["succeeded"], 1, "{stats}");
+    assert_eq!(stats["totals"]["success_rate"], 1.0, "{stats}");
+    assert_eq!(stats["buckets"].as_array().unwrap().len(), 168);
 
     // With HERALD_METER_AWS, /metrics shows the AWS calls and their estimated units.
     let metrics = api.get("/metrics").await.text;

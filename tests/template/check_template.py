@@ -30,7 +30,8 @@ results = []
 # What each function's code calls (least privilege: nothing more, nothing less).
 DYNAMODB_ACTIONS = {
     # CRUD, save and test (event, first attempt, disabling on 410), health reset on enable, the log, an event's
-    # deliveries (BatchGetItem), replay and recover (UpdateItem).
+    # deliveries (BatchGetItem), replay and recover (UpdateItem), a subscription's delivery
+    # statistics (Query).
     "ApiFunction": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
     # Keys and a duplicate's earlier event (GetItem), the plan's subscriptions (Query), the event
     # with its idempotency record, and an expired key's earlier event moved out (PutItem).
@@ -39,7 +40,8 @@ DYNAMODB_ACTIONS = {
     "FanoutFunction": {"GetItem", "BatchGetItem"},
     # The subscription, a claim-checked event, a redelivered message's delivery (GetItem); the
     # first attempt, later attempts, operational events (PutItem); a delivery's new state, the
-    # subscription's health, disabling (UpdateItem); an operational event's plan (Query).
+    # subscription's health, disabling, the batch's delivery statistics (`ADD`, one per
+    # subscription and hour) (UpdateItem); an operational event's plan (Query).
     "DeliverFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
 }
 

@@ -33,6 +33,10 @@ pub struct Settings {
     pub cache_ttl: Duration,
     /// The failure lifecycle: breaker, warnings, auto-disable.
     pub lifecycle: LifecyclePolicy,
+    /// How long delivery statistics may wait in this process's buffer while deliveries keep
+    /// coming ([`crate::stats`]): on DynamoDB every flush is one write per subscription and hour,
+    /// so a longer wait spreads it over more deliveries. A pause in the flow flushes at once.
+    pub stats_flush_every: Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +52,7 @@ impl Default for Settings {
             idempotency_window: Duration::from_secs(24 * 3600),
             cache_ttl: Duration::ZERO,
             lifecycle: LifecyclePolicy::default(),
+            stats_flush_every: Duration::from_secs(1),
         }
     }
 }

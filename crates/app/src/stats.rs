@@ -5,8 +5,13 @@
 //! subscription and hour touched since the last flush (on DynamoDB, one UpdateItem each), never
 //! one write per delivery.
 //!
-//! Who flushes: the Lambda batch handler at the end of each SQS batch; in one-process mode,
-//! [`run_flusher`] every [`FLUSH_EVERY`] and the workers once more at shutdown.
+//! When: while deliveries keep coming, once the oldest buffered count is `Settings::
+//! stats_flush_every` old (1 s by default, 10 s on AWS, where each flush costs a write per
+//! subscription and hour); as soon as the flow pauses, at once, so that nothing waits in a process
+//! that may be frozen or retired next. The Lambda batch handler decides after each batch (a batch
+//! smaller than SQS's 10 says the queue is drained: a pause); in one-process mode [`run_flusher`]
+//! looks every [`TICK`] (no count for a tick is a pause), and the workers flush once more at
+//! shutdown.
 //!
 //! These are statistics, not records: a flush that fails is logged and its counts dropped (never
 //! retried, never failing a delivery or a batch), and counts buffered when the process dies are
@@ -14,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use herald_core::delivery::Transition;
 use herald_core::ports::{Recorded, StoreError};
@@ -23,15 +28,23 @@ use herald_core::{Attempt, Delivery, SubscriptionId, TenantId};
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-/// How often one-process mode writes the buffered counts.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often one-process mode looks whether a flush is due.
+pub const TICK: Duration = Duration::from_secs(1);
 
 type Key = (TenantId, SubscriptionId, Hour);
+
+#[derive(Default)]
+struct Pending {
+    counts: HashMap<Key, HourStats>,
+    /// When the oldest and the newest buffered counts were added.
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
 
 /// The buffer and the store it is flushed to (see the module docs).
 pub struct Stats {
     store: Arc<dyn StatsStore>,
-    pending: Mutex<HashMap<Key, HourStats>>,
+    pending: Mutex<Pending>,
 }
 
 impl std::fmt::Debug for Stats {
@@ -44,7 +57,7 @@ impl Stats {
     pub fn new(store: Arc<dyn StatsStore>) -> Self {
         Self {
             store,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
         }
     }
 
@@ -81,17 +94,32 @@ impl Stats {
         count: impl FnOnce(&mut HourStats),
     ) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        pending.first.get_or_insert(now);
+        pending.last = Some(now);
         count(
             pending
+                .counts
                 .entry((tenant, subscription, Hour::containing(at)))
                 .or_default(),
         );
+    }
+
+    /// Whether a flush is due: counts are buffered and the oldest is `every` old, or none was
+    /// added for `pause` (the flow stopped).
+    pub fn flush_due(&self, every: Duration, pause: Duration) -> bool {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match (pending.first, pending.last) {
+            (Some(first), Some(last)) => first.elapsed() >= every || last.elapsed() >= pause,
+            _ => false,
+        }
     }
 
     /// Empties the buffer: one delta per (tenant, subscription, hour) counted since last time.
     pub fn take(&self) -> Vec<StatsDelta> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         pending
+            .counts
             .into_iter()
             .map(|((tenant, subscription, hour), stats)| StatsDelta {
                 tenant,
@@ -136,15 +164,17 @@ impl Stats {
     }
 }
 
-/// Flushes `stats` every `every` until `shutdown` turns true (the caller flushes once more when
-/// its workers have stopped).
+/// Flushes `stats` when due (oldest count `every` old, or no count for a [`TICK`]) until
+/// `shutdown` turns true (the caller flushes once more when its workers have stopped).
 pub async fn run_flusher(stats: Arc<Stats>, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(TICK.min(every)) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        stats.flush().await;
+        if stats.flush_due(every, TICK) {
+            stats.flush().await;
+        }
     }
 }
 
@@ -170,6 +200,27 @@ mod tests {
             error: None,
             succeeded: true,
         }
+    }
+
+    #[tokio::test]
+    async fn a_flush_is_due_when_the_counts_are_old_or_the_flow_pauses() {
+        let stats = Stats::new(Arc::new(MemoryStats::default()));
+        let hour = Duration::from_secs(3600);
+        // Nothing buffered: never due.
+        assert!(!stats.flush_due(Duration::ZERO, Duration::ZERO));
+        let (tenant, sub) = (TenantId::new(), SubscriptionId::new());
+        stats.record_attempt(
+            &attempt(tenant, sub, "2026-12-06T09:10:00Z", 40),
+            &Transition::Succeeded,
+            Recorded::Applied,
+        );
+        // Fresh counts while deliveries keep coming: not yet.
+        assert!(!stats.flush_due(hour, hour));
+        // Old enough, or no count for the pause: due.
+        assert!(stats.flush_due(Duration::ZERO, hour));
+        assert!(stats.flush_due(hour, Duration::ZERO));
+        assert_eq!(stats.flush().await, 1);
+        assert!(!stats.flush_due(Duration::ZERO, Duration::ZERO));
     }
 
     #[tokio::test]

@@ -62,12 +62,12 @@ fn failure_backoff(receive_count: u32) -> Duration {
 }
 
 /// Polls both queues until `shutdown` turns true; waits for in-flight work, and for its acks,
-/// before returning. Meanwhile writes the delivery statistics every second, and once more at the
-/// end.
+/// before returning. Meanwhile writes the delivery statistics when due (`stats::run_flusher`), and
+/// once more at the end.
 pub async fn run(state: AppState, config: WorkerConfig, shutdown: watch::Receiver<bool>) {
     let flusher = tokio::spawn(stats::run_flusher(
         Arc::clone(&state.stats),
-        stats::FLUSH_EVERY,
+        state.settings.stats_flush_every,
         shutdown.clone(),
     ));
     let fanout = tokio::spawn(poll(

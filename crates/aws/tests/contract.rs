@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fresh_backend, fresh_queue, fresh_rate_limits};
+use common::{fresh_backend, fresh_queue, fresh_rate_limits, fresh_stats};
 
 herald_contract::store_contract_tests!(fresh_backend);
 // Not `store_concurrency_contract_tests!`: moto's TransactWriteItems is not isolated (it rolls back
@@ -15,3 +15,4 @@ herald_contract::queue_contract_tests!(fresh_queue);
 herald_contract::rate_limits_contract_tests!(fresh_rate_limits);
 // Not `rate_limits_concurrency_contract_tests!`: moto's conditional writes are not atomic under
 // concurrent requests (DynamoDB's are).
+herald_contract::stats_contract_tests!(fresh_stats);

@@ -20,6 +20,9 @@
 //! [`store_concurrency_contract_tests!`] adds the properties that need isolated transactions
 //! under concurrent writers.
 //!
+//! [`rate_limits_contract_tests!`] and [`stats_contract_tests!`] cover the smaller ports: the send
+//! slots of rate-limited subscriptions and the delivery statistics.
+//!
 //! The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
 //!
 //! Timing: queues with whole-second granularity (SQS) must pass, so delays and visibility timeouts

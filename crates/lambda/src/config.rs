@@ -55,6 +55,9 @@ pub struct AwsConfig {
     /// elsewhere) and `HERALD_METRICS_NAMESPACE` (default `Herald`): publish CloudWatch metrics
     /// as Embedded Metric Format lines on stdout, under this namespace (`crate::metrics`).
     pub metrics_namespace: Option<String>,
+    /// `HERALD_STATS_FLUSH_SECS` (default 10): how long an instance may keep delivery statistics
+    /// while full batches keep coming (`herald_app::stats`); a batch that is not full flushes them.
+    pub stats_flush_every: Duration,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -143,6 +146,7 @@ impl AwsConfig {
             lifecycle,
             warm_up: flag("HERALD_WARM_UP", true)?,
             meter_aws: flag("HERALD_METER_AWS", false)?,
+            stats_flush_every: Duration::from_secs(number("HERALD_STATS_FLUSH_SECS", 10)?),
             metrics_namespace: flag("HERALD_EMF", lookup("AWS_LAMBDA_FUNCTION_NAME").is_some())?
                 .then(|| {
                     lookup("HERALD_METRICS_NAMESPACE")
@@ -187,6 +191,7 @@ mod tests {
         assert!(c.warm_up);
         assert!(!c.meter_aws);
         assert_eq!(c.metrics_namespace, None);
+        assert_eq!(c.stats_flush_every, Duration::from_secs(10));
         // Inside Lambda, metrics are on by default.
         let mut lambda = BASE.to_vec();
         lambda.push(("AWS_LAMBDA_FUNCTION_NAME", "herald-deliver"));

@@ -8,6 +8,10 @@
 //! `batchItemFailures`, so SQS hands it out again (and, after `maxReceiveCount`, to the DLQ). The
 //! events of a fan-out batch share one delivery write: if it fails, or their fan-out panics, every
 //! one of them is reported (fan-out is idempotent, so the ones that come back create nothing twice).
+//!
+//! After the records of a batch finish, the delivery statistics they counted are written (one
+//! UpdateItem per subscription and hour touched by the batch, see `herald_app::stats`). A failed
+//! write is logged and dropped: it never fails the batch.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -22,6 +26,7 @@ pub use herald_core::ports::QueueName;
 pub use state::{build_state, warm_up, AwsState, StateError};
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use herald_app::service::fanout;
@@ -29,6 +34,9 @@ use herald_app::worker::process;
 use herald_app::AppState;
 use herald_core::ports::QueueMessage;
 use tokio::task::JoinSet;
+
+/// The most records SQS hands a function at once (template.yaml's `BatchSize`).
+const FULL_BATCH: usize = 10;
 
 /// Why a whole batch failed (Lambda then makes every message of it visible again).
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,17 @@ pub async fn handle_sqs_batch(
             process_records(state, queue, ids.iter().cloned().zip(event.records)).await
         }
     };
+    // Before answering, when the queue looks drained (a batch that is not full) or the counts
+    // are old: an idle instance may be frozen, then retired, as soon as the batch is answered.
+    // While full batches keep coming, one write per subscription and hour serves them all.
+    let drained = ids.len() < FULL_BATCH;
+    if drained
+        || state
+            .stats
+            .flush_due(state.settings.stats_flush_every, Duration::MAX)
+    {
+        state.stats.flush().await;
+    }
     metrics::flush(state, function_of(queue));
     let mut response = SqsBatchResponse::default();
     for id in ids.into_iter().filter(|id| !done.contains(id)) {

@@ -84,10 +84,12 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         idempotency_window: config.idempotency_retention,
         cache_ttl: config.cache_ttl,
         lifecycle: config.lifecycle,
+        stats_flush_every: config.stats_flush_every,
         ..Settings::default()
     };
     let writes = AwsUnitOfWork::new(store.clone(), queue.clone());
     let rate_limits = DynamoRateLimits::new(&store);
+    let stats = Arc::new(store.clone());
     let app = AppState::new(
         Arc::new(store),
         Arc::new(writes),
@@ -96,7 +98,8 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         Arc::new(SystemClock),
         settings,
     )
-    .with_rate_limits(Arc::new(rate_limits));
+    .with_rate_limits(Arc::new(rate_limits))
+    .with_stats(stats);
     if let Some(namespace) = &config.metrics_namespace {
         app.metrics.enable_emf(namespace);
     }

@@ -289,8 +289,9 @@ async fn wait_succeeded(client: &reqwest::Client, base: &str, target: f64, limit
     }
 }
 
-/// Reads the meter once its working calls (everything but empty polls) stopped moving for a
-/// second: the last acks and sends of the deliveries counted are in.
+/// Reads the meter once its working calls (everything but empty polls) stopped moving for three
+/// seconds: the last acks and sends of the deliveries counted are in, and so is the statistics
+/// flush that follows a pause in the flow (`herald_app::stats`: up to two seconds after it).
 async fn settled_counters(client: &reqwest::Client, base: &str) -> Counters {
     let start = Instant::now();
     let mut last = Counters::from_metrics(&scrape_metrics(client, base).await);
@@ -300,7 +301,7 @@ async fn settled_counters(client: &reqwest::Client, base: &str) -> Counters {
         let now = Counters::from_metrics(&scrape_metrics(client, base).await);
         if (now.working_calls() - last.working_calls()).abs() < 0.5 {
             still += 1;
-            if still >= 2 {
+            if still >= 6 {
                 return now;
             }
         } else {

@@ -60,6 +60,12 @@ pub async fn fresh_rate_limits() -> Fixture<dyn herald_core::rate::RateLimits> {
     Fixture::new(Arc::new(herald_aws::DynamoRateLimits::new(&store)))
 }
 
+/// Delivery statistics in a fresh table.
+pub async fn fresh_stats() -> Fixture<dyn herald_core::stats::StatsStore> {
+    let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
+    Fixture::new(Arc::new(store))
+}
+
 pub async fn fresh_queue() -> Fixture<dyn Queue> {
     Fixture::new(Arc::new(sqs_queue().await))
 }
