@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use herald_app::auth::{generate_api_key, record_for_key};
+use herald_app::loopback::LoopbackOnly;
 use herald_app::sender::{HttpSender, HttpSenderConfig};
 use herald_app::worker::{self, WorkerConfig};
 use herald_app::{AppState, Settings};
@@ -68,6 +69,9 @@ pub struct DevConfig {
     /// The development tenant's key; generated once and kept in the data folder when not given.
     pub dev_api_key: Option<String>,
     pub address_policy: AddressPolicy,
+    /// Deliver only to loopback addresses, whatever a callback URL names (no DNS, no outward
+    /// connection): for runs whose subscriptions nobody chose, such as the API fuzzer's.
+    pub loopback_only: bool,
     pub retry: RetryPolicy,
     pub attempt_timeout: Duration,
     /// How long intake remembers an idempotency key.
@@ -90,6 +94,7 @@ impl DevConfig {
             backend: DevBackend::Embedded,
             dev_api_key: None,
             address_policy: AddressPolicy::DEVELOPMENT,
+            loopback_only: false,
             retry: RetryPolicy::default(),
             attempt_timeout: Duration::from_secs(15),
             idempotency_window: Settings::default().idempotency_window,
@@ -127,10 +132,13 @@ impl Running {
 /// Opens the store (the data folder, or DynamoDB and SQS), ensures the development tenant and key,
 /// and starts serving.
 pub async fn start(config: DevConfig) -> anyhow::Result<Running> {
-    let state = match &config.backend {
+    let mut state = match &config.backend {
         DevBackend::Embedded => embedded_state(&config)?,
         DevBackend::Aws(aws) => aws_state(&config, &aws.sdk, &aws.config)?,
     };
+    if config.loopback_only {
+        state.sender = Arc::new(LoopbackOnly(state.sender.clone()));
+    }
     let (tenant_id, api_key) =
         ensure_dev_tenant(&state, &config.data_dir, config.dev_api_key.as_deref())
             .await

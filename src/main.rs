@@ -84,6 +84,10 @@ struct DevArgs {
     /// Allow private and loopback callback addresses (default true in dev).
     #[arg(long, env = "HERALD_ALLOW_PRIVATE", default_value_t = true, action = clap::ArgAction::Set)]
     allow_private: bool,
+    /// Deliver only to loopback addresses (127.0.0.0/8, ::1, `localhost`), whatever a callback
+    /// URL names: no DNS look-up, no connection elsewhere. For the API fuzzer's runs.
+    #[arg(long, env = "HERALD_LOOPBACK_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
+    loopback_only: bool,
     /// Retry delays after the first try, e.g. `5s,5m,30m,2h,5h,10h,10h` (the default).
     #[arg(long, env = "HERALD_RETRY_SCHEDULE")]
     retry_schedule: Option<String>,
@@ -375,6 +379,7 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         allow_http: args.allow_http,
         allow_private: args.allow_private,
     };
+    config.loopback_only = args.loopback_only;
     if let Some(schedule) = args.retry_schedule {
         config.retry = RetryPolicy::parse_schedule(&schedule)?;
     }

@@ -453,3 +453,31 @@ async fn ids_that_are_not_ids_or_do_not_exist_are_not_found() {
         None,
     );
 }
+
+/// Found by the API fuzzer: a URL within the limit as typed but past it once percent-encoded was
+/// kept, and then no read of the tenant's subscriptions could decode it (500 on list, intake,
+/// rotate, delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_url_past_the_limit_once_encoded_is_refused_and_the_tenant_stays_readable() {
+    let app = spawn_app().await;
+    let typed = format!("https://hooks.example.com/{}", "é".repeat(1000));
+    assert!(typed.chars().count() <= 2048);
+
+    let res = app
+        .post(
+            "/v1/subscriptions",
+            json!({"platform": "custom", "url": typed, "events": ["*"]}),
+        )
+        .await;
+
+    assert_error(
+        "encoded URL too long",
+        &res,
+        422,
+        "validation_failed",
+        Some("url"),
+    );
+    assert!(subscription_ids(&app).await.is_empty());
+    app.send_event(json!({"type": "document.created", "data": {}}))
+        .await;
+}

@@ -4,7 +4,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{assert_signed_with, free_port, spawn_app, Reply, TestReceiver, QUIET, WAIT};
+use crate::helpers::{
+    assert_signed_with, free_port, spawn_app, spawn_app_with, Reply, TestReceiver, QUIET, WAIT,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn save_and_test_reports_a_successful_delivery() {
@@ -127,4 +129,36 @@ async fn save_and_test_against_a_410_disables_the_subscription() {
             .is_some_and(|r| !r.is_empty()),
         "{after}"
     );
+}
+
+/// `herald dev --loopback-only`, as the API fuzzer runs it: a callback URL off this machine is
+/// never looked up nor sent to; a receiver on 127.0.0.1 still gets its delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loopback_only_sends_to_this_machine_and_nowhere_else() {
+    let app = spawn_app_with(|config| config.loopback_only = true).await;
+    let receiver = TestReceiver::start().await;
+    let here = app.subscribe(&receiver, &["*"]).await;
+    let away = app
+        .create_subscription(json!({
+            "platform": "custom",
+            "url": "https://hooks.example.com/herald",
+            "events": ["*"],
+        }))
+        .await;
+    let test = |sub: &serde_json::Value| {
+        let path = format!("/v1/subscriptions/{}/test", sub["id"].as_str().unwrap());
+        app.send(app.request(Method::POST, &path))
+    };
+
+    let report = test(&away).await.expect(200);
+    assert_eq!(report["delivered"], false, "{report}");
+    assert_eq!(report["status"], json!(null));
+    assert!(
+        report["error"].as_str().unwrap().contains("loopback"),
+        "{report}"
+    );
+
+    let report = test(&here).await.expect(200);
+    assert_eq!(report["delivered"], true, "{report}");
+    receiver.wait_for(1, WAIT).await;
 }

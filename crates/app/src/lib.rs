@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod console;
 pub mod directory;
+pub mod loopback;
 pub mod metrics;
 pub mod sender;
 pub mod service;

@@ -70,6 +70,16 @@ impl TargetUrl {
         if input.len() > MAX_URL_LEN {
             return Err(TargetUrlError::TooLong);
         }
+        let target = Self::parse_any_length(input, policy)?;
+        // Parsing percent-encodes (`é` becomes `%C3%A9`): the URL kept and sent is the encoded one,
+        // and it must fit too.
+        if target.as_str().len() > MAX_URL_LEN {
+            return Err(TargetUrlError::TooLong);
+        }
+        Ok(target)
+    }
+
+    fn parse_any_length(input: &str, policy: AddressPolicy) -> Result<Self, TargetUrlError> {
         let url = Url::parse(input.trim()).map_err(|e| TargetUrlError::Malformed(e.to_string()))?;
         match url.scheme() {
             "https" => {}
@@ -102,8 +112,10 @@ impl TargetUrl {
     /// A URL read back from storage: checked when it was saved, so it is parsed under the most
     /// permissive policy (http and private addresses allowed; other schemes, userinfo and fragments
     /// still refused). Delivery checks it against the current policy before every send.
+    /// Nor does it depend on the length rule: a URL saved before its encoded length was checked
+    /// stays readable.
     pub fn from_stored(input: &str) -> Result<Self, TargetUrlError> {
-        Self::parse(input, AddressPolicy::DEVELOPMENT)
+        Self::parse_any_length(input, AddressPolicy::DEVELOPMENT)
     }
 
     /// The URL exactly as checked, so a sender need not parse it a second time.
@@ -300,6 +312,20 @@ mod tests {
         ));
         let long = format!("https://example.com/{}", "a".repeat(3000));
         assert_eq!(TargetUrl::parse(&long, PROD), Err(TargetUrlError::TooLong));
+    }
+
+    #[test]
+    fn the_length_limit_holds_for_the_encoded_url_that_is_kept() {
+        // 2,020 bytes typed, 6,020 once percent-encoded.
+        let typed = format!("https://example.com/{}", "é".repeat(1000));
+        assert!(typed.len() <= 2048);
+        assert_eq!(TargetUrl::parse(&typed, PROD), Err(TargetUrlError::TooLong));
+        let fits = format!("https://example.com/{}", "é".repeat(338));
+        let kept = TargetUrl::parse(&fits, PROD).unwrap();
+        assert!(kept.as_str().len() <= 2048);
+        // What was kept before the rule stays readable.
+        let encoded = format!("https://example.com/{}", "%C3%A9".repeat(1000));
+        assert_eq!(TargetUrl::from_stored(&encoded).unwrap().as_str(), encoded);
     }
 
     #[test]

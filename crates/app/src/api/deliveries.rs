@@ -3,29 +3,38 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use herald_core::DeliveryId;
-use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::parse_path_id;
-use super::views::{attempt_view, delivery_view};
+use super::views::{attempt_view, delivery_view, DeliveryDetail, DeliveryView};
 use crate::auth::Caller;
 use crate::service::recover;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/deliveries/{id}", get(read))
-        .route("/v1/deliveries/{id}/retry", post(retry))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(read))
+        .routes(routes!(retry))
 }
 
+/// One delivery with every attempt.
+#[utoipa::path(get, path = "/v1/deliveries/{id}", operation_id = "get_delivery", tag = "deliveries",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The delivery's id (`del_…`)")),
+    responses(
+        (status = 200, description = "The delivery and its attempts", body = DeliveryDetail),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+    ))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryDetail>, ApiError> {
     let id: DeliveryId = parse_path_id(&id, "delivery")?;
     let delivery = state
         .store
@@ -33,11 +42,22 @@ async fn read(
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
     let attempts = state.store.list_attempts(&caller.tenant_id, &id).await?;
-    let mut view = delivery_view(&delivery);
-    view["attempts_log"] = json!(attempts.iter().map(attempt_view).collect::<Vec<_>>());
-    Ok(Json(view))
+    Ok(Json(DeliveryDetail {
+        delivery: delivery_view(&delivery),
+        attempts_log: attempts.iter().map(attempt_view).collect(),
+    }))
 }
 
+/// Delivers again now (replay), whatever its state; its retry schedule starts again.
+#[utoipa::path(post, path = "/v1/deliveries/{id}/retry", operation_id = "retry_delivery", tag = "deliveries",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The delivery's id (`del_…`)")),
+    responses(
+        (status = 202, description = "Queued", body = DeliveryView),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 409, description = "Its subscription is disabled or deleted", body = ErrorBody),
+    ))]
 async fn retry(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,4 +1,5 @@
-//! The API's error type and its wire shape: `{"error": {"code", "message", "field"?}}`.
+//! The API's error type and its wire shape: `{"error": {"code", "message", "field"?}}`, a typed
+//! [`ErrorBody`] that the OpenAPI document describes.
 //!
 //! A 500 is logged with its cause chain and answered with a fixed message: internals never reach
 //! the client.
@@ -8,7 +9,31 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::ports::{QueueError, StoreError};
 use herald_core::FieldError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every error answer: `{"error": {…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `validation_failed`, `invalid_json`, `invalid_query`,
+    /// `invalid_cursor`, `invalid_header`, `unauthorized`, `not_found`, `method_not_allowed`,
+    /// `conflict`, `limit_reached`, `payload_too_large`, `unsupported_media_type`,
+    /// `internal_error`.
+    #[schema(example = "validation_failed")]
+    pub code: &'static str,
+    /// For people: what to change.
+    pub message: String,
+    /// The field (or query parameter, or header) at fault, dotted for nested fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "url")]
+    pub field: Option<String>,
+}
 
 /// An error answer.
 #[derive(Debug)]
@@ -101,11 +126,14 @@ impl From<QueueError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(field) = self.field {
-            error["field"] = json!(field);
-        }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 

@@ -4,17 +4,22 @@
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::future::try_join_all;
 use herald_core::{
     Delivery, DeliverySummary, EventId, EventType, Operational, BUILTIN_EVENT_TYPES,
 };
-use serde_json::{json, Value};
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
-use super::extract::{parse_path_id, read_json, PageQuery};
-use super::views::{delivery_view, event_view};
+use super::error::{ApiError, ErrorBody, ErrorDetail};
+use super::extract::{parse_path_id, read_json, PageParams, PageQuery};
+use super::requests::{BatchRequest, EventInput};
+use super::views::{delivery_view, event_view, EventDetail};
 use crate::auth::Caller;
 use crate::service::intake::{self, IntakeError};
 use crate::state::AppState;
@@ -28,20 +33,76 @@ const SUMMARY_READS_AT_ONCE: usize = 16;
 pub const MAX_BATCH_EVENTS: usize = 100;
 
 /// The intake routes alone (the `ingest` function serves these).
-pub fn intake_router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", post(accept))
-        .route("/v1/events/batch", post(accept_batch))
+pub fn intake_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(accept))
+        .routes(routes!(accept_batch))
 }
 
 /// Reading events and the catalog (the `api` function serves these).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", get(list))
-        .route("/v1/events/{id}", get(read))
-        .route("/v1/event-types", get(event_types))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read))
+        .routes(routes!(event_types))
 }
 
+/// An accepted event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedView {
+    #[schema(value_type = String, example = "evt_01JF3Q8Z6X4N7W2C5V9B1M0KQR")]
+    pub id: EventId,
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "document.created")]
+    pub event_type: EventType,
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: Timestamp,
+}
+
+impl From<intake::Accepted> for AcceptedView {
+    fn from(a: intake::Accepted) -> Self {
+        Self {
+            id: a.id,
+            event_type: a.event_type,
+            timestamp: a.timestamp,
+        }
+    }
+}
+
+/// The answer to each event of a batch, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    pub data: Vec<BatchItemAnswer>,
+}
+
+/// `accepted` (new), `duplicate` (seen before with this key or id: its first answer) or
+/// `rejected` (with `error`; nothing was stored for it).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum BatchItemAnswer {
+    Accepted(AcceptedView),
+    Duplicate(AcceptedView),
+    Rejected { error: ErrorDetail },
+}
+
+/// Takes an event to deliver to every matching subscription.
+#[utoipa::path(post, path = "/v1/events", operation_id = "send_event", tag = "events",
+    security(("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false,
+        description = "Same key and same body: the same answer, once; same key, another body: 409")),
+    request_body = EventInput,
+    responses(
+        (status = 202, description = "Accepted (or seen before with this key: its first answer)",
+            body = AcceptedView),
+        (status = 400, description = "The body is not JSON, or `Idempotency-Key` is not 1 to 255 \
+visible characters", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 409, description = "This key (or event id) was used with another body",
+            body = ErrorBody),
+        (status = 413, description = "The event is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "A field is not valid (`field` names it)", body = ErrorBody),
+    ))]
 async fn accept(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,16 +139,24 @@ async fn accept(
             IntakeError::Store(e) => e.into(),
             IntakeError::Queue(e) => e.into(),
         })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            json!({ "id": accepted.id, "type": accepted.event_type, "timestamp": accepted.timestamp }),
-        ),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(AcceptedView::from(accepted))))
 }
 
 /// `POST /v1/events/batch`: `{"events": [{type, data, id?, idempotency_key?}, …]}`, up to 100.
 /// Each item is answered on its own, in order, so one bad item never rejects the others.
+#[utoipa::path(post, path = "/v1/events/batch", operation_id = "send_events", tag = "events",
+    security(("api_key" = [])),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Each event's answer, in order", body = BatchAnswer),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 409, description = "An idempotency key was reused", body = ErrorBody),
+        (status = 413, description = "The batch is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "The body is not `{\"events\": [1 to 100 events]}`",
+            body = ErrorBody),
+    ))]
 async fn accept_batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,7 +177,7 @@ async fn accept_batch(
         ));
     }
     // Parse every item; the valid ones go to intake together, the others are answered here.
-    let mut answers: Vec<Option<Value>> = Vec::with_capacity(items.len());
+    let mut answers: Vec<Option<BatchItemAnswer>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
     let mut positions = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -118,10 +187,13 @@ async fn accept_batch(
                 valid.push(parsed);
                 answers.push(None);
             }
-            Err((field, message)) => answers.push(Some(json!({
-                "status": "rejected",
-                "error": {"code": "validation_failed", "message": message, "field": field},
-            }))),
+            Err((field, message)) => answers.push(Some(BatchItemAnswer::Rejected {
+                error: ErrorDetail {
+                    code: "validation_failed",
+                    message,
+                    field: Some(field.to_owned()),
+                },
+            })),
         }
     }
     let outcomes = intake::accept_all(&state, caller.tenant_id, valid)
@@ -133,27 +205,24 @@ async fn accept_batch(
         })?;
     for (index, outcome) in positions.into_iter().zip(outcomes) {
         let answer = match outcome {
-            intake::ItemOutcome::Accepted(a) => json!({
-                "status": "accepted", "id": a.id, "type": a.event_type, "timestamp": a.timestamp,
-            }),
-            intake::ItemOutcome::Duplicate(a) => json!({
-                "status": "duplicate", "id": a.id, "type": a.event_type, "timestamp": a.timestamp,
-            }),
-            intake::ItemOutcome::KeyReused => json!({
-                "status": "rejected",
-                "error": {
-                    "code": "conflict",
-                    "message": "this idempotency key (or event id) was already used with a different body",
-                    "field": "idempotency_key",
+            intake::ItemOutcome::Accepted(a) => BatchItemAnswer::Accepted(a.into()),
+            intake::ItemOutcome::Duplicate(a) => BatchItemAnswer::Duplicate(a.into()),
+            intake::ItemOutcome::KeyReused => BatchItemAnswer::Rejected {
+                error: ErrorDetail {
+                    code: "conflict",
+                    message:
+                        "this idempotency key (or event id) was already used with a different body"
+                            .to_owned(),
+                    field: Some("idempotency_key".to_owned()),
                 },
-            }),
+            },
         };
         if let Some(slot) = answers.get_mut(index) {
             *slot = Some(answer);
         }
     }
-    let data: Vec<Value> = answers.into_iter().flatten().collect();
-    Ok((StatusCode::OK, Json(json!({ "data": data }))))
+    let data = answers.into_iter().flatten().collect();
+    Ok((StatusCode::OK, Json(BatchAnswer { data })))
 }
 
 fn batch_shape_error() -> ApiError {
@@ -206,14 +275,76 @@ fn parse_batch_item(
     })
 }
 
+/// One event of the list: what it is, and how its deliveries stand.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventListItem {
+    #[schema(value_type = String, example = "evt_01JF3Q8Z6X4N7W2C5V9B1M0KQR")]
+    pub id: EventId,
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "document.created")]
+    pub event_type: EventType,
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: Timestamp,
+    pub deliveries: DeliveryCounts,
+}
+
+/// How an event's deliveries stand, across its subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryCounts {
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Not finished: not tried yet, or failed and retrying.
+    pub pending: usize,
+}
+
+impl From<DeliverySummary> for DeliveryCounts {
+    fn from(summary: DeliverySummary) -> Self {
+        // Destructured whole: a field added to the core's summary fails to compile here.
+        let DeliverySummary {
+            total,
+            succeeded,
+            failed,
+            pending,
+        } = summary;
+        Self {
+            total,
+            succeeded,
+            failed,
+            pending,
+        }
+    }
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub data: Vec<EventListItem>,
+    /// Pass as `?cursor=` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /v1/events`: the tenant's events, newest first, each with how its deliveries stand. One
 /// store read per listed event for the summary (on DynamoDB a BatchGetItem of its plan's keys), all
 /// of a page at once: a page is at most 100 events, read by the console, not on the delivery path.
+#[utoipa::path(get, path = "/v1/events", operation_id = "list_events", tag = "events",
+    security(("api_key" = [])),
+    params(
+        PageParams,
+        ("type" = Option<String>, Query, nullable = false,
+            description = "Only events of this type"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = EventList),
+        (status = 400, description = "A query parameter is not valid (`field` names it)",
+            body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     mut query: PageQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventList>, ApiError> {
     let event_type = match query.rest.remove("type") {
         None => None,
         Some(raw) => Some(EventType::parse(&raw).map_err(|e| {
@@ -229,30 +360,37 @@ async fn list(
         let reads = chunk.iter().map(|e| state.store.deliveries_for_event(e));
         stored.extend(try_join_all(reads).await?);
     }
-    let data: Vec<Value> = page
+    let data = page
         .items
         .iter()
         .zip(stored)
-        .map(|(event, stored)| {
-            let summary = DeliverySummary::of(&event.deliveries(stored));
-            json!({
-                "id": event.id,
-                "type": event.event_type,
-                "timestamp": event.timestamp,
-                "deliveries": summary,
-            })
+        .map(|(event, stored)| EventListItem {
+            id: event.id,
+            event_type: event.event_type.clone(),
+            timestamp: event.timestamp,
+            deliveries: DeliverySummary::of(&event.deliveries(stored)).into(),
         })
         .collect();
-    Ok(Json(
-        json!({ "data": data, "next_cursor": page.next_cursor }),
-    ))
+    Ok(Json(EventList {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// An event and its delivery to each subscription it matched (pending until its first attempt).
+#[utoipa::path(get, path = "/v1/events/{id}", operation_id = "get_event", tag = "events",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The event's id (`evt_…`)")),
+    responses(
+        (status = 200, description = "The event and its deliveries", body = EventDetail),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+    ))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventDetail>, ApiError> {
     let id: EventId = parse_path_id(&id, "event")?;
     let event = state
         .store
@@ -260,19 +398,58 @@ async fn read(
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
     let deliveries = event.deliveries(state.store.deliveries_for_event(&event).await?);
-    let mut view = event_view(&event);
-    view["deliveries"] = json!(deliveries.iter().map(delivery_view).collect::<Vec<_>>());
-    Ok(Json(view))
+    Ok(Json(EventDetail {
+        event: event_view(&event),
+        deliveries: deliveries.iter().map(delivery_view).collect(),
+    }))
 }
 
-async fn event_types(_caller: Caller) -> Json<Value> {
-    let data: Vec<Value> = BUILTIN_EVENT_TYPES
+/// The event catalog, in one page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeList {
+    pub data: Vec<EventTypeView>,
+    /// Always null: the catalog is one page.
+    pub next_cursor: Option<String>,
+}
+
+/// One event type of the catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeView {
+    #[schema(example = "document.created")]
+    pub name: &'static str,
+    pub description: &'static str,
+    pub builtin: bool,
+    /// Herald's own events (`herald.*`): a subscription names them (or `herald.*`) to get them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operational: Option<bool>,
+}
+
+/// The event types a subscription can name: the documentation platform's and Herald's own.
+#[utoipa::path(get, path = "/v1/event-types", operation_id = "list_event_types", tag = "events",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The catalog", body = EventTypeList),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+    ))]
+async fn event_types(_caller: Caller) -> Json<EventTypeList> {
+    let data = BUILTIN_EVENT_TYPES
         .iter()
-        .map(|(name, description)| json!({ "name": name, "description": description, "builtin": true }))
+        .map(|&(name, description)| EventTypeView {
+            name,
+            description,
+            builtin: true,
+            operational: None,
+        })
         // Herald's own events: a subscription names `herald.*` (or one of them) to receive them.
-        .chain(Operational::ALL.iter().map(|kind| {
-            json!({ "name": kind.as_str(), "description": kind.description(), "builtin": true, "operational": true })
+        .chain(Operational::ALL.iter().map(|kind| EventTypeView {
+            name: kind.as_str(),
+            description: kind.description(),
+            builtin: true,
+            operational: Some(true),
         }))
         .collect();
-    Json(json!({ "data": data, "next_cursor": null }))
+    Json(EventTypeList {
+        data,
+        next_cursor: None,
+    })
 }

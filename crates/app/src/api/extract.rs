@@ -45,7 +45,8 @@ pub async fn read_json(req: Request, limit: usize) -> Result<(Value, Bytes), Api
     Ok((value, bytes))
 }
 
-/// An optional JSON object body: `None` when the body is empty (whatever its content type).
+/// An optional JSON object body: `None` when the body is empty (whatever its content type) or
+/// the JSON `null` (as the OpenAPI document describes an optional body).
 #[derive(Debug, Clone)]
 pub struct OptionalJsonObject(pub Option<Map<String, Value>>);
 
@@ -66,8 +67,15 @@ impl FromRequest<AppState> for OptionalJsonObject {
             return Ok(Self(None));
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-        let JsonObject(map) = JsonObject::from_request(req, state).await?;
-        Ok(Self(Some(map)))
+        let (value, _) = read_json(req, limit).await?;
+        match value {
+            Value::Null => Ok(Self(None)),
+            Value::Object(map) => Ok(Self(Some(map))),
+            _ => Err(ApiError::validation(
+                "body",
+                "the body must be a JSON object",
+            )),
+        }
     }
 }
 
@@ -89,6 +97,19 @@ impl FromRequest<AppState> for JsonObject {
 /// A path id of type `T`: anything that is not a well-formed id of that kind is a 404.
 pub fn parse_path_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found(what))
+}
+
+/// How the OpenAPI document describes [`PageQuery`]'s parameters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page (default 50).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: u32,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: String,
 }
 
 /// `?limit=&cursor=` of list endpoints.

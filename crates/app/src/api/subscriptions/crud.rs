@@ -7,14 +7,28 @@ use axum::Json;
 use herald_core::ports::{StoreError, SubscriptionFilter};
 use herald_core::signing::SigningSecret;
 use herald_core::{EventType, NewSubscription, Subscription, SubscriptionId, SubscriptionPatch};
-use serde_json::{json, Value};
 
 use super::{load, reset_health, view};
-use crate::api::error::ApiError;
-use crate::api::extract::{JsonObject, PageQuery};
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::extract::{JsonObject, PageParams, PageQuery};
+use crate::api::requests::{SubscriptionCreate, SubscriptionUpdate};
+use crate::api::views::{CreatedSubscription, SubscriptionList, SubscriptionView};
 use crate::auth::Caller;
 use crate::state::AppState;
 
+/// Creates a subscription and its signing secret.
+#[utoipa::path(post, path = "/v1/subscriptions", operation_id = "create_subscription", tag = "subscriptions",
+    security(("api_key" = [])),
+    request_body = SubscriptionCreate,
+    responses(
+        (status = 201, description = "Created, with its secret", body = CreatedSubscription),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "A field is not valid (`field` names it), or the tenant has \
+as many subscriptions as it may", body = ErrorBody),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -49,16 +63,34 @@ pub(super) async fn create(
     state.directory.forget_subscription(&sub.tenant_id, &sub.id);
     created?;
     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, platform = sub.platform.platform().as_str(), "subscription created");
-    let mut view = view(&state, &sub);
-    view["secret"] = json!(secret.expose());
-    Ok((StatusCode::CREATED, Json(view)))
+    let created = CreatedSubscription {
+        subscription: view(&state, &sub),
+        secret: secret.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// The tenant's subscriptions, oldest first.
+#[utoipa::path(get, path = "/v1/subscriptions", operation_id = "list_subscriptions", tag = "subscriptions",
+    security(("api_key" = [])),
+    params(
+        PageParams,
+        ("event" = Option<String>, Query, nullable = false,
+            description = "Only those that receive this event type"),
+        ("enabled" = Option<bool>, Query, nullable = false,
+            description = "Only enabled (true) or disabled (false) ones"),
+    ),
+    responses(
+        (status = 200, description = "A page of subscriptions", body = SubscriptionList),
+        (status = 400, description = "A query parameter is not valid (`field` names it)",
+            body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     mut query: PageQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SubscriptionList>, ApiError> {
     let event = match query.rest.remove("event") {
         None => None,
         Some(raw) => Some(EventType::parse(&raw).map_err(|e| {
@@ -84,27 +116,50 @@ pub(super) async fn list(
             &query.page(),
         )
         .await?;
-    Ok(Json(json!({
-        "data": page.items.iter().map(|s| view(&state, s)).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
-    })))
+    Ok(Json(SubscriptionList {
+        data: page.items.iter().map(|s| view(&state, s)).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// One subscription.
+#[utoipa::path(get, path = "/v1/subscriptions/{id}", operation_id = "get_subscription", tag = "subscriptions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionView),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    ))]
 pub(super) async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SubscriptionView>, ApiError> {
     let sub = load(&state, &caller, &id).await?;
     Ok(Json(view(&state, &sub)))
 }
 
+/// Changes the fields given; enabling a disabled subscription starts a new health streak.
+#[utoipa::path(patch, path = "/v1/subscriptions/{id}", operation_id = "update_subscription", tag = "subscriptions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    request_body = SubscriptionUpdate,
+    responses(
+        (status = 200, description = "The subscription as changed", body = SubscriptionView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "A field is not valid (`field` names it)", body = ErrorBody),
+    ))]
 pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SubscriptionView>, ApiError> {
     let mut sub = load(&state, &caller, &id).await?;
     let patch = SubscriptionPatch::parse(body, &sub, state.settings.address_policy)?;
     let was_enabled = sub.enabled;
@@ -118,6 +173,15 @@ pub(super) async fn update(
     Ok(Json(view(&state, &sub)))
 }
 
+/// Deletes a subscription; its deliveries stop.
+#[utoipa::path(delete, path = "/v1/subscriptions/{id}", operation_id = "delete_subscription", tag = "subscriptions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    ))]
 pub(super) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,6 +213,7 @@ mod tests {
     use herald_contract::memory::Reply;
     use herald_core::signing::SigningSecret;
     use herald_core::{DeliveryStatus, EventMessage};
+    use serde_json::json;
 
     use super::*;
     use crate::service::testing::Harness;

@@ -21,36 +21,29 @@ mod secrets;
 mod stats;
 mod test;
 
-use axum::routing::{get, post};
-use axum::Router;
 use herald_core::health::{Health, HealthChange};
 use herald_core::ports::StoreError;
 use herald_core::{Subscription, SubscriptionId};
-use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::parse_path_id;
-use super::views::subscription_view;
+use super::views::{subscription_view, SubscriptionView};
 use crate::auth::Caller;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/subscriptions", post(crud::create).get(crud::list))
-        .route(
-            "/v1/subscriptions/{id}",
-            get(crud::read).patch(crud::update).delete(crud::remove),
-        )
-        .route("/v1/subscriptions/{id}/secret", get(secrets::read))
-        .route(
-            "/v1/subscriptions/{id}/secret/rotate",
-            post(secrets::rotate),
-        )
-        .route("/v1/subscriptions/{id}/test", post(test::send))
-        .route("/v1/subscriptions/{id}/deliveries", get(deliveries::list))
-        .route("/v1/subscriptions/{id}/stats", get(stats::read))
-        .route("/v1/subscriptions/{id}/recover", post(recovery::recover))
-        .route("/v1/subscriptions/{id}/enable", post(recovery::enable))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(crud::create, crud::list))
+        .routes(routes!(crud::read, crud::update, crud::remove))
+        .routes(routes!(secrets::read))
+        .routes(routes!(secrets::rotate))
+        .routes(routes!(test::send))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(stats::read))
+        .routes(routes!(recovery::recover))
+        .routes(routes!(recovery::enable))
 }
 
 /// Loads a subscription of the caller's tenant; any other tenant's id is simply not found.
@@ -64,7 +57,7 @@ async fn load(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Subscri
 }
 
 /// `sub` as answered: with its health as of now.
-fn view(state: &AppState, sub: &Subscription) -> Value {
+fn view(state: &AppState, sub: &Subscription) -> SubscriptionView {
     subscription_view(sub, &state.settings.lifecycle, state.clock.now())
 }
 

@@ -14,11 +14,15 @@ use herald_core::input::{FieldError, Fields};
 use herald_core::ports::StoreError;
 use herald_core::time::before;
 use jiff::Timestamp;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::{load, reset_health, view};
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{JsonObject, OptionalJsonObject};
+use crate::api::requests::{EnableRequest, RecoverRequest};
+use crate::api::views::SubscriptionView;
 use crate::auth::Caller;
 use crate::service::recover;
 use crate::state::AppState;
@@ -29,6 +33,52 @@ pub const DEFAULT_LIMIT: usize = 500;
 pub const MAX_LIMIT: usize = 1000;
 const MAX_TEXT_CHARS: usize = 2048;
 
+/// One step of a recovery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoverStep {
+    /// Failed deliveries queued again in this step.
+    pub recovered: usize,
+    /// Send it back as `cursor` (with the same `since`) to go on; null when done.
+    pub next_cursor: Option<String>,
+}
+
+/// What enable did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enabled {
+    pub subscription: SubscriptionView,
+    /// Only when `recover` was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recover: Option<EnableRecovery>,
+}
+
+/// The first recovery step of enable.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnableRecovery {
+    /// Where the recovery began: pass it as `since` to `recover` with `next_cursor`.
+    #[schema(value_type = String, format = DateTime)]
+    pub since: Timestamp,
+    pub recovered: usize,
+    pub next_cursor: Option<String>,
+}
+
+/// Queues again the failed deliveries created since `since`, at most `limit` examined per call.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/recover", operation_id = "recover_deliveries", tag = "deliveries",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    request_body = RecoverRequest,
+    responses(
+        (status = 202, description = "Queued; go on with `next_cursor` until it is null",
+            body = RecoverStep),
+        (status = 400, description = "The body is not JSON, or the cursor is not valid",
+            body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+        (status = 409, description = "The subscription is disabled: enable it first",
+            body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "A field is not valid (`field` names it)", body = ErrorBody),
+    ))]
 pub(super) async fn recover(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,7 +111,10 @@ pub(super) async fn recover(
     let step = recover::recover_failed(&state, &sub, since, cursor, limit).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "recovered": step.recovered, "next_cursor": step.next_cursor })),
+        Json(RecoverStep {
+            recovered: step.recovered,
+            next_cursor: step.next_cursor,
+        }),
     ))
 }
 
@@ -88,6 +141,19 @@ fn parse_limit(value: Option<Value>) -> Result<usize, FieldError> {
 /// `next_cursor` continues through `recover` with the same `since`. Deliveries still waiting on
 /// its breaker need no recovery: they go out once it is enabled. Enabling starts a new health
 /// streak.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/enable", operation_id = "enable_subscription", tag = "subscriptions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    request_body(content = Option<EnableRequest>, description = "Optional: empty, or a JSON object"),
+    responses(
+        (status = 200, description = "Enabled", body = Enabled),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json`", body = ErrorBody),
+        (status = 422, description = "A field is not valid (`field` names it)", body = ErrorBody),
+    ))]
 pub(super) async fn enable(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,7 +188,10 @@ pub(super) async fn enable(
         sub.health = reset_health(&state, &sub).await?;
         tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, "subscription enabled");
     }
-    let mut answer = json!({ "subscription": view(&state, &sub) });
+    let mut answer = Enabled {
+        subscription: view(&state, &sub),
+        recover: None,
+    };
     if recover_asked {
         let down_since = down_since.unwrap_or_else(|| state.clock.now());
         let schedule = state
@@ -133,10 +202,10 @@ pub(super) async fn enable(
             .sum::<std::time::Duration>();
         let since = before(down_since, schedule).max(Timestamp::UNIX_EPOCH);
         let step = recover::recover_failed(&state, &sub, since, None, DEFAULT_LIMIT).await?;
-        answer["recover"] = json!({
-            "since": since,
-            "recovered": step.recovered,
-            "next_cursor": step.next_cursor,
+        answer.recover = Some(EnableRecovery {
+            since,
+            recovered: step.recovered,
+            next_cursor: step.next_cursor,
         });
     }
     Ok(Json(answer))
@@ -195,12 +264,15 @@ mod tests {
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].0.delivery.id, first.delivery.id);
 
-        // Enabling an enabled subscription, without a body, changes nothing and recovers nothing.
-        let (status, again) = h.call(&key, "POST", &enable, None).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(again["subscription"]["enabled"], true);
-        assert!(again.get("recover").is_none());
-        assert!(h.take_deliveries().is_empty());
+        // Enabling an enabled subscription, without a body (or with `null`), changes nothing and
+        // recovers nothing.
+        for body in [None, Some(Value::Null)] {
+            let (status, again) = h.call(&key, "POST", &enable, body).await;
+            assert_eq!(status, StatusCode::OK, "{again}");
+            assert_eq!(again["subscription"]["enabled"], true);
+            assert!(again.get("recover").is_none());
+            assert!(h.take_deliveries().is_empty());
+        }
     }
 
     #[test]

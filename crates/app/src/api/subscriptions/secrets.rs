@@ -4,29 +4,66 @@ use axum::extract::{Path, State};
 use axum::Json;
 use herald_core::operational;
 use herald_core::signing::SigningSecret;
-use serde_json::{json, Value};
+use jiff::Timestamp;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::load;
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorBody};
 use crate::auth::Caller;
 use crate::service::intake;
 use crate::state::AppState;
 
+/// The current signing secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: Option<String>,
+}
+
+/// A new signing secret; the previous one keeps signing (a second signature) until it expires.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    pub secret: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub previous_secret_expires_at: Timestamp,
+}
+
+/// The current signing secret (`whsec_…`).
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/secret", operation_id = "get_secret", tag = "subscriptions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    responses(
+        (status = 200, description = "The secret", body = SecretView),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    ))]
 pub(super) async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SecretView>, ApiError> {
     let sub = load(&state, &caller, &id).await?;
-    let secret = sub.current_secret().map(SigningSecret::expose);
-    Ok(Json(json!({ "secret": secret })))
+    let secret = sub
+        .current_secret()
+        .map(|s| SigningSecret::expose(s).to_owned());
+    Ok(Json(SecretView { secret }))
 }
 
+/// A new secret; the previous one keeps signing for 24 hours.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/secret/rotate", operation_id = "rotate_secret", tag = "subscriptions",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The subscription's id (`sub_…`)")),
+    responses(
+        (status = 200, description = "The new secret", body = RotatedSecret),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    ))]
 pub(super) async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RotatedSecret>, ApiError> {
     let mut sub = load(&state, &caller, &id).await?;
     let new_secret = SigningSecret::generate();
     let now = state.clock.now();
@@ -37,10 +74,10 @@ pub(super) async fn rotate(
     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, "secret rotated");
     let notice = operational::secret_rotated(&sub, now, previous_expires_at);
     intake::emit(&state, sub.tenant_id, notice).await?;
-    Ok(Json(json!({
-        "secret": new_secret.expose(),
-        "previous_secret_expires_at": previous_expires_at,
-    })))
+    Ok(Json(RotatedSecret {
+        secret: new_secret.expose().to_owned(),
+        previous_secret_expires_at: previous_expires_at,
+    }))
 }
 
 #[cfg(test)]
