@@ -5,8 +5,10 @@
 import { api, session, setUnauthorizedHandler } from './api.js';
 import { h, replace } from './dom.js';
 import { eventView, eventsView } from './events.js';
+import { detailView } from './detail.js';
+import { formView } from './form.js';
 import {
-  detailView, eventTypesView, formView, humanMessage, listView, notFoundView,
+  eventTypesView, humanMessage, listView, notFoundView,
 } from './views.js';
 
 const main = document.getElementById('main');

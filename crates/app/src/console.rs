@@ -73,6 +73,16 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../../web/views.js"),
     },
     Asset {
+        name: "form.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../web/form.js"),
+    },
+    Asset {
+        name: "detail.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../web/detail.js"),
+    },
+    Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../../web/style.css"),
