@@ -129,6 +129,13 @@ async fn poll(
         if messages.is_empty() {
             continue;
         }
+        for m in &messages {
+            if let Some(waited) = m.waited {
+                state
+                    .metrics
+                    .queue_age(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+            }
+        }
         if queue == QueueName::Events {
             // One task for the batch, holding a permit per message.
             let n = u32::try_from(messages.len()).unwrap_or(u32::MAX);

@@ -44,8 +44,9 @@ pub use dynamo::{
 pub use error::AwsError;
 pub use metering::{Meter, MeterInterceptor, MeterSnapshot};
 pub use sqs::{
-    create_queue_with_dlq, create_queues, delay_seconds, encode_body, BatchDeleteError,
-    BatchSendError, SqsConfig, SqsQueue, CARRIED, DEFAULT_MAX_RECEIVE_COUNT, MAX_DELAY,
+    create_queue_with_dlq, create_queues, delay_seconds, encode_body, waited_since,
+    BatchDeleteError, BatchSendError, SqsConfig, SqsQueue, CARRIED, DEFAULT_MAX_RECEIVE_COUNT,
+    DUE_ATTRIBUTE, MAX_DELAY,
 };
 pub use unit_of_work::AwsUnitOfWork;
 

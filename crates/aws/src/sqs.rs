@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
-    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use futures_util::stream::{self, StreamExt};
@@ -96,6 +96,25 @@ fn ceil_secs(d: Duration, max: u64) -> i32 {
 }
 
 /// The `DelaySeconds` of a delay: rounded up, capped at [`MAX_DELAY`].
+/// The message attribute saying when a message is due (epoch milliseconds: sent + its delay): the
+/// queue's age at receipt is the time since, a retry's delay not counted. The Lambda handler reads
+/// it from the SQS event (`herald_lambda::metrics`).
+pub const DUE_ATTRIBUTE: &str = "HeraldDueMs";
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How long ago the `due` of [`DUE_ATTRIBUTE`] was (zero if it is still ahead: clocks differ).
+pub fn waited_since(due: &str) -> Option<Duration> {
+    let due: i64 = due.trim().parse().ok()?;
+    Some(Duration::from_millis(
+        u64::try_from(epoch_ms().saturating_sub(due)).unwrap_or(0),
+    ))
+}
+
 pub fn delay_seconds(delay: Duration) -> i32 {
     ceil_secs(delay, MAX_DELAY.as_secs())
 }
@@ -128,7 +147,8 @@ impl SqsQueue {
         }
     }
 
-    /// Sends up to 10 `(body, delay seconds)` entries, retrying refused entries once.
+    /// Sends up to 10 `(body, delay seconds)` entries, retrying refused entries once. Each carries
+    /// when it is due ([`DUE_ATTRIBUTE`]), so its receiver can tell how long it waited after that.
     async fn send_batch(
         &self,
         queue: QueueName,
@@ -140,11 +160,17 @@ impl SqsQueue {
                 .iter()
                 .map(|&i| {
                     let (body, delay) = &entries[i];
+                    let due = MessageAttributeValue::builder()
+                        .data_type("Number")
+                        .string_value((epoch_ms() + i64::from(*delay) * 1000).to_string())
+                        .build()
+                        .map_err(QueueError::backend)?;
                     SendMessageBatchRequestEntry::builder()
                         // Ids only need to be unique within the batch: the index into `entries`.
                         .id(i.to_string())
                         .message_body(body)
                         .delay_seconds(*delay)
+                        .message_attributes(DUE_ATTRIBUTE, due)
                         .build()
                         .map_err(QueueError::backend)
                 })
@@ -269,6 +295,7 @@ impl Queue for SqsQueue {
             .wait_time_seconds(ceil_secs(wait, MAX_WAIT_SECS))
             .visibility_timeout(ceil_secs(visibility, MAX_VISIBILITY_SECS))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names(DUE_ATTRIBUTE)
             .send()
             .await
             .map_err(|e| queue_backend("SQS.ReceiveMessage", e))?;
@@ -293,10 +320,16 @@ impl Queue for SqsQueue {
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
+            let waited = m
+                .message_attributes()
+                .and_then(|a| a.get(DUE_ATTRIBUTE))
+                .and_then(|v| v.string_value())
+                .and_then(waited_since);
             received.push(ReceivedMessage {
                 receipt: receipt.to_owned(),
                 message,
                 receive_count,
+                waited,
             });
         }
         Ok(received)

@@ -165,12 +165,14 @@ impl MemoryQueue {
                 format!("r{next}")
             };
             m.receive_count += 1;
+            let waited = now.duration_since(m.visible_at).unsigned_abs();
             m.visible_at = after(now, visibility);
             m.receipt = Some(receipt.clone());
             out.push(ReceivedMessage {
                 receipt,
                 message: m.message.message.clone(),
                 receive_count: m.receive_count,
+                waited: Some(waited),
             });
         }
         out

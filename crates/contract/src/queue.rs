@@ -1,4 +1,5 @@
-//! The queue's contract: send/receive/ack (one by one and in batches), delays, visibility timeouts,
+//! The queue's contract: send/receive/ack (one by one and in batches), delays (and the age at
+//! receipt counted from when a message was due), visibility timeouts,
 //! release, batches.
 //!
 //! Polls use short receives (no long-poll wait) with a pause in between: some emulators spin while
@@ -176,13 +177,23 @@ pub async fn delay_is_honoured(queue: Arc<dyn Queue>) {
     // The undelayed one comes first; the delayed one never before its time.
     let (first, _) = receive_this(queue, D, &prompt, LONG).await;
     assert_eq!(first.receive_count, 1);
-    let (_, at) = receive_this(queue, D, &delayed, LONG).await;
+    assert!(
+        first.waited.is_some(),
+        "the queue's age at receipt is known"
+    );
+    let (late, at) = receive_this(queue, D, &delayed, LONG).await;
     let waited = at - sent;
     assert!(
         waited >= delay,
         "delivered after {waited:?}, before its delay"
     );
     assert!(waited < DEADLINE, "{waited:?}");
+    // Its age at receipt counts from when it was due, not from when it was sent.
+    let age = late.waited.expect("the queue's age at receipt is known");
+    assert!(
+        age + Duration::from_millis(1000) <= waited,
+        "age {age:?} of a message received {waited:?} after it was sent with a {delay:?} delay"
+    );
 }
 
 pub async fn visibility_timeout_brings_a_message_back(queue: Arc<dyn Queue>) {

@@ -300,6 +300,9 @@ pub struct ReceivedMessage {
     pub message: QueueMessage,
     /// How many times it has been received, this time included.
     pub receive_count: u32,
+    /// How long it had been due (visible) when it was received: the queue's age at receipt, a
+    /// retry's delay not included. `None` when the queue cannot tell.
+    pub waited: Option<Duration>,
 }
 
 /// A queue failure.

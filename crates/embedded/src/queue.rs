@@ -148,6 +148,7 @@ impl LaneState {
                 receipt: format!("{seq}:{}", slot.receive_count),
                 message: slot.message.clone(),
                 receive_count: slot.receive_count,
+                waited: Some(now.saturating_duration_since(at)),
             });
         }
         out

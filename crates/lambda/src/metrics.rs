@@ -30,18 +30,19 @@ pub fn flush(app: &AppState, function: &str) {
     flush_to(app, function, &mut std::io::stdout().lock());
 }
 
-/// Notes how long `record` waited in its queue (SQS's `SentTimestamp`, epoch milliseconds).
+/// Notes how long `record` waited in its queue once due: from Herald's due-time attribute
+/// (`herald_aws::DUE_ATTRIBUTE`: sent + delay, so a retry's delay is not counted as waiting), else
+/// from SQS's `SentTimestamp` (a message sent by something else).
 pub fn observe_queue_age(app: &AppState, record: &SqsMessage) {
-    let Some(sent) = record
-        .attributes
-        .get("SentTimestamp")
-        .and_then(|v| v.parse::<i64>().ok())
-    else {
-        return;
-    };
-    let now = app.clock.now().as_millisecond();
-    app.metrics
-        .queue_age(u64::try_from(now.saturating_sub(sent)).unwrap_or(0));
+    let due = record
+        .message_attributes
+        .get(herald_aws::DUE_ATTRIBUTE)
+        .and_then(|a| a.string_value.as_deref())
+        .or_else(|| record.attributes.get("SentTimestamp").map(String::as_str));
+    if let Some(waited) = due.and_then(herald_aws::waited_since) {
+        app.metrics
+            .queue_age(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+    }
 }
 
 /// `router` with a flush after every request it answers (an HTTP function's invocation).
