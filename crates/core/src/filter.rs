@@ -12,7 +12,8 @@
 //! - `{"path": "type", "prefix": "document."}`: a string starting with a string;
 //! - `{"all": [..]}`, `{"any": [..]}` (1 or more conditions each) and `{"not": {..}}`.
 //!
-//! A path is dotted over the event as delivered: `type`, `id`, `timestamp` (RFC 3339 text), or
+//! A path is dotted over the event as delivered: `type`, `id`, `timestamp` (its RFC 3339 text, in
+//! whole seconds, as the envelope shows it), or
 //! `data` followed by field names (`data.space.name`); a segment of digits also indexes a list
 //! (`data.tags.0`). A condition whose path leads nowhere, or to a value of another kind than its
 //! operand, is false (so `not` of it is true); numbers compare as `f64`.
@@ -175,7 +176,7 @@ impl Path {
         match self.root {
             Root::Type => text(event.event_type.as_str().to_owned()),
             Root::Id => text(event.id.to_string()),
-            Root::Timestamp => text(event.timestamp.to_string()),
+            Root::Timestamp => text(crate::render::whole_seconds(event.timestamp)),
             Root::Data => {
                 let mut at = &event.data;
                 for segment in self.data.iter().flatten() {

@@ -248,17 +248,19 @@ async fn accept_planned(
             let id = key
                 .as_deref()
                 .map_or_else(EventId::new, |k| EventId::keyed(&tenant, k, id_ms));
-            let event = Event {
+            let mut event = Event {
                 id,
                 tenant_id: tenant,
-                subscriptions: plan(&item.input.event_type, &subscriptions)
-                    .into_iter()
-                    .filter(|s| Some(*s) != exclude)
-                    .collect(),
+                subscriptions: Vec::new(),
                 event_type: item.input.event_type,
                 timestamp: now,
                 data: item.input.data,
             };
+            // The plan reads the event's type and fields (payload filters).
+            event.subscriptions = plan(&event, &subscriptions)
+                .into_iter()
+                .filter(|s| Some(*s) != exclude)
+                .collect();
             let idempotency = key.map(|key| IdempotencyRecord {
                 tenant_id: tenant,
                 key,

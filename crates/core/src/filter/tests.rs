@@ -10,7 +10,7 @@ fn published(space: &str) -> Event {
         id: EventId::new(),
         tenant_id: TenantId::new(),
         event_type: EventType::parse("document.published").unwrap(),
-        timestamp: "2026-12-06T08:00:00Z".parse().unwrap(),
+        timestamp: "2026-12-06T08:00:00.250Z".parse().unwrap(),
         data: json!({
             "space": {"name": space, "key": "HB"},
             "words": 1200,
@@ -77,7 +77,7 @@ fn every_operator_evaluates_on_the_event() {
     assert!(passes(json!({"path": "type", "prefix": "document."})));
     assert!(passes(json!({"path": "type", "eq": "document.published"})));
     assert!(passes(
-        json!({"path": "timestamp", "prefix": "2026-12-06T08"})
+        json!({"path": "timestamp", "eq": "2026-12-06T08:00:00Z"})
     ));
     let event = published("Handbook");
     let by_id = filter(json!({"path": "id", "eq": event.id.to_string()}));
