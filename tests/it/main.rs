@@ -12,6 +12,7 @@ mod batch;
 mod crash;
 mod delivery;
 mod events;
+mod filters;
 mod flow_control;
 mod idempotency;
 mod lifecycle;

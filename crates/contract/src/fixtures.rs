@@ -45,6 +45,7 @@ pub fn subscription(tenant: TenantId, patterns: &[&str], enabled: bool) -> Subsc
         headers: BTreeMap::new(),
         auth_token: None,
         rate_limit_per_sec: None,
+        filter: None,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
     }

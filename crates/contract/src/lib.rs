@@ -39,6 +39,7 @@ use herald_core::ports::{InsertEventOutcome, Queue, Recorded, Store, StoreError,
 
 pub mod compose;
 pub mod events;
+pub mod filters;
 pub mod fixtures;
 pub mod memory;
 pub mod moto;
@@ -144,6 +145,7 @@ macro_rules! store_contract_tests {
             ]
         );
         $crate::__contract_tests!(events, $make, [events_are_listed_newest_first_per_tenant]);
+        $crate::__contract_tests!(filters, $make, [a_subscription_keeps_its_filter]);
         $crate::__contract_tests!(
             unit_of_work,
             $make,

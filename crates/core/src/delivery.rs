@@ -17,7 +17,6 @@ use rand::Rng;
 use crate::ids::{DeliveryId, SubscriptionId, TenantId};
 use crate::model::{Attempt, Delivery, DeliveryMessage, DeliveryStatus, Event, Subscription};
 use crate::outcome::AttemptOutcome;
-use crate::pattern::EventType;
 use crate::ports::{OutgoingMessage, QueueMessage};
 use crate::retry::RetryPolicy;
 use crate::time::after;
@@ -71,12 +70,14 @@ pub enum Transition {
     Gone,
 }
 
-/// Intake's rule: the subscriptions an event of `event_type` goes to, one delivery each: every
-/// enabled subscription whose patterns match. Stored with the event ([`Event::subscriptions`]).
-pub fn plan(event_type: &EventType, subscriptions: &[Subscription]) -> Vec<SubscriptionId> {
+/// Intake's rule: the subscriptions `event` goes to, one delivery each: every enabled subscription
+/// whose patterns match its type and whose filter, if any, passes its fields
+/// ([`Subscription::accepts`]). Stored with the event ([`Event::subscriptions`]); a subscription
+/// left out gets no delivery and costs no queue message.
+pub fn plan(event: &Event, subscriptions: &[Subscription]) -> Vec<SubscriptionId> {
     subscriptions
         .iter()
-        .filter(|s| s.enabled && s.matches(event_type))
+        .filter(|s| s.enabled && s.accepts(event))
         .map(|s| s.id)
         .collect()
 }
@@ -342,18 +343,10 @@ mod tests {
         let docs = subscription("document.*", true);
         let comments = subscription("comment.*", true);
         let off = subscription("*", false);
-        let event_type = EventType::parse("document.published").unwrap();
-        let planned = plan(&event_type, &[all.clone(), docs.clone(), comments, off]);
-        assert_eq!(planned, vec![all.id, docs.id]);
+        let mut event = published(serde_json::json!({}));
+        event.subscriptions = plan(&event, &[all.clone(), docs.clone(), comments, off]);
+        assert_eq!(event.subscriptions, vec![all.id, docs.id]);
 
-        let event = Event {
-            id: EventId::new(),
-            tenant_id: TenantId::new(),
-            event_type,
-            timestamp: t(0),
-            data: serde_json::json!({}),
-            subscriptions: planned,
-        };
         let messages = fan_out(&event, t(1));
         assert_eq!(messages.len(), 2);
         for (m, sub) in messages.iter().zip([all.id, docs.id]) {
@@ -366,6 +359,45 @@ mod tests {
             messages,
             "the same deliveries every time"
         );
+    }
+
+    #[test]
+    fn a_filter_leaves_out_the_events_it_refuses_and_they_plan_no_delivery() {
+        // A documentation platform publishes for every space; a team wants only the Handbook.
+        let all = subscription("document.*", true);
+        let mut handbook = subscription("document.*", true);
+        handbook.filter = Some(
+            crate::filter::Filter::parse(
+                &serde_json::json!({"path": "data.space.name", "eq": "Handbook"}),
+            )
+            .unwrap(),
+        );
+        let subs = [all.clone(), handbook.clone()];
+        let in_handbook = published(serde_json::json!({"space": {"name": "Handbook"}}));
+        let elsewhere = published(serde_json::json!({"space": {"name": "Engineering"}}));
+        assert_eq!(plan(&in_handbook, &subs), vec![all.id, handbook.id]);
+        assert_eq!(plan(&elsewhere, &subs), vec![all.id]);
+        // With only the filtered subscription, the other space's event plans nothing: no
+        // delivery, no fan-out message.
+        let mut alone = elsewhere.clone();
+        alone.subscriptions = plan(&elsewhere, std::slice::from_ref(&handbook));
+        assert!(alone.subscriptions.is_empty());
+        assert!(fan_out(&alone, t(1)).is_empty());
+        // The type patterns still come first: a filter does not widen them.
+        let mut comment = in_handbook.clone();
+        comment.event_type = EventType::parse("comment.created").unwrap();
+        assert!(plan(&comment, &subs).is_empty());
+    }
+
+    fn published(data: serde_json::Value) -> Event {
+        Event {
+            id: EventId::new(),
+            tenant_id: TenantId::new(),
+            event_type: EventType::parse("document.published").unwrap(),
+            timestamp: t(0),
+            data,
+            subscriptions: Vec::new(),
+        }
     }
 
     /// The schedule without jitter, so times are exact.

@@ -11,6 +11,7 @@
 pub mod delivery;
 pub mod digest;
 pub mod error_chain;
+pub mod filter;
 pub mod health;
 pub mod ids;
 pub mod input;
@@ -29,6 +30,7 @@ pub mod target;
 pub mod time;
 
 pub use error_chain::ErrorChain;
+pub use filter::{Filter, FilterError};
 pub use ids::*;
 pub use input::FieldError;
 pub use model::*;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::filter::Filter;
 use crate::health::Health;
 use crate::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::pattern::{EventPattern, EventType};
@@ -129,6 +130,9 @@ pub struct Subscription {
     /// the current address policy.
     pub url: TargetUrl,
     pub events: Vec<EventPattern>,
+    /// A condition on the event's fields, applied after `events` (none: every matching event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
     pub enabled: bool,
     /// Why Herald disabled it (410 Gone, too many failures), if it did.
     pub disabled_reason: Option<String>,
@@ -151,6 +155,11 @@ pub struct Subscription {
 impl Subscription {
     pub fn matches(&self, event_type: &EventType) -> bool {
         self.events.iter().any(|p| p.matches(event_type))
+    }
+
+    /// Whether `event` is for it: its type matches a pattern and its fields pass the filter.
+    pub fn accepts(&self, event: &Event) -> bool {
+        self.matches(&event.event_type) && self.filter.as_ref().is_none_or(|f| f.matches(event))
     }
 
     /// The secrets that sign at `now`: the current one and any rotated-out one not yet expired.

@@ -213,6 +213,7 @@ async fn subscribe(app: &App) -> Subscription {
         headers: Default::default(),
         auth_token: None,
         rate_limit_per_sec: None,
+        filter: None,
         created_at: now,
         updated_at: now,
     };

@@ -366,3 +366,51 @@ async fn the_calls_per_event_and_per_delivery_are_pinned() {
         );
     }
 }
+
+/// A payload filter decides in intake's plan: an event it refuses is stored (one PutItem, for the
+/// event log) and costs nothing else, no queue message and no delivery item. Three refused events
+/// and one that passes, to one filtered subscription, make the calls of one event delivered once
+/// plus one PutItem per refused event.
+#[tokio::test]
+async fn an_event_a_filter_refuses_costs_its_put_and_no_message() {
+    let (state, esm) = deploy().await;
+    let meter = state.meter.clone().expect("the meter is on");
+    let (url, received) = start_receiver().await;
+    post(
+        herald_app::api::management_router(state.app.clone()),
+        "/v1/subscriptions",
+        serde_json::json!({"platform": "custom", "url": url, "events": ["order.*"],
+            "filter": {"path": "data.region", "eq": "eu"}}),
+    )
+    .await;
+
+    let before = meter.snapshot();
+    for region in ["us", "apac", "us", "eu"] {
+        post(
+            herald_app::api::intake_router(state.app.clone()),
+            "/v1/events",
+            serde_json::json!({"type": "order.paid", "data": {"region": region}}),
+        )
+        .await;
+    }
+    let stats_writes = drain(&state, &esm, QueueName::Deliveries, 1).await;
+    let measured = meter.snapshot().since(&before);
+
+    assert_eq!(received.load(std::sync::atomic::Ordering::Relaxed), 1);
+    for queue in [
+        &state.config.events_queue_url,
+        &state.config.deliveries_queue_url,
+    ] {
+        let left = esm
+            .receive_message()
+            .queue_url(queue)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        assert!(left.messages.unwrap_or_default().is_empty(), "{queue}");
+    }
+    let mut calls = todays_calls(1, 1, stats_writes);
+    *calls.get_mut("DynamoDB.PutItem").unwrap() += 3;
+    assert_eq!(by_operation(&measured), calls, "refused events cost more");
+}

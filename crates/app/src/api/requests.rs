@@ -21,6 +21,7 @@ use utoipa::ToSchema;
     "platform": "custom",
     "url": "https://hooks.example.com/herald",
     "events": ["document.created", "article.*"],
+    "filter": {"path": "data.space.name", "eq": "Handbook"},
     "headers": {"x-team": "docs"},
     "rate_limit_per_sec": 5
 }))]
@@ -38,6 +39,8 @@ pub struct SubscriptionCreate {
     /// 1 to 50 event types or patterns: `document.created`, `article.*`, `*`, `herald.*`.
     #[schema(min_items = 1, max_items = 50, example = json!(["document.created"]))]
     pub events: Vec<String>,
+    #[schema(schema_with = super::views::filter_schema)]
+    pub filter: Option<Value>,
     /// Defaults to true (`null` is refused).
     #[serde(default)]
     #[schema(default = true)]
@@ -69,6 +72,9 @@ pub struct SubscriptionUpdate {
     #[serde(default)]
     #[schema(min_items = 1, max_items = 50)]
     pub events: Vec<String>,
+    /// `null` removes the filter.
+    #[schema(schema_with = super::views::filter_schema)]
+    pub filter: Option<Value>,
     /// `null` is refused.
     #[serde(default)]
     pub enabled: bool,

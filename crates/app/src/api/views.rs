@@ -33,6 +33,8 @@ pub struct SubscriptionView {
     /// Event types or patterns (`document.*`, `*`).
     #[schema(value_type = Vec<String>, example = json!(["document.created", "article.*"]))]
     pub events: Vec<EventPattern>,
+    #[schema(schema_with = filter_schema)]
+    pub filter: Option<Value>,
     pub enabled: bool,
     /// Why Herald disabled it (410 Gone, no success for too long), while it is disabled.
     pub disabled_reason: Option<String>,
@@ -158,6 +160,7 @@ pub fn subscription_view(
         platform: sub.platform.platform(),
         url: sub.url.clone(),
         events: sub.events.clone(),
+        filter: sub.filter.as_ref().map(herald_core::Filter::to_json),
         enabled: sub.enabled,
         disabled_reason: sub.disabled_reason.clone(),
         disabled_at: sub.disabled_at,
@@ -316,6 +319,31 @@ pub(crate) fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> Obje
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(values))
+        .build()
+}
+
+/// A payload filter, or null for none (the language is `herald_core::filter`'s, limits included).
+pub fn filter_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .description(Some(
+            "Which events of the subscribed types are delivered, by their fields (none: all). \
+             A condition is `{\"path\": P, OP: V}` with OP one of `eq` (string, number, boolean \
+             or null), `in` (1 to 100 such values), `exists` (true: present and not null), `gt`, \
+             `gte`, `lt`, `lte` (a number) or `prefix` (a string); conditions combine as \
+             `{\"all\": [..]}`, `{\"any\": [..]}` and `{\"not\": {..}}`. P is dotted over the \
+             event: `type`, `id`, `timestamp` or `data.…` (`data.space.name`; digits index a list, \
+             `data.tags.0`). A path that leads nowhere, or to another kind of value, is false. \
+             Limits: 8 levels, 64 conditions, paths of 256 characters, 4 KiB in all. A bad \
+             filter is answered 422 with `field` naming the bad part (`filter.all[1].in`).",
+        ))
+        .examples([serde_json::json!({"all": [
+            {"path": "data.space.name", "eq": "Handbook"},
+            {"not": {"path": "data.draft", "eq": true}}
+        ]})])
         .build()
 }
 

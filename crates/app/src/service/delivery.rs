@@ -448,6 +448,7 @@ pub struct TestReport {
 
 /// Sends a `webhook.test` event to one subscription now and waits for the answer. The event and the
 /// attempt are recorded like any other, so the test shows in the delivery log. No retries follow.
+/// The subscription's payload filter does not apply: this tests the endpoint, not the filter.
 pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestReport, WorkerError> {
     let now = state.clock.now();
     let event = Event {

@@ -248,17 +248,19 @@ async fn accept_planned(
             let id = key
                 .as_deref()
                 .map_or_else(EventId::new, |k| EventId::keyed(&tenant, k, id_ms));
-            let event = Event {
+            let mut event = Event {
                 id,
                 tenant_id: tenant,
-                subscriptions: plan(&item.input.event_type, &subscriptions)
-                    .into_iter()
-                    .filter(|s| Some(*s) != exclude)
-                    .collect(),
+                subscriptions: Vec::new(),
                 event_type: item.input.event_type,
                 timestamp: now,
                 data: item.input.data,
             };
+            // The plan reads the event's type and fields (payload filters).
+            event.subscriptions = plan(&event, &subscriptions)
+                .into_iter()
+                .filter(|s| Some(*s) != exclude)
+                .collect();
             let idempotency = key.map(|key| IdempotencyRecord {
                 tenant_id: tenant,
                 key,
@@ -441,6 +443,36 @@ mod tests {
             .is_some());
         assert!(h.take(QueueName::Events).is_empty(), "nobody to deliver to");
         assert!(h.take(QueueName::Deliveries).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_event_the_filter_refuses_is_stored_unplanned_and_queues_nothing() {
+        // A documentation platform publishes for every space; the team takes the Handbook's.
+        let h = Harness::new([]);
+        let mut handbook = herald_contract::fixtures::subscription(h.tenant, &["document.*"], true);
+        handbook.filter = Some(
+            herald_core::Filter::parse(&json!({"path": "data.space", "eq": "Handbook"})).unwrap(),
+        );
+        h.state.store.create_subscription(&handbook).await.unwrap();
+        let published = |space: &str| {
+            parse_event_input(json!({"type": "document.published", "data": {"space": space}}))
+                .unwrap()
+        };
+
+        let elsewhere = accept(&h.state, h.tenant, published("Engineering"), None)
+            .await
+            .unwrap();
+        let stored = h.state.store.get_event(&h.tenant, &elsewhere.id).await;
+        assert_eq!(stored.unwrap().unwrap().subscriptions, vec![]);
+        assert!(h.take(QueueName::Events).is_empty(), "no fan-out message");
+        assert!(h.take(QueueName::Deliveries).is_empty(), "no first attempt");
+
+        accept(&h.state, h.tenant, published("Handbook"), None)
+            .await
+            .unwrap();
+        let queued = h.take_deliveries();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].0.delivery.subscription_id, handbook.id);
     }
 
     #[tokio::test]

@@ -142,7 +142,7 @@ impl Harness {
             .enabled_subscriptions(&event.tenant_id)
             .await
             .unwrap();
-        event.subscriptions = herald_core::delivery::plan(&event.event_type, &subs);
+        event.subscriptions = herald_core::delivery::plan(&event, &subs);
         self.state
             .writes
             .insert_event_and_send(&event, None, Vec::new())

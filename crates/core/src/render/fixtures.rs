@@ -41,6 +41,7 @@ pub fn sub(platform: PlatformConfig) -> Subscription {
         headers: BTreeMap::new(),
         auth_token: None,
         rate_limit_per_sec: None,
+        filter: None,
         created_at: now,
         updated_at: now,
     }

@@ -161,7 +161,7 @@ fn envelope_bytes(event: &Event) -> Result<Vec<u8>, serde_json::Error> {
     })
 }
 
-fn whole_seconds(ts: jiff::Timestamp) -> String {
+pub(crate) fn whole_seconds(ts: jiff::Timestamp) -> String {
     // `Timestamp::strftime` formats in UTC; `%S` drops the fraction.
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

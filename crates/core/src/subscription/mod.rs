@@ -6,7 +6,7 @@
 //!
 //! - [`NewSubscription::parse`] and [`SubscriptionPatch::parse`] read API input (a JSON object) into
 //!   typed values, with one [`FieldError`](crate::input::FieldError) naming the first bad field
-//!   (`parse.rs`: events, headers and the reserved ones, auth token, rate limit, URL);
+//!   (`parse.rs`: events, filter, headers and the reserved ones, auth token, rate limit, URL);
 //! - the platform and its options are read together, and Trello credentials obey one rule,
 //!   [`TrelloCredential`] (`platform.rs`), which rendering relies on;
 //! - [`Subscription::create`], [`Subscription::apply`] and [`Subscription::rotate_secret`] change
@@ -29,6 +29,7 @@ pub use parse::{
 };
 pub use platform::{TrelloCredential, TrelloCredentialError, TRELLO_CARDS_URL};
 
+use crate::filter::Filter;
 use crate::ids::{SubscriptionId, TenantId};
 use crate::model::{PlatformConfig, SecretEntry, Subscription};
 use crate::pattern::EventPattern;
@@ -46,6 +47,7 @@ pub struct NewSubscription {
     pub platform: PlatformConfig,
     pub url: TargetUrl,
     pub events: Vec<EventPattern>,
+    pub filter: Option<Filter>,
     pub enabled: bool,
     pub headers: BTreeMap<String, String>,
     pub auth_token: Option<String>,
@@ -59,6 +61,8 @@ pub struct SubscriptionPatch {
     pub platform: Option<PlatformConfig>,
     pub url: Option<TargetUrl>,
     pub events: Option<Vec<EventPattern>>,
+    /// `Some(None)` removes the filter.
+    pub filter: Option<Option<Filter>>,
     pub name: Option<Option<String>>,
     pub description: Option<Option<String>>,
     /// Enabling also clears the reason Herald disabled it.
@@ -85,6 +89,7 @@ impl Subscription {
             platform: input.platform,
             url: input.url,
             events: input.events,
+            filter: input.filter,
             enabled: input.enabled,
             disabled_reason: None,
             disabled_at: None,
@@ -107,6 +112,7 @@ impl Subscription {
             platform,
             url,
             events,
+            filter,
             name,
             description,
             enabled,
@@ -122,6 +128,9 @@ impl Subscription {
         }
         if let Some(events) = events {
             self.events = events;
+        }
+        if let Some(filter) = filter {
+            self.filter = filter;
         }
         if let Some(name) = name {
             self.name = name;
@@ -206,6 +215,7 @@ impl fmt::Debug for Subscription {
             .field("platform", &self.platform)
             .field("url_host", &self.url.as_url().host_str())
             .field("events", &self.events)
+            .field("filter", &self.filter)
             .field("enabled", &self.enabled)
             .field("disabled_reason", &self.disabled_reason)
             .field("header_names", &self.headers.keys().collect::<Vec<_>>())
@@ -224,6 +234,7 @@ impl fmt::Debug for NewSubscription {
             .field("platform", &self.platform)
             .field("url", &self.url)
             .field("events", &self.events)
+            .field("filter", &self.filter)
             .field("enabled", &self.enabled)
             .field("header_names", &self.headers.keys().collect::<Vec<_>>())
             .field("auth_token_set", &self.auth_token.is_some())
@@ -238,6 +249,7 @@ impl fmt::Debug for SubscriptionPatch {
             .field("platform", &self.platform)
             .field("url", &self.url)
             .field("events", &self.events)
+            .field("filter", &self.filter)
             .field("name", &self.name)
             .field("enabled", &self.enabled)
             .field(
@@ -314,6 +326,45 @@ mod tests {
 
     fn patch(sub: &Subscription, body: Value) -> Result<SubscriptionPatch, FieldError> {
         SubscriptionPatch::parse(object(body), sub, PROD)
+    }
+
+    #[test]
+    fn a_filter_is_read_at_create_and_patch_and_null_removes_it() {
+        let handbook = json!({"path": "data.space.name", "eq": "Handbook"});
+        let mut sub = subscription(json!({
+            "platform": "custom", "url": "https://hooks.example.com/in",
+            "events": ["document.published"], "filter": handbook.clone(),
+        }));
+        let shown = sub.filter.as_ref().map(crate::filter::Filter::to_json);
+        assert_eq!(shown, Some(handbook));
+        // Stored as JSON and read back the same.
+        let stored: Subscription =
+            serde_json::from_value(serde_json::to_value(&sub).unwrap()).unwrap();
+        assert_eq!(stored.filter, sub.filter);
+
+        let bad = json!({"any": [{"path": "data.space.name", "in": "Handbook"}]});
+        let err = patch(&sub, json!({"filter": bad})).unwrap_err();
+        assert_eq!(err.field, "filter.any[0].in", "{err}");
+        let err = NewSubscription::parse(
+            object(
+                json!({"platform": "custom", "url": "https://hooks.example.com/in",
+                "events": ["*"], "filter": {"path": "space", "eq": 1}}),
+            ),
+            PROD,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "filter.path", "{err}");
+
+        // Absent leaves it; null removes it.
+        let untouched = patch(&sub, json!({"name": "Handbook"})).unwrap();
+        assert_eq!(untouched.filter, None);
+        sub.apply(
+            patch(&sub, json!({"filter": null})).unwrap(),
+            at("2026-12-02T10:00:00Z"),
+        );
+        assert_eq!(sub.filter, None);
+        let unfiltered = serde_json::to_value(&sub).unwrap();
+        assert!(unfiltered.get("filter").is_none(), "no filter, no field");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::platform::{check_url, parse_platform, parse_platform_options, TRELLO_CARDS_URL};
 use super::{NewSubscription, SubscriptionPatch};
+use crate::filter::Filter;
 use crate::input::{FieldError, Fields};
 use crate::model::{PlatformConfig, Subscription};
 use crate::pattern::EventPattern;
@@ -47,6 +48,7 @@ impl NewSubscription {
         };
         check_url(&platform, &url)?;
         let events = parse_events(fields.take_value("events").flatten())?;
+        let filter = parse_filter(fields.take_value("filter").flatten())?;
         let name = non_empty(fields.take_string("name", MAX_NAME_CHARS)?.flatten());
         let description = non_empty(
             fields
@@ -69,6 +71,7 @@ impl NewSubscription {
             platform,
             url,
             events,
+            filter,
             enabled,
             headers,
             auth_token,
@@ -117,6 +120,9 @@ impl SubscriptionPatch {
         }
         if fields.has("events") {
             patch.events = Some(parse_events(fields.take_value("events").flatten())?);
+        }
+        if let Some(filter) = fields.take_value("filter") {
+            patch.filter = Some(parse_filter(filter)?);
         }
         if let Some(name) = fields.take_string("name", MAX_NAME_CHARS)? {
             patch.name = Some(non_empty(name));
@@ -186,6 +192,14 @@ fn parse_events(value: Option<Value>) -> Result<Vec<EventPattern>, FieldError> {
         }
     }
     Ok(patterns)
+}
+
+/// A payload filter ([`Filter`]); null or absent means none. The error's field is the bad part's
+/// location (`filter.all[1].in`).
+fn parse_filter(value: Option<Value>) -> Result<Option<Filter>, FieldError> {
+    value
+        .map(|v| Filter::parse(&v).map_err(|e| FieldError::new(e.at, e.message)))
+        .transpose()
 }
 
 /// Headers Herald sets itself, or that would break the request if a subscription overrode them.
