@@ -16,3 +16,5 @@ herald_contract::rate_limits_contract_tests!(fresh_rate_limits);
 // Not `rate_limits_concurrency_contract_tests!`: moto's conditional writes are not atomic under
 // concurrent requests (DynamoDB's are).
 herald_contract::stats_contract_tests!(fresh_stats);
+// Not `stats_concurrency_contract_tests!`: moto can lose one of several concurrent `ADD`s to an
+// item (DynamoDB applies them atomically).

@@ -237,9 +237,18 @@ macro_rules! stats_contract_tests {
             [
                 deltas_add_up_per_hour_and_read_oldest_first,
                 buckets_are_kept_per_tenant_and_subscription,
-                concurrent_adds_all_count,
             ]
         );
+    };
+}
+
+/// The statistics under concurrent writers. DynamoDB applies concurrent `ADD`s to one item
+/// atomically; moto does not (under load one of sixteen was lost), so the AWS adapter runs only
+/// the sequential properties on the emulator.
+#[macro_export]
+macro_rules! stats_concurrency_contract_tests {
+    ($make:expr) => {
+        $crate::__contract_tests!(stats, $make, [concurrent_adds_all_count]);
     };
 }
 

@@ -38,3 +38,4 @@ herald_contract::queue_contract_tests!(fresh_queue);
 herald_contract::rate_limits_contract_tests!(fresh_rate_limits);
 herald_contract::rate_limits_concurrency_contract_tests!(fresh_rate_limits);
 herald_contract::stats_contract_tests!(fresh_stats);
+herald_contract::stats_concurrency_contract_tests!(fresh_stats);

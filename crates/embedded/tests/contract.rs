@@ -39,3 +39,4 @@ herald_contract::store_contract_tests!(fresh_backend);
 herald_contract::store_concurrency_contract_tests!(fresh_backend);
 herald_contract::queue_contract_tests!(fresh_queue);
 herald_contract::stats_contract_tests!(fresh_stats);
+herald_contract::stats_concurrency_contract_tests!(fresh_stats);
