@@ -131,9 +131,7 @@ async fn poll(
         }
         for m in &messages {
             if let Some(waited) = m.waited {
-                state
-                    .metrics
-                    .queue_age(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+                state.metrics.queue_age(waited);
             }
         }
         if queue == QueueName::Events {

@@ -102,9 +102,7 @@ fn ceil_secs(d: Duration, max: u64) -> i32 {
 pub const DUE_ATTRIBUTE: &str = "HeraldDueMs";
 
 fn epoch_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    jiff::Timestamp::now().as_millisecond()
 }
 
 /// How long ago the `due` of [`DUE_ATTRIBUTE`] was (zero if it is still ahead: clocks differ).

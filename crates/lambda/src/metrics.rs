@@ -40,8 +40,7 @@ pub fn observe_queue_age(app: &AppState, record: &SqsMessage) {
         .and_then(|a| a.string_value.as_deref())
         .or_else(|| record.attributes.get("SentTimestamp").map(String::as_str));
     if let Some(waited) = due.and_then(herald_aws::waited_since) {
-        app.metrics
-            .queue_age(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+        app.metrics.queue_age(waited);
     }
 }
 

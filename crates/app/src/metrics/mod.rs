@@ -12,6 +12,7 @@ mod histogram;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use herald_core::{Platform, SubscriptionId, TenantId};
 
@@ -43,9 +44,6 @@ pub struct Metrics {
     pub events_accepted: AtomicU64,
     pub deliveries_created: AtomicU64,
     pub attempts: AtomicU64,
-    pub deliveries_succeeded: AtomicU64,
-    pub deliveries_failed: AtomicU64,
-    pub deliveries_retried: AtomicU64,
     pub subscriptions_disabled: AtomicU64,
     /// Deliveries that met an open breaker and were sent on to wait.
     pub deliveries_paused: AtomicU64,
@@ -53,7 +51,7 @@ pub struct Metrics {
     pub deliveries_rate_limited: AtomicU64,
     pub attempt_latency_ms_total: AtomicU64,
     /// Deliveries by platform and outcome (indexed like `Platform::ALL` then "unknown", and
-    /// `DeliveryOutcome::ALL`).
+    /// `DeliveryOutcome::ALL`); the per-outcome totals are their sums.
     by_platform: [[AtomicU64; 3]; 6],
     /// Attempt latency of deliveries (not of "save and test").
     pub attempt_latency: Histogram,
@@ -94,12 +92,6 @@ impl Metrics {
         lag_ms: Option<u64>,
         ids: (&TenantId, &SubscriptionId),
     ) {
-        let counter = match outcome {
-            DeliveryOutcome::Succeeded => &self.deliveries_succeeded,
-            DeliveryOutcome::Retried => &self.deliveries_retried,
-            DeliveryOutcome::Failed => &self.deliveries_failed,
-        };
-        Self::add(counter, 1);
         Self::add(
             &self.by_platform[platform_index(platform)][outcome_index(outcome)],
             1,
@@ -143,8 +135,9 @@ impl Metrics {
         }
     }
 
-    /// A message received `ms` after it was sent.
-    pub fn queue_age(&self, ms: u64) {
+    /// A message received `waited` after it was due.
+    pub fn queue_age(&self, waited: Duration) {
+        let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
         self.queue_age.observe(ms);
         if let Some(emf) = self.emf.get() {
             emf.queue_age(ms);
@@ -159,36 +152,49 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let outcome_total = |outcome: DeliveryOutcome| -> u64 {
+            let o = outcome_index(outcome);
+            self.by_platform.iter().map(|row| load(&row[o])).sum()
+        };
         let rows = [
-            ("herald_events_accepted_total", &self.events_accepted),
-            ("herald_deliveries_created_total", &self.deliveries_created),
-            ("herald_attempts_total", &self.attempts),
+            ("herald_events_accepted_total", load(&self.events_accepted)),
+            (
+                "herald_deliveries_created_total",
+                load(&self.deliveries_created),
+            ),
+            ("herald_attempts_total", load(&self.attempts)),
             (
                 "herald_deliveries_succeeded_total",
-                &self.deliveries_succeeded,
+                outcome_total(DeliveryOutcome::Succeeded),
             ),
-            ("herald_deliveries_failed_total", &self.deliveries_failed),
-            ("herald_deliveries_retried_total", &self.deliveries_retried),
+            (
+                "herald_deliveries_failed_total",
+                outcome_total(DeliveryOutcome::Failed),
+            ),
+            (
+                "herald_deliveries_retried_total",
+                outcome_total(DeliveryOutcome::Retried),
+            ),
             (
                 "herald_subscriptions_disabled_total",
-                &self.subscriptions_disabled,
+                load(&self.subscriptions_disabled),
             ),
-            ("herald_deliveries_paused_total", &self.deliveries_paused),
+            (
+                "herald_deliveries_paused_total",
+                load(&self.deliveries_paused),
+            ),
             (
                 "herald_deliveries_rate_limited_total",
-                &self.deliveries_rate_limited,
+                load(&self.deliveries_rate_limited),
             ),
             (
                 "herald_attempt_latency_ms_sum",
-                &self.attempt_latency_ms_total,
+                load(&self.attempt_latency_ms_total),
             ),
         ];
         for (name, value) in rows {
-            let _ = writeln!(
-                out,
-                "# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
+            let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
         }
         let _ = writeln!(out, "# TYPE herald_deliveries_total counter");
         let platforms = Platform::ALL.map(Some).into_iter().chain([None]);
