@@ -101,7 +101,21 @@ pub async fn spawn_app_in(data: tempfile::TempDir, adjust: impl FnOnce(&mut DevC
     config.retry = fast_retries();
     config.attempt_timeout = Duration::from_secs(5);
     adjust(&mut config);
-    let running = dev::start(config).await.expect("herald dev starts");
+    // The app stopped before may still be dropping the last tasks that hold its database (aborted
+    // tasks are dropped on the runtime's own time): wait for it to let go of the file.
+    let deadline = Instant::now() + WAIT;
+    let running = loop {
+        match dev::start(config.clone()).await {
+            Ok(running) => break running,
+            Err(e)
+                if format!("{e:#}").contains("Database already open")
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => panic!("herald dev starts: {e:?}"),
+        }
+    };
     let api = Api::new(running.url(), running.api_key.clone());
     TestApp { api, running, data }
 }
