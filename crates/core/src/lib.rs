@@ -34,7 +34,9 @@ pub use filter::{Filter, FilterError};
 pub use ids::*;
 pub use input::FieldError;
 pub use model::*;
-pub use pattern::{EventPattern, EventType, Operational, PatternError, BUILTIN_EVENT_TYPES};
+pub use pattern::{
+    BuiltinEventType, EventPattern, EventType, Operational, PatternError, BUILTIN_EVENT_TYPES,
+};
 pub use subscription::{NewSubscription, SubscriptionPatch, TrelloCredential};
 pub use target::{AddressPolicy, TargetUrl, TargetUrlError};
 

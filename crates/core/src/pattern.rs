@@ -193,21 +193,107 @@ impl Operational {
     }
 }
 
+/// One event type of the built-in catalog: its name, what it means and an example `data` (JSON
+/// text, parsed by [`BuiltinEventType::example`]), shaped as a documentation platform sends it and
+/// as Herald's chat messages read it (`title`, `author.name`, `url`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinEventType {
+    pub name: &'static str,
+    pub description: &'static str,
+    example: &'static str,
+}
+
+impl BuiltinEventType {
+    /// The example `data`. Always an object: the catalog's texts are checked by a unit test.
+    pub fn example(&self) -> serde_json::Value {
+        serde_json::from_str(self.example).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The built-in type called `name`, if there is one.
+    pub fn find(name: &str) -> Option<&'static BuiltinEventType> {
+        BUILTIN_EVENT_TYPES.iter().find(|t| t.name == name)
+    }
+}
+
+const fn builtin(
+    name: &'static str,
+    description: &'static str,
+    example: &'static str,
+) -> BuiltinEventType {
+    BuiltinEventType {
+        name,
+        description,
+        example,
+    }
+}
+
 /// The built-in catalog of a documentation platform's events (DESIGN.md).
-pub const BUILTIN_EVENT_TYPES: &[(&str, &str)] = &[
-    ("document.created", "A document was created."),
-    ("document.updated", "A document was changed."),
-    ("document.deleted", "A document was deleted."),
-    ("document.published", "A document was published."),
-    ("article.created", "An article was created."),
-    ("article.updated", "An article was changed."),
-    ("article.deleted", "An article was deleted."),
-    ("article.published", "An article was published."),
-    ("book.created", "A book was created."),
-    ("book.updated", "A book was changed."),
-    ("comment.created", "A comment was posted."),
-    ("member.invited", "A member was invited."),
-    ("webhook.test", "A test event sent by \"save and test\"."),
+pub const BUILTIN_EVENT_TYPES: &[BuiltinEventType] = &[
+    builtin(
+        "document.created",
+        "A document was created.",
+        r#"{"id":"doc_1042","title":"Getting started","space":{"key":"HB","name":"Handbook"},"language":"en","author":{"id":"usr_7","name":"Ada Lovelace"},"url":"https://docs.example.com/handbook/getting-started"}"#,
+    ),
+    builtin(
+        "document.updated",
+        "A document was changed.",
+        r#"{"id":"doc_1042","title":"Getting started","space":{"key":"HB","name":"Handbook"},"language":"en","version":7,"author":{"id":"usr_7","name":"Ada Lovelace"},"url":"https://docs.example.com/handbook/getting-started"}"#,
+    ),
+    builtin(
+        "document.deleted",
+        "A document was deleted.",
+        r#"{"id":"doc_1042","title":"Getting started","space":{"key":"HB","name":"Handbook"},"author":{"id":"usr_7","name":"Ada Lovelace"}}"#,
+    ),
+    builtin(
+        "document.published",
+        "A document was published.",
+        r#"{"id":"doc_1042","title":"Getting started","space":{"key":"HB","name":"Handbook"},"language":"en","version":7,"author":{"id":"usr_7","name":"Ada Lovelace"},"url":"https://docs.example.com/handbook/getting-started"}"#,
+    ),
+    builtin(
+        "article.created",
+        "An article was created.",
+        r#"{"id":"art_311","title":"Release notes 4.2","book":{"id":"book_12","title":"Release notes"},"author":{"id":"usr_9","name":"Grace Hopper"},"url":"https://docs.example.com/release-notes/4-2"}"#,
+    ),
+    builtin(
+        "article.updated",
+        "An article was changed.",
+        r#"{"id":"art_311","title":"Release notes 4.2","book":{"id":"book_12","title":"Release notes"},"version":3,"author":{"id":"usr_9","name":"Grace Hopper"},"url":"https://docs.example.com/release-notes/4-2"}"#,
+    ),
+    builtin(
+        "article.deleted",
+        "An article was deleted.",
+        r#"{"id":"art_311","title":"Release notes 4.2","book":{"id":"book_12","title":"Release notes"},"author":{"id":"usr_9","name":"Grace Hopper"}}"#,
+    ),
+    builtin(
+        "article.published",
+        "An article was published.",
+        r#"{"id":"art_311","title":"Release notes 4.2","book":{"id":"book_12","title":"Release notes"},"author":{"id":"usr_9","name":"Grace Hopper"},"url":"https://docs.example.com/release-notes/4-2"}"#,
+    ),
+    builtin(
+        "book.created",
+        "A book was created.",
+        r#"{"id":"book_12","title":"Release notes","space":{"key":"HB","name":"Handbook"},"author":{"id":"usr_9","name":"Grace Hopper"},"url":"https://docs.example.com/release-notes"}"#,
+    ),
+    builtin(
+        "book.updated",
+        "A book was changed.",
+        r#"{"id":"book_12","title":"Release notes","space":{"key":"HB","name":"Handbook"},"chapters":14,"author":{"id":"usr_9","name":"Grace Hopper"},"url":"https://docs.example.com/release-notes"}"#,
+    ),
+    builtin(
+        "comment.created",
+        "A comment was posted.",
+        r#"{"id":"cmt_88","text":"Should this mention the new sign-in flow?","document":{"id":"doc_1042","title":"Getting started"},"author":{"id":"usr_3","name":"Alan Turing"},"url":"https://docs.example.com/handbook/getting-started#cmt_88"}"#,
+    ),
+    builtin(
+        "member.invited",
+        "A member was invited.",
+        r#"{"email":"katherine@example.com","role":"editor","space":{"key":"HB","name":"Handbook"},"author":{"id":"usr_7","name":"Ada Lovelace"}}"#,
+    ),
+    builtin(
+        "webhook.test",
+        "A test event sent by \"save and test\".",
+        r#"{"title":"Test event from Herald","message":"If you can read this, your webhook works.","subscription_id":"sub_01JEXAMPLE0000000000000000"}"#,
+    ),
 ];
 
 #[cfg(test)]
@@ -290,8 +376,17 @@ mod tests {
             EventType::parse("webhook.test").unwrap(),
             EventType::webhook_test()
         );
-        for (name, _) in BUILTIN_EVENT_TYPES {
+        for BuiltinEventType { name, .. } in BUILTIN_EVENT_TYPES {
             EventType::parse(name).unwrap();
         }
+    }
+
+    #[test]
+    fn every_builtin_type_has_an_object_example_and_is_found_by_name() {
+        for builtin in BUILTIN_EVENT_TYPES {
+            assert!(builtin.example().is_object(), "{}", builtin.name);
+            assert_eq!(BuiltinEventType::find(builtin.name), Some(builtin));
+        }
+        assert_eq!(BuiltinEventType::find("document.nope"), None);
     }
 }

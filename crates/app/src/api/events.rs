@@ -422,6 +422,9 @@ pub struct EventTypeView {
     /// Herald's own events (`herald.*`): a subscription names them (or `herald.*`) to get them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operational: Option<bool>,
+    /// An example `data` of this type, as the source application sends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example: Option<Value>,
 }
 
 /// The event types a subscription can name: the documentation platform's and Herald's own.
@@ -434,11 +437,12 @@ pub struct EventTypeView {
 async fn event_types(_caller: Caller) -> Json<EventTypeList> {
     let data = BUILTIN_EVENT_TYPES
         .iter()
-        .map(|&(name, description)| EventTypeView {
-            name,
-            description,
+        .map(|builtin| EventTypeView {
+            name: builtin.name,
+            description: builtin.description,
             builtin: true,
             operational: None,
+            example: Some(builtin.example()),
         })
         // Herald's own events: a subscription names `herald.*` (or one of them) to receive them.
         .chain(Operational::ALL.iter().map(|kind| EventTypeView {
@@ -446,6 +450,7 @@ async fn event_types(_caller: Caller) -> Json<EventTypeList> {
             description: kind.description(),
             builtin: true,
             operational: Some(true),
+            example: None,
         }))
         .collect();
     Json(EventTypeList {
