@@ -46,6 +46,7 @@ pub fn subscription(tenant: TenantId, patterns: &[&str], enabled: bool) -> Subsc
         auth_token: None,
         rate_limit_per_sec: None,
         filter: None,
+        template: None,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
     }

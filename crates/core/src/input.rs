@@ -14,6 +14,10 @@ pub struct FieldError {
     /// The field's name, dotted for nested fields (`platform_options.token`).
     pub field: String,
     pub message: String,
+    /// What kind of problem, for machines: `validation_failed`, or `invalid_template`.
+    pub code: &'static str,
+    /// For a template, the line (1-based) the problem is on, when it has one.
+    pub line: Option<usize>,
 }
 
 impl FieldError {
@@ -21,6 +25,18 @@ impl FieldError {
         Self {
             field: field.into(),
             message: message.into(),
+            code: "validation_failed",
+            line: None,
+        }
+    }
+
+    /// A message template that cannot be used: `invalid_template`, with its line.
+    pub fn template(err: crate::render::TemplateError) -> Self {
+        Self {
+            field: "template".to_owned(),
+            message: err.to_string(),
+            code: "invalid_template",
+            line: err.line,
         }
     }
 }

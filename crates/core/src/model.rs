@@ -13,6 +13,7 @@ use crate::filter::Filter;
 use crate::health::Health;
 use crate::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::pattern::{EventPattern, EventType};
+use crate::render::MessageTemplate;
 use crate::signing::SigningSecret;
 use crate::subscription::TrelloCredential;
 use crate::target::TargetUrl;
@@ -133,6 +134,9 @@ pub struct Subscription {
     /// A condition on the event's fields, applied after `events` (none: every matching event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
+    /// The owner's message template for a chat platform or Trello (none: Herald's message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<MessageTemplate>,
     pub enabled: bool,
     /// Why Herald disabled it (410 Gone, too many failures), if it did.
     pub disabled_reason: Option<String>,

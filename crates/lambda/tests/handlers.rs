@@ -214,6 +214,7 @@ async fn subscribe(app: &App) -> Subscription {
         auth_token: None,
         rate_limit_per_sec: None,
         filter: None,
+        template: None,
         created_at: now,
         updated_at: now,
     };

@@ -42,6 +42,7 @@ pub fn sub(platform: PlatformConfig) -> Subscription {
         auth_token: None,
         rate_limit_per_sec: None,
         filter: None,
+        template: None,
         created_at: now,
         updated_at: now,
     }

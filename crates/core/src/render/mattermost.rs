@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use super::template::cut_markup;
 use super::{char_count, escape_within, push_within, Summary, MAX_LINK_CHARS};
 use crate::pattern::MAX_EVENT_TYPE_LEN;
 
@@ -33,6 +34,19 @@ pub(super) fn body<'a>(
 ) -> MattermostBody<'a> {
     MattermostBody {
         text: text(s, TEXT_MAX_CHARS),
+        username,
+        icon_url,
+    }
+}
+
+/// A template's Markdown as the post's text, cut to its limit.
+pub(super) fn templated_body<'a>(
+    text: &str,
+    username: Option<&'a str>,
+    icon_url: Option<&'a str>,
+) -> MattermostBody<'a> {
+    MattermostBody {
+        text: cut_markup(text, TEXT_MAX_CHARS, char_count),
         username,
         icon_url,
     }

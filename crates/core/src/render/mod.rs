@@ -11,6 +11,11 @@
 //! `&amp;` or `\*`), marking the cut with `…`, and never cutting the event's link. Each platform's
 //! module cites its limits.
 //!
+//! A subscription's [`MessageTemplate`] (`template.rs`) replaces the chat message's text (Trello:
+//! the card's name and description); Herald still wraps it in the platform's body and applies the
+//! same limits. A template that fails on an event never fails its delivery: that event gets the
+//! default message, and [`render_reporting`] tells the caller why.
+//!
 //! Trello credentials (`api_key`, `token`) must never go anywhere but the `authorization` header of
 //! the request built here: not into the URL, the body, an error or a `Debug` output, since URLs and
 //! bodies end up in logs and in the delivery log.
@@ -25,7 +30,12 @@ use crate::model::{Event, PlatformConfig, Subscription};
 mod mattermost;
 mod slack;
 mod teams;
+mod template;
 mod trello;
+
+pub use template::{
+    Markup, MessageTemplate, TemplateError, MAX_OUTPUT_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL,
+};
 
 #[cfg(test)]
 mod fixtures;
@@ -47,9 +57,10 @@ pub struct RenderedRequest {
     pub headers: Vec<(String, String)>,
 }
 
-/// Headers whose values are credentials and stay out of `Debug` output. The caller may push the
-/// subscription's own headers here too, so this is broader than the one header `render` sets.
-fn is_sensitive_header(name: &str) -> bool {
+/// Headers whose values are credentials and stay out of `Debug` output (and previews). The caller
+/// may push the subscription's own headers here too, so this is broader than the one header
+/// `render` sets.
+pub fn is_sensitive_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     matches!(
         name.as_str(),
@@ -108,31 +119,68 @@ pub enum RenderError {
     },
 }
 
+/// A rendered request, and why the subscription's template was not used for it, if it failed.
+#[derive(Debug)]
+pub struct Rendered {
+    pub request: RenderedRequest,
+    pub template_error: Option<TemplateError>,
+}
+
 /// Renders `event` for `sub`'s platform.
 pub fn render(sub: &Subscription, event: &Event) -> Result<RenderedRequest, RenderError> {
-    match &sub.platform {
-        PlatformConfig::Custom => Ok(RenderedRequest {
+    render_reporting(sub, event).map(|r| r.request)
+}
+
+/// Renders `event` for `sub`'s platform, with its template when it has one; a template that fails
+/// on this event gives way to the default message and is reported.
+pub fn render_reporting(sub: &Subscription, event: &Event) -> Result<Rendered, RenderError> {
+    let markup = Markup::of(sub.platform.platform());
+    let (text, template_error) = match (&sub.template, markup) {
+        (Some(template), Some(markup)) => match template.render(markup, event) {
+            Ok(text) => (Some(text), None),
+            Err(e) => (None, Some(e)),
+        },
+        _ => (None, None),
+    };
+    let text = text.as_deref();
+    let request = match &sub.platform {
+        PlatformConfig::Custom => RenderedRequest {
             url: sub.url.to_string(),
             body: envelope_bytes(event).map_err(serialize_error("custom"))?,
             headers: Vec::new(),
-        }),
+        },
         PlatformConfig::Slack => {
-            json_request(sub.url.as_str(), "slack", &slack::body(&Summary::of(event)))
+            let body = match text {
+                Some(text) => slack::templated_body(text),
+                None => slack::body(&Summary::of(event)),
+            };
+            json_request(sub.url.as_str(), "slack", &body)?
         }
-        PlatformConfig::Mattermost { username, icon_url } => json_request(
-            sub.url.as_str(),
-            "mattermost",
-            &mattermost::body(
-                &Summary::of(event),
+        PlatformConfig::Mattermost { username, icon_url } => {
+            let (username, icon_url) = (
                 non_empty(username.as_deref()),
                 non_empty(icon_url.as_deref()),
-            ),
-        ),
-        PlatformConfig::Teams => {
-            json_request(sub.url.as_str(), "teams", &teams::body(&Summary::of(event)))
+            );
+            let body = match text {
+                Some(text) => mattermost::templated_body(text, username, icon_url),
+                None => mattermost::body(&Summary::of(event), username, icon_url),
+            };
+            json_request(sub.url.as_str(), "mattermost", &body)?
         }
-        PlatformConfig::Trello(options) => trello::request(options, &Summary::of(event)),
-    }
+        PlatformConfig::Teams => {
+            let summary = Summary::of(event);
+            let body = match text {
+                Some(text) => teams::templated_body(text, summary.link.as_deref()),
+                None => teams::body(&summary),
+            };
+            json_request(sub.url.as_str(), "teams", &body)?
+        }
+        PlatformConfig::Trello(options) => trello::request(options, &Summary::of(event), text)?,
+    };
+    Ok(Rendered {
+        request,
+        template_error,
+    })
 }
 
 /// The Standard Webhooks envelope bytes: {"id","type","timestamp","data"} in that order; timestamp RFC 3339 UTC with whole seconds, e.g. "2026-12-01T10:00:00Z".

@@ -13,6 +13,7 @@
 
 use serde_json::{json, Value};
 
+use super::template::cut_markup;
 use super::{char_count, escape_within, push_within, Summary, MAX_LINK_CHARS};
 
 /// Slack rejects a section whose text is longer than this.
@@ -43,6 +44,17 @@ fn escape(s: &str) -> String {
 /// The `url` of `<url|label>`: a `|` would end it early, and `%7C` is the same URL.
 fn link_target(url: &str) -> String {
     escape(url).replace('|', "%7C")
+}
+
+/// A template's mrkdwn as one `section` (cut to its limit) and as the notification fallback. No
+/// context line or button: the template says everything, so the same data gives the same body.
+pub(super) fn templated_body(text: &str) -> Value {
+    json!({
+        "text": cut_markup(text, TEXT_MAX_CHARS, char_count),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": cut_markup(text, SECTION_MAX_CHARS, char_count)}},
+        ],
+    })
 }
 
 pub(super) fn body(s: &Summary) -> Value {

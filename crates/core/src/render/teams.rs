@@ -11,6 +11,7 @@
 
 use serde_json::{json, Value};
 
+use super::template::cut_markup;
 use super::{escape_within, Summary, MAX_LINK_CHARS};
 use crate::pattern::MAX_EVENT_TYPE_LEN;
 
@@ -22,6 +23,41 @@ const _: () = assert!(2 * MAX_LINK_CHARS + 2 * MAX_EVENT_TYPE_LEN + 1024 < BODY_
 
 pub(super) fn body(s: &Summary) -> Value {
     body_within(s, BODY_MAX_BYTES)
+}
+
+/// A template's Markdown as one wrapping TextBlock, cut so the body fits its limit, and the
+/// event's link as the card's "Open" action as in the default card.
+pub(super) fn templated_body(text: &str, link: Option<&str>) -> Value {
+    let frame = templated_card("", link).to_string().len();
+    let text = cut_markup(text, BODY_MAX_BYTES.saturating_sub(frame), json_bytes);
+    templated_card(&text, link)
+}
+
+fn templated_card(text: &str, link: Option<&str>) -> Value {
+    let mut card = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [{"type": "TextBlock", "text": text, "wrap": true}],
+    });
+    if let (Some(link), Some(card)) = (link, card.as_object_mut()) {
+        card.insert(
+            "actions".to_owned(),
+            json!([{"type": "Action.OpenUrl", "title": "Open", "url": link}]),
+        );
+    }
+    message(card)
+}
+
+fn message(card: Value) -> Value {
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": card,
+        }],
+    })
 }
 
 /// The message within `max` bytes of JSON. What gives way first: the detail, then the author,
@@ -93,14 +129,7 @@ fn card(s: &Summary, title: &str, author: Option<&str>, detail: Option<&str>) ->
             json!([{"type": "Action.OpenUrl", "title": "Open", "url": link}]),
         );
     }
-    json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": card,
-        }],
-    })
+    message(card)
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@
 
 use serde::Serialize;
 
+use super::template::{cut_markup, unescape_markdown};
 use super::{
-    json_request, truncate_chars, RenderError, RenderedRequest, Summary, MAX_AUTHOR_CHARS,
-    MAX_LINK_CHARS, MAX_TITLE_CHARS,
+    char_count, json_request, truncate_chars, RenderError, RenderedRequest, Summary,
+    MAX_AUTHOR_CHARS, MAX_LINK_CHARS, MAX_TITLE_CHARS,
 };
 use crate::model::TrelloOptions;
 use crate::pattern::MAX_EVENT_TYPE_LEN;
@@ -63,14 +64,35 @@ fn desc(s: &Summary) -> String {
 /// (unreserved characters only) guarantees they cannot break out of the quotes.
 ///
 /// [`TrelloCredential`]: crate::subscription::TrelloCredential
+///
+/// With a template's `text`, its first line (unescaped: a card name is plain text) is the name and
+/// the rest the description; the event's link is still attached.
 pub(super) fn request(
     options: &TrelloOptions,
     s: &Summary,
+    text: Option<&str>,
 ) -> Result<RenderedRequest, RenderError> {
+    let (name, desc) = match text {
+        Some(text) => {
+            let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+            (
+                truncate_chars(unescape_markdown(first).trim(), NAME_MAX_CHARS),
+                cut_markup(
+                    rest.trim_start_matches(['\r', '\n']),
+                    DESC_MAX_CHARS,
+                    char_count,
+                ),
+            )
+        }
+        None => (
+            truncate_chars(&s.plain(), NAME_MAX_CHARS),
+            truncate_chars(&desc(s), DESC_MAX_CHARS),
+        ),
+    };
     let card = TrelloCard {
         id_list: &options.list_id,
-        name: truncate_chars(&s.plain(), NAME_MAX_CHARS),
-        desc: truncate_chars(&desc(s), DESC_MAX_CHARS),
+        name,
+        desc,
         pos: "top",
         url_source: s.link.as_deref(),
     };

@@ -25,7 +25,8 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 
 pub use parse::{
-    is_reserved_header, MAX_HEADERS, MAX_HEADER_VALUE, MAX_PATTERNS, RATE_LIMIT_RANGE,
+    example_events, is_reserved_header, MAX_HEADERS, MAX_HEADER_VALUE, MAX_PATTERNS,
+    RATE_LIMIT_RANGE,
 };
 pub use platform::{TrelloCredential, TrelloCredentialError, TRELLO_CARDS_URL};
 
@@ -33,6 +34,7 @@ use crate::filter::Filter;
 use crate::ids::{SubscriptionId, TenantId};
 use crate::model::{PlatformConfig, SecretEntry, Subscription};
 use crate::pattern::EventPattern;
+use crate::render::MessageTemplate;
 use crate::signing::SigningSecret;
 use crate::target::TargetUrl;
 
@@ -48,6 +50,7 @@ pub struct NewSubscription {
     pub url: TargetUrl,
     pub events: Vec<EventPattern>,
     pub filter: Option<Filter>,
+    pub template: Option<MessageTemplate>,
     pub enabled: bool,
     pub headers: BTreeMap<String, String>,
     pub auth_token: Option<String>,
@@ -63,6 +66,8 @@ pub struct SubscriptionPatch {
     pub events: Option<Vec<EventPattern>>,
     /// `Some(None)` removes the filter.
     pub filter: Option<Option<Filter>>,
+    /// `Some(None)` removes the template.
+    pub template: Option<Option<MessageTemplate>>,
     pub name: Option<Option<String>>,
     pub description: Option<Option<String>>,
     /// Enabling also clears the reason Herald disabled it.
@@ -90,6 +95,7 @@ impl Subscription {
             url: input.url,
             events: input.events,
             filter: input.filter,
+            template: input.template,
             enabled: input.enabled,
             disabled_reason: None,
             disabled_at: None,
@@ -113,6 +119,7 @@ impl Subscription {
             url,
             events,
             filter,
+            template,
             name,
             description,
             enabled,
@@ -131,6 +138,9 @@ impl Subscription {
         }
         if let Some(filter) = filter {
             self.filter = filter;
+        }
+        if let Some(template) = template {
+            self.template = template;
         }
         if let Some(name) = name {
             self.name = name;
@@ -216,6 +226,7 @@ impl fmt::Debug for Subscription {
             .field("url_host", &self.url.as_url().host_str())
             .field("events", &self.events)
             .field("filter", &self.filter)
+            .field("template_set", &self.template.is_some())
             .field("enabled", &self.enabled)
             .field("disabled_reason", &self.disabled_reason)
             .field("header_names", &self.headers.keys().collect::<Vec<_>>())
@@ -668,5 +679,72 @@ mod tests {
         assert!(!debug.contains("s3cret-token") && debug.contains("auth_token_set: true"));
         let p = patch(&custom(), json!({"auth_token": "s3cret-token"})).unwrap();
         assert!(!format!("{p:?}").contains("s3cret-token"));
+    }
+
+    #[test]
+    fn a_template_is_checked_kept_and_removed() {
+        let slack = |template: Value| {
+            NewSubscription::parse(
+                object(
+                    json!({"platform": "slack", "url": "https://hooks.slack.com/services/T/B/x",
+                              "events": ["document.published"], "template": template}),
+                ),
+                PROD,
+            )
+        };
+        let new = slack(json!("{{ data.author.name }} published {{ data.title }}")).unwrap();
+        assert!(new.template.is_some());
+        assert_eq!(slack(json!("")).unwrap().template, None);
+        assert_eq!(slack(Value::Null).unwrap().template, None);
+
+        let err = slack(json!("a\n{% if data %}\nb")).unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.code, err.line),
+            ("template", "invalid_template", Some(2))
+        );
+        assert!(
+            err.message.starts_with("line 2: unexpected end of input"),
+            "{err}"
+        );
+        // Unknown filters and runaway loops show on the type's example.
+        let err = slack(json!("{{ data.title | shout }}")).unwrap_err();
+        assert_eq!((err.code, err.line), ("invalid_template", Some(1)));
+        let err = slack(json!("{% for i in range(90000) %}{{ i }}{% endfor %}")).unwrap_err();
+        assert_eq!(err.code, "invalid_template");
+
+        let err = NewSubscription::parse(
+            object(
+                json!({"platform": "custom", "url": "https://h.example.com/", "events": ["*"],
+                          "template": "{{ type }}"}),
+            ),
+            PROD,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "template");
+        assert!(err
+            .message
+            .contains("custom subscriptions receive the signed event envelope"));
+
+        let mut sub = subscription(
+            json!({"platform": "teams", "url": "https://prod-00.westus.logic.azure.com/workflows/x",
+                                          "events": ["document.*"], "template": "{{ data.title }}"}),
+        );
+        let keep = patch(&sub, json!({"name": "n"})).unwrap();
+        assert_eq!(keep.template, None, "absent: kept");
+        let p = patch(&sub, json!({"template": "**{{ data.title }}**"})).unwrap();
+        sub.apply(p, at("2026-12-01T11:00:00Z"));
+        assert_eq!(
+            sub.template.as_ref().map(MessageTemplate::as_str),
+            Some("**{{ data.title }}**")
+        );
+        let err = patch(&sub, json!({"platform": "custom"})).unwrap_err();
+        assert_eq!(
+            err.field, "template",
+            "a custom subscription cannot keep a template"
+        );
+        let p = patch(&sub, json!({"template": null})).unwrap();
+        sub.apply(p, at("2026-12-01T12:00:00Z"));
+        assert_eq!(sub.template, None);
+        assert!(patch(&sub, json!({"platform": "custom"})).is_ok());
     }
 }

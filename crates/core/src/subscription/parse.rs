@@ -8,9 +8,11 @@ use serde_json::{Map, Value};
 use super::platform::{check_url, parse_platform, parse_platform_options, TRELLO_CARDS_URL};
 use super::{NewSubscription, SubscriptionPatch};
 use crate::filter::Filter;
+use crate::ids::{EventId, TenantId};
 use crate::input::{FieldError, Fields};
-use crate::model::{PlatformConfig, Subscription};
-use crate::pattern::EventPattern;
+use crate::model::{Event, PlatformConfig, Subscription};
+use crate::pattern::{BuiltinEventType, EventPattern, EventType, BUILTIN_EVENT_TYPES};
+use crate::render::{Markup, MessageTemplate, MAX_TEMPLATE_BYTES};
 use crate::target::{AddressPolicy, TargetUrl};
 
 /// Most event patterns one subscription may list.
@@ -49,6 +51,13 @@ impl NewSubscription {
         check_url(&platform, &url)?;
         let events = parse_events(fields.take_value("events").flatten())?;
         let filter = parse_filter(fields.take_value("filter").flatten())?;
+        let template = parse_template(
+            fields
+                .take_string("template", MAX_TEMPLATE_BYTES)?
+                .flatten(),
+            &platform,
+            &events,
+        )?;
         let name = non_empty(fields.take_string("name", MAX_NAME_CHARS)?.flatten());
         let description = non_empty(
             fields
@@ -72,6 +81,7 @@ impl NewSubscription {
             url,
             events,
             filter,
+            template,
             enabled,
             headers,
             auth_token,
@@ -124,6 +134,15 @@ impl SubscriptionPatch {
         if let Some(filter) = fields.take_value("filter") {
             patch.filter = Some(parse_filter(filter)?);
         }
+        let events = patch.events.as_deref().unwrap_or(&current.events);
+        match fields.take_string("template", MAX_TEMPLATE_BYTES)? {
+            Some(template) => patch.template = Some(parse_template(template, platform, events)?),
+            // A template kept on a platform that takes none.
+            None if current.template.is_some() && Markup::of(platform.platform()).is_none() => {
+                return Err(FieldError::new("template", CUSTOM_TEMPLATE))
+            }
+            None => {}
+        }
         if let Some(name) = fields.take_string("name", MAX_NAME_CHARS)? {
             patch.name = Some(non_empty(name));
         }
@@ -143,6 +162,59 @@ impl SubscriptionPatch {
         fields.finish()?;
         Ok(patch)
     }
+}
+
+const CUSTOM_TEMPLATE: &str =
+    "custom subscriptions receive the signed event envelope; templates shape chat messages";
+
+/// A message template for a chat platform or Trello; empty or null means none. It must compile and
+/// render the example of every built-in event type the patterns take (an event of none of them:
+/// `webhook.test`'s), so a template that fails is refused now rather than at delivery.
+fn parse_template(
+    source: Option<String>,
+    platform: &PlatformConfig,
+    events: &[EventPattern],
+) -> Result<Option<MessageTemplate>, FieldError> {
+    let Some(source) = source.filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let Some(markup) = Markup::of(platform.platform()) else {
+        return Err(FieldError::new("template", CUSTOM_TEMPLATE));
+    };
+    let template = MessageTemplate::parse(&source).map_err(FieldError::template)?;
+    template
+        .check(markup, &example_events(events))
+        .map_err(FieldError::template)?;
+    Ok(Some(template))
+}
+
+/// An event of each built-in type that `patterns` take, with the type's example data; when they
+/// take none, a `webhook.test` event. What a template is checked against.
+pub fn example_events(patterns: &[EventPattern]) -> Vec<Event> {
+    let event = |event_type: EventType, data| Event {
+        id: EventId::new(),
+        tenant_id: TenantId::new(),
+        event_type,
+        timestamp: jiff::Timestamp::UNIX_EPOCH,
+        data,
+        subscriptions: Vec::new(),
+    };
+    let mut out: Vec<Event> = BUILTIN_EVENT_TYPES
+        .iter()
+        .filter_map(|t| {
+            let event_type = EventType::parse(t.name).ok()?;
+            patterns
+                .iter()
+                .any(|p| p.matches(&event_type))
+                .then(|| event(event_type, t.example()))
+        })
+        .collect();
+    if out.is_empty() {
+        let test = EventType::webhook_test();
+        let data = BuiltinEventType::find(test.as_str()).map(BuiltinEventType::example);
+        out.push(event(test, data.unwrap_or_default()));
+    }
+    out
 }
 
 fn trello_url() -> Result<TargetUrl, FieldError> {
