@@ -21,3 +21,4 @@ mod replay;
 mod save_and_test;
 mod stats;
 mod subscriptions;
+mod templates;

@@ -1,4 +1,4 @@
-//! The API's error type and its wire shape: `{"error": {"code", "message", "field"?}}`, a typed
+//! The API's error type and its wire shape: `{"error": {"code", "message", "field"?, "line"?}}`, a typed
 //! [`ErrorBody`] that the OpenAPI document describes.
 //!
 //! A 500 is logged with its cause chain and answered with a fixed message: internals never reach
@@ -24,7 +24,7 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `validation_failed`, `invalid_json`, `invalid_query`,
     /// `invalid_cursor`, `invalid_header`, `unauthorized`, `not_found`, `method_not_allowed`,
     /// `conflict`, `limit_reached`, `payload_too_large`, `unsupported_media_type`,
-    /// `internal_error`.
+    /// `invalid_template`, `internal_error`.
     #[schema(example = "validation_failed")]
     pub code: &'static str,
     /// For people: what to change.
@@ -33,6 +33,10 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "url")]
     pub field: Option<String>,
+    /// For `invalid_template`: the template's line (1-based) the problem is on, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 3, minimum = 1)]
+    pub line: Option<usize>,
 }
 
 /// An error answer.
@@ -42,6 +46,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    pub line: Option<usize>,
 }
 
 impl ApiError {
@@ -51,6 +56,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            line: None,
         }
     }
 
@@ -111,10 +117,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A bad field of the input: 422 naming the field.
+/// A bad field of the input: 422 naming the field (and, for a template, its line).
 impl From<FieldError> for ApiError {
     fn from(err: FieldError) -> Self {
-        Self::validation(err.field, err.message)
+        let mut api = Self::new(StatusCode::UNPROCESSABLE_ENTITY, err.code, err.message)
+            .with_field(err.field);
+        api.line = err.line;
+        api
     }
 }
 
@@ -131,6 +140,7 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: self.message,
                 field: self.field,
+                line: self.line,
             },
         };
         (self.status, Json(body)).into_response()

@@ -192,6 +192,7 @@ async fn accept_batch(
                     code: "validation_failed",
                     message,
                     field: Some(field.to_owned()),
+                    line: None,
                 },
             })),
         }
@@ -214,6 +215,7 @@ async fn accept_batch(
                         "this idempotency key (or event id) was already used with a different body"
                             .to_owned(),
                     field: Some("idempotency_key".to_owned()),
+                    line: None,
                 },
             },
         };

@@ -172,6 +172,7 @@ mod tests {
         ("get", "/v1/subscriptions/{id}/secret"),
         ("post", "/v1/subscriptions/{id}/secret/rotate"),
         ("post", "/v1/subscriptions/{id}/test"),
+        ("post", "/v1/subscriptions/preview"),
         ("get", "/v1/subscriptions/{id}/deliveries"),
         ("get", "/v1/subscriptions/{id}/stats"),
         ("post", "/v1/subscriptions/{id}/recover"),

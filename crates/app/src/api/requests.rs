@@ -41,6 +41,15 @@ pub struct SubscriptionCreate {
     pub events: Vec<String>,
     #[schema(schema_with = super::views::filter_schema)]
     pub filter: Option<Value>,
+    /// A message template (minijinja, at most 4 KiB) for slack, mattermost, teams or trello: the
+    /// message's text, with `type`, `id`, `timestamp`, `data` and `event` from the event; values
+    /// are escaped for the platform. Refused for custom. A template that does not compile or fails
+    /// on the examples of the types subscribed to is answered 422 `invalid_template` with its line.
+    #[schema(
+        max_length = 4096,
+        example = "{{ data.author.name }} published {{ data.title }}"
+    )]
+    pub template: Option<String>,
     /// Defaults to true (`null` is refused).
     #[serde(default)]
     #[schema(default = true)]
@@ -75,6 +84,9 @@ pub struct SubscriptionUpdate {
     /// `null` removes the filter.
     #[schema(schema_with = super::views::filter_schema)]
     pub filter: Option<Value>,
+    /// `null` removes the template (Herald's own message again).
+    #[schema(max_length = 4096)]
+    pub template: Option<String>,
     /// `null` is refused.
     #[serde(default)]
     pub enabled: bool,
@@ -84,6 +96,66 @@ pub struct SubscriptionUpdate {
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit_per_sec: Option<u32>,
     pub platform_options: Option<PlatformOptions>,
+}
+
+/// What to preview: a subscription as in create (only `platform` required) and an event, given or
+/// the example of a type (one of `event`, `event_type`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "subscription": {
+        "platform": "teams",
+        "template": "{{ data.author.name }} published {{ data.title }} in {{ data.space.name }}"
+    },
+    "event_type": "document.published"
+}))]
+pub struct PreviewRequest {
+    pub subscription: PreviewSubscription,
+    pub event: Option<PreviewEvent>,
+    /// An event type whose example data to use (instead of `event`).
+    #[schema(example = "document.published", max_length = 200)]
+    pub event_type: Option<String>,
+}
+
+/// A subscription to preview: the fields of create, all optional but `platform`. Without `url`, a
+/// placeholder of the platform's shape; without `events`, the event's type.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewSubscription {
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    #[schema(schema_with = super::views::platform_schema)]
+    pub platform: String,
+    #[schema(format = "uri", max_length = 2048)]
+    pub url: Option<String>,
+    #[schema(min_items = 1, max_items = 50)]
+    pub events: Option<Vec<String>>,
+    #[schema(schema_with = super::views::filter_schema)]
+    pub filter: Option<Value>,
+    #[schema(max_length = 4096)]
+    pub template: Option<String>,
+    /// `null` is refused.
+    #[serde(default)]
+    pub enabled: bool,
+    pub headers: Option<BTreeMap<String, String>>,
+    #[schema(max_length = 4096)]
+    pub auth_token: Option<String>,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit_per_sec: Option<u32>,
+    pub platform_options: Option<PlatformOptions>,
+}
+
+/// An event to preview; `data` defaults to `{}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewEvent {
+    #[serde(rename = "type")]
+    #[schema(example = "document.published", max_length = 200)]
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub data: Option<Value>,
 }
 
 /// Settings of the platforms that have some: Mattermost (`username`, `icon_url`) and Trello

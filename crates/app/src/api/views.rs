@@ -35,6 +35,8 @@ pub struct SubscriptionView {
     pub events: Vec<EventPattern>,
     #[schema(schema_with = filter_schema)]
     pub filter: Option<Value>,
+    /// The message template, if it has one (none: Herald's own message).
+    pub template: Option<String>,
     pub enabled: bool,
     /// Why Herald disabled it (410 Gone, no success for too long), while it is disabled.
     pub disabled_reason: Option<String>,
@@ -161,6 +163,7 @@ pub fn subscription_view(
         url: sub.url.clone(),
         events: sub.events.clone(),
         filter: sub.filter.as_ref().map(herald_core::Filter::to_json),
+        template: sub.template.as_ref().map(|t| t.as_str().to_owned()),
         enabled: sub.enabled,
         disabled_reason: sub.disabled_reason.clone(),
         disabled_at: sub.disabled_at,

@@ -16,16 +16,13 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use herald_core::delivery::{SlotWait, Step, Transition, SLOT_GRACE};
 use herald_core::health::HealthChange;
 use herald_core::operational::{self, DisableReason};
 use herald_core::outcome::{classify_error, classify_status, AttemptOutcome};
-use herald_core::ports::{OutboundRequest, OutgoingMessage, QueueMessage, Recorded, StoreError};
+use herald_core::ports::{OutgoingMessage, QueueMessage, Recorded, StoreError};
 use herald_core::rate;
-use herald_core::render::render;
 use herald_core::retry::RetryPolicy;
-use herald_core::signing::signature_header;
 use herald_core::{
     Attempt, AttemptId, Delivery, DeliveryId, DeliveryMessage, Event, EventId, EventType, Platform,
     Subscription, TargetUrl,
@@ -36,6 +33,7 @@ use serde_json::json;
 
 use super::intake;
 use super::lifecycle::{self, Admission};
+use super::outbound::build_request;
 use super::WorkerError;
 use crate::metrics::{DeliveryOutcome, Metrics, PlatformCount};
 use crate::state::AppState;
@@ -314,7 +312,7 @@ pub async fn attempt_once(
     number: u32,
 ) -> Result<(Attempt, AttemptOutcome), WorkerError> {
     let started_at = state.clock.now();
-    let rendered = render(sub, event);
+    let built = build_request(sub, event, started_at);
     let mut attempt = Attempt {
         id: AttemptId::new(),
         delivery_id,
@@ -329,8 +327,19 @@ pub async fn attempt_once(
         succeeded: false,
     };
     // The same subscription and event would fail to render every time: a permanent failure.
-    let rendered = match rendered {
-        Ok(r) => r,
+    let request = match built {
+        Ok(built) => {
+            if let Some(error) = &built.template_error {
+                tracing::warn!(
+                    tenant = %sub.tenant_id,
+                    subscription = %sub.id,
+                    event = %event.id,
+                    error = %error,
+                    "the subscription's template failed on this event; sending Herald's default message"
+                );
+            }
+            built.request
+        }
         Err(e) => {
             attempt.error = Some(format!("could not render the payload: {e}"));
             log_attempt(sub, event, &attempt, "failed");
@@ -338,40 +347,12 @@ pub async fn attempt_once(
         }
     };
     // The URL was checked when saved; policies can tighten since, so check again.
-    if let Err(e) = TargetUrl::parse(&rendered.url, state.settings.address_policy) {
+    if let Err(e) = TargetUrl::parse(&request.url, state.settings.address_policy) {
         attempt.error = Some(format!("refused: {e}"));
         log_attempt(sub, event, &attempt, "refused");
         return Ok((attempt, AttemptOutcome::Permanent));
     }
 
-    let timestamp = started_at.as_second();
-    let msg_id = event.id.to_string();
-    let signature = signature_header(
-        sub.signing_secrets(started_at),
-        &msg_id,
-        timestamp,
-        &rendered.body,
-    );
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(8 + sub.headers.len());
-    headers.push(("content-type".into(), "application/json".into()));
-    headers.push(("webhook-id".into(), msg_id));
-    headers.push(("webhook-timestamp".into(), timestamp.to_string()));
-    headers.push(("webhook-signature".into(), signature));
-    let renders_auth = rendered
-        .headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
-    if let (Some(token), false) = (&sub.auth_token, renders_auth) {
-        headers.push(("authorization".into(), format!("Bearer {token}")));
-    }
-    headers.extend(sub.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-    headers.extend(rendered.headers);
-
-    let request = OutboundRequest {
-        url: rendered.url,
-        headers,
-        body: Bytes::from(rendered.body),
-    };
     let clock = Instant::now();
     let result = state.sender.send(request).await;
     attempt.latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod fanout;
 pub mod intake;
 pub mod lifecycle;
+pub mod outbound;
 pub mod recover;
 #[cfg(test)]
 pub(crate) mod testing;

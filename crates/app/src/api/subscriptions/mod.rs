@@ -3,6 +3,7 @@
 //! - `crud`: create, list, read, update, delete;
 //! - `secrets`: the signing secret and its rotation;
 //! - `test`: "save and test";
+//! - `preview`: what a subscription would send for an event, without sending or saving;
 //! - `deliveries`: the subscription's delivery log;
 //! - `recovery`: enabling again, and re-queueing failed deliveries, a bounded step at a time;
 //! - `stats`: delivery health per hour over the last day or week.
@@ -16,6 +17,7 @@
 
 mod crud;
 mod deliveries;
+pub mod preview;
 mod recovery;
 mod secrets;
 mod stats;
@@ -40,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::read))
         .routes(routes!(secrets::rotate))
         .routes(routes!(test::send))
+        .routes(routes!(preview::preview))
         .routes(routes!(deliveries::list))
         .routes(routes!(stats::read))
         .routes(routes!(recovery::recover))
