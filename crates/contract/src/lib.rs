@@ -145,7 +145,14 @@ macro_rules! store_contract_tests {
             ]
         );
         $crate::__contract_tests!(events, $make, [events_are_listed_newest_first_per_tenant]);
-        $crate::__contract_tests!(filters, $make, [a_subscription_keeps_its_filter]);
+        $crate::__contract_tests!(
+            filters,
+            $make,
+            [
+                a_subscription_keeps_its_filter,
+                a_subscription_keeps_its_template
+            ]
+        );
         $crate::__contract_tests!(
             unit_of_work,
             $make,

@@ -55,3 +55,60 @@ pub fn build_request(
         template_error,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use herald_contract::fixtures::{event, subscription};
+    use herald_core::render::MessageTemplate;
+    use herald_core::{PlatformConfig, TenantId};
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn body(built: &Built) -> Value {
+        serde_json::from_slice(&built.request.body).unwrap()
+    }
+
+    #[test]
+    fn a_template_that_fails_on_an_event_sends_the_default_message_and_says_why() {
+        let t = TenantId::new();
+        let mut sub = subscription(t, &["*"], true);
+        sub.platform = PlatformConfig::Slack;
+        sub.auth_token = Some("tok".into());
+        let mut e = event(t, "document.published");
+        e.data = json!({"title": "Intro", "items": (0..20_000).collect::<Vec<_>>()});
+        let now = Timestamp::now();
+        let default = build_request(&sub, &e, now).unwrap();
+
+        // Fine on the type's example, too much work on this event's data.
+        sub.template = Some(
+            MessageTemplate::parse("{% for i in data.items %}{{ data.title }}{% endfor %}")
+                .unwrap(),
+        );
+        let fallback = build_request(&sub, &e, now).unwrap();
+        assert!(fallback.template_error.is_some());
+        assert_eq!(body(&fallback), body(&default));
+        assert_eq!(fallback.request.headers, default.request.headers);
+
+        sub.template = Some(MessageTemplate::parse("{{ data.title }} was published").unwrap());
+        let templated = build_request(&sub, &e, now).unwrap();
+        assert!(templated.template_error.is_none());
+        assert_eq!(body(&templated)["text"], "Intro was published");
+        let names: Vec<&str> = templated
+            .request
+            .headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+                "authorization"
+            ]
+        );
+    }
+}
