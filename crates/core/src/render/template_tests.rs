@@ -231,6 +231,8 @@ fn hostile_templates_run_out_of_fuel_or_are_refused() {
         "{{ data.title * 1000000 }}",
         "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
         "{% for i in range(30) %}{{ ('x' * 30000) | upper | lower }}{% endfor %}",
+        "{% for x in [1] recursive %}{{ loop([x]) }}{% endfor %}",
+        "{% for x in [1, 2] recursive %}{{ loop([x, x]) }}{{ loop([x, x]) }}{% endfor %}",
     ] {
         let started = Instant::now();
         let Err(err) = template(source).render(Markup::Slack, &e) else {
