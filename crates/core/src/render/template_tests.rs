@@ -156,6 +156,20 @@ fn escaping_cannot_be_turned_off_and_safe_is_not_there() {
         .render(Markup::Slack, &hostile_event())
         .unwrap_err();
     assert!(err.reason.contains("safe"), "{err}");
+    // Joining data to a value marked safe does not make the data safe.
+    for source in [
+        "{{ (data.url | url) ~ data.title }}",
+        "{{ (data.url | url) + data.title }}",
+        "{% set x %}{{ data.url }}{% endset %}{{ x ~ data.title }}",
+        "{{ [data.title] | join(data.url | url) }}",
+        "{{ data.title | replace('x', data.url | url) }}",
+    ] {
+        let out = rendered(Markup::Slack, source);
+        assert!(
+            out.contains("&lt;!channel&gt;") && !out.contains("<!"),
+            "{source}: {out}"
+        );
+    }
     // Filters work on the data, and their result is escaped too.
     assert!(rendered(Markup::Slack, "{{ data.title | upper }}").starts_with("&lt;!CHANNEL&gt;"));
     assert!(rendered(Markup::Slack, "{{ data.title | e }}").starts_with("&lt;!channel&gt;"));
