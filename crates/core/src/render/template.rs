@@ -5,9 +5,9 @@
 //! prints from the event is escaped for the platform first, so event data cannot add markup,
 //! mentions or links: control characters (newlines included) become spaces, then Slack gets `&`,
 //! `<`, `>` as entities and its emphasis characters at a word's edge fenced by zero-width spaces
-//! (mrkdwn has no escape), the Markdown platforms get backslash escapes, and `@` is followed by a zero-width space
-//! everywhere. The `url` filter is the one way to print a link: an `http(s)` URL, escaped for a
-//! link target, or nothing.
+//! (mrkdwn has no escape), the Markdown platforms get backslash escapes, and `@` is followed by a
+//! zero-width space everywhere. Null and missing values print nothing. The `url` filter is the one
+//! way to print a link: an `http(s)` URL, escaped for a link target, or nothing.
 //!
 //! The sandbox: no loader (no `include`, `import`, `extends`), no macros, no `safe` filter and no
 //! `debug()`; the context holds only `type`, `id`, `timestamp`, `data` and `event`; missing fields
