@@ -450,17 +450,30 @@ pub struct TestReport {
 /// attempt are recorded like any other, so the test shows in the delivery log. No retries follow.
 /// The subscription's payload filter does not apply: this tests the endpoint, not the filter.
 pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestReport, WorkerError> {
+    let data = json!({
+        "title": "Test event from Herald",
+        "message": "If you can read this, your webhook works.",
+        "subscription_id": sub.id,
+    });
+    send_sample(state, sub, EventType::webhook_test(), data).await
+}
+
+/// "Send example": [`send_test`] with an event of `event_type` carrying `data` (the type's
+/// example), recorded and tried once the same way. It goes to this subscription whatever its
+/// patterns: the user asked for it by name.
+pub async fn send_sample(
+    state: &AppState,
+    sub: &Subscription,
+    event_type: EventType,
+    data: serde_json::Value,
+) -> Result<TestReport, WorkerError> {
     let now = state.clock.now();
     let event = Event {
         id: EventId::new(),
         tenant_id: sub.tenant_id,
-        event_type: EventType::webhook_test(),
+        event_type,
         timestamp: now,
-        data: json!({
-            "title": "Test event from Herald",
-            "message": "If you can read this, your webhook works.",
-            "subscription_id": sub.id,
-        }),
+        data,
         subscriptions: vec![sub.id],
     };
     state
