@@ -148,13 +148,15 @@ fn builtin_views() -> impl Iterator<Item = EventTypeView> {
 pub struct EventTypeCreate {
     /// Dotted lowercase (`document.translated`), outside the `herald.` namespace, not a built-in
     /// name, no wildcard.
-    #[schema(max_length = 128)]
+    #[schema(max_length = 128, pattern = r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$")]
     pub name: String,
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// A JSON Schema (draft 2020-12) for `data`, at most 64 KiB; `$ref`s stay inside it.
     pub schema: Option<Value>,
-    /// An example `data` (at most 64 KiB), valid against `schema` when both are given.
+    /// An example `data` (a JSON object, at most 64 KiB), valid against `schema` when both are
+    /// given.
+    #[schema(value_type = Option<Object>)]
     pub example: Option<Value>,
     #[serde(default)]
     pub deprecated: bool,
@@ -169,8 +171,18 @@ pub struct EventTypeUpdate {
     #[schema(max_length = 500)]
     pub description: Option<String>,
     pub schema: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     pub example: Option<Value>,
     pub deprecated: Option<bool>,
+}
+
+/// A partial update of the settings: absent fields stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"unknown_event_types": "reject"}))]
+pub struct SettingsUpdate {
+    #[schema(schema_with = unknown_schema)]
+    pub unknown_event_types: Option<String>,
 }
 
 /// The tenant's catalog settings.
@@ -414,7 +426,7 @@ async fn read_settings(
 /// Changes the tenant's catalog settings (absent fields stay).
 #[utoipa::path(patch, path = "/v1/settings", operation_id = "update_settings", tag = "event types",
     security(("api_key" = [])),
-    request_body = SettingsView,
+    request_body = SettingsUpdate,
     responses(
         (status = 200, description = "The settings now", body = SettingsView),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
