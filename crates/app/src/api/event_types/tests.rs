@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use herald_core::ports::{PageRequest, QueueName};
+use herald_core::ports::{Clock, PageRequest, QueueName};
 use serde_json::{json, Value};
 
 use crate::service::testing::Harness;
@@ -329,4 +329,36 @@ async fn send_example_delivers_the_type_s_example_as_that_type() {
         assert_eq!(err["error"]["field"], "event_type");
     }
     assert_eq!(h.sender.requests().len(), sends, "nothing sent");
+}
+
+#[tokio::test]
+async fn a_type_written_by_another_process_applies_here_within_the_ttl() {
+    let (h, key) = harness().await;
+    let bad = || Some(json!({"type": "document.translated", "data": {"title": 1}}));
+    assert_eq!(
+        h.call(&key, "POST", "/v1/events", bad()).await.0,
+        StatusCode::ACCEPTED
+    );
+
+    // Another instance registers the type: this one's directory is not told.
+    let t = herald_core::catalog::TenantEventType::create(h.tenant, translated(), h.clock.now());
+    h.state
+        .event_types
+        .create_event_type(&t.unwrap())
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(59));
+    let (status, _) = h.call(&key, "POST", "/v1/events", bad()).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "within the TTL: the kept catalog"
+    );
+    h.clock.advance(Duration::from_secs(1));
+    let (status, _) = h.call(&key, "POST", "/v1/events", bad()).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "after it: read again"
+    );
 }
