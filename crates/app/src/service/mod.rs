@@ -7,6 +7,7 @@ pub mod fanout;
 pub mod intake;
 pub mod lifecycle;
 pub mod recover;
+pub mod test_send;
 #[cfg(test)]
 pub(crate) mod testing;
 

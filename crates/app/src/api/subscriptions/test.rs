@@ -14,7 +14,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::OptionalJsonObject;
 use crate::api::requests::TestRequest;
 use crate::auth::Caller;
-use crate::service::delivery;
+use crate::service::test_send;
 use crate::state::AppState;
 
 /// What the endpoint said to a `webhook.test` event.
@@ -76,8 +76,8 @@ pub(super) async fn send(
     };
     let sub = load(&state, &caller, &id).await?;
     let report = match sample {
-        None => delivery::send_test(&state, &sub).await,
-        Some((event_type, data)) => delivery::send_sample(&state, &sub, event_type, data).await,
+        None => test_send::send_test(&state, &sub).await,
+        Some((event_type, data)) => test_send::send_sample(&state, &sub, event_type, data).await,
     }
     .map_err(ApiError::internal)?;
     Ok(Json(TestReportView {
