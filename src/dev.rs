@@ -205,7 +205,8 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
         Arc::new(SystemClock),
         settings,
     )
-    .with_stats(Arc::new(db.store())))
+    .with_stats(Arc::new(db.store()))
+    .with_event_types(Arc::new(db.store())))
 }
 
 /// The Lambda functions' state, with the development policies of `config`.

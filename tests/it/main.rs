@@ -9,6 +9,7 @@ mod helpers;
 mod api_validation;
 mod aws;
 mod batch;
+mod catalog;
 mod crash;
 mod delivery;
 mod events;

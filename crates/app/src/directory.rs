@@ -1,7 +1,8 @@
 //! The directory: the records the hot paths look up on every request and every delivery — an API
-//! key (authentication), a tenant's enabled subscriptions (fan-out), one subscription (delivery) —
-//! read from the store at most once per staleness window per process, and kept in this process's
-//! memory in between. On AWS each of those reads is a DynamoDB call.
+//! key (authentication), a tenant's enabled subscriptions (fan-out), one subscription (delivery),
+//! a tenant's event-type catalog with its schemas compiled (intake) — read from the store at most
+//! once per staleness window per process, and kept in this process's memory in between. On AWS
+//! each of those reads is a DynamoDB call (the catalog: one Query).
 //!
 //! # The staleness contract
 //!
@@ -9,9 +10,11 @@
 //! `HERALD_CACHE_TTL_MS`), measured on the [`Clock`] port from the moment its read started. Seen
 //! from another process (another Lambda instance, the operator CLI): a disabled or deleted
 //! subscription stops receiving, a new or re-enabled one starts, a rotated secret is used, and a
-//! revoked key stops working, within the TTL. Negative answers (no such key, no such subscription)
+//! revoked key stops working, and a new, changed or deleted event type (or a changed setting) is
+//! applied by intake, within the TTL. Negative answers (no such key, no such subscription)
 //! are kept the same way and for as long. Writes made in this process drop what they change at
-//! once ([`Directory::forget_subscription`], [`Directory::forget_api_key`]), so a user of one
+//! once ([`Directory::forget_subscription`], [`Directory::forget_api_key`],
+//! [`Directory::forget_catalog`]), so a user of one
 //! process (`herald dev`, a warm Lambda instance) sees their own writes. A TTL of zero keeps
 //! nothing: every call reads the store.
 //!
@@ -20,7 +23,7 @@
 //!
 //! # Memory and concurrency
 //!
-//! Each of the three maps holds at most [`MAX_ENTRIES`] entries; a miss on a full map drops the
+//! Each of the maps holds at most [`MAX_ENTRIES`] entries; a miss on a full map drops the
 //! expired entries, then the oldest one. Concurrent misses for one key share one store read: the
 //! first caller reads, the others wait for its answer (if that read fails or is cancelled, the next
 //! waiter reads). A write in this process that lands while a read is in flight drops that read's
@@ -34,8 +37,9 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use herald_core::catalog::{Catalog, MemoryEventTypes};
 use herald_core::health::{Health, HealthChange};
-use herald_core::ports::{Clock, Store, StoreError};
+use herald_core::ports::{Clock, EventTypeStore, Store, StoreError};
 use herald_core::{ApiKeyId, ApiKeyRecord, Subscription, SubscriptionId, TenantId};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::OnceCell;
@@ -46,12 +50,14 @@ pub const MAX_ENTRIES: usize = 10_000;
 /// The hot-path reads of the store, kept for a bounded time (see the module documentation).
 pub struct Directory {
     store: Arc<dyn Store>,
+    event_types: Arc<dyn EventTypeStore>,
     clock: Arc<dyn Clock>,
     ttl: SignedDuration,
     max_entries: usize,
     api_keys: Shelf<String, Option<ApiKeyRecord>>,
     enabled: Shelf<TenantId, Arc<[Subscription]>>,
     subscriptions: Shelf<(TenantId, SubscriptionId), Option<Subscription>>,
+    catalogs: Shelf<TenantId, Arc<Catalog>>,
 }
 
 impl Directory {
@@ -59,13 +65,36 @@ impl Directory {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
         Self {
             store,
+            event_types: Arc::new(MemoryEventTypes::default()),
             clock,
             ttl: SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX),
             max_entries: MAX_ENTRIES,
             api_keys: Shelf::default(),
             enabled: Shelf::default(),
             subscriptions: Shelf::default(),
+            catalogs: Shelf::default(),
         }
+    }
+
+    /// The same directory reading catalogs from `event_types` (this process's memory by default).
+    pub fn with_event_types(mut self, event_types: Arc<dyn EventTypeStore>) -> Self {
+        self.event_types = event_types;
+        self
+    }
+
+    /// `tenant`'s event-type catalog, schemas compiled once per read (for intake).
+    pub async fn catalog(&self, tenant: &TenantId) -> Result<Arc<Catalog>, StoreError> {
+        let load = || async {
+            let read = self.event_types.tenant_catalog(tenant).await?;
+            Ok(Arc::new(Catalog::compile(read)))
+        };
+        self.read(&self.catalogs, *tenant, load).await
+    }
+
+    /// Drops what this process keeps of `tenant`'s catalog: call it after a write to its event
+    /// types or settings, whether or not the write succeeded.
+    pub fn forget_catalog(&self, tenant: &TenantId) {
+        self.catalogs.forget(tenant);
     }
 
     /// The key record with this hash ([`crate::auth::hash_api_key`]), revoked or not.

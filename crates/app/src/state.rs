@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use herald_core::ports::{Clock, Queue, Sender, Store, UnitOfWork};
+use herald_core::catalog::MemoryEventTypes;
+use herald_core::ports::{Clock, EventTypeStore, Queue, Sender, Store, UnitOfWork};
 use herald_core::rate::{LocalRateLimits, RateLimits};
 use herald_core::stats::{MemoryStats, StatsStore};
 
@@ -32,6 +33,9 @@ pub struct AppState {
     pub rate_limits: Arc<dyn RateLimits>,
     /// Delivery statistics: counted here, flushed to their store in batches.
     pub stats: Arc<Stats>,
+    /// The tenants' own event types and catalog settings (the API's reads and writes; intake
+    /// reads them through `directory`).
+    pub event_types: Arc<dyn EventTypeStore>,
 }
 
 impl AppState {
@@ -43,7 +47,9 @@ impl AppState {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
-        let directory = Directory::new(store.clone(), clock.clone(), settings.cache_ttl);
+        let event_types: Arc<dyn EventTypeStore> = Arc::new(MemoryEventTypes::default());
+        let directory = Directory::new(store.clone(), clock.clone(), settings.cache_ttl)
+            .with_event_types(event_types.clone());
         Self {
             store,
             directory: Arc::new(directory),
@@ -55,6 +61,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             rate_limits: Arc::new(LocalRateLimits::default()),
             stats: Arc::new(Stats::new(Arc::new(MemoryStats::default()))),
+            event_types,
         }
     }
 
@@ -62,6 +69,21 @@ impl AppState {
     /// default; DynamoDB on AWS, where many instances deliver at once).
     pub fn with_rate_limits(mut self, rate_limits: Arc<dyn RateLimits>) -> Self {
         self.rate_limits = rate_limits;
+        self
+    }
+
+    /// The same state with the tenants' event types kept in `store` (this process's memory by
+    /// default; the embedded file or DynamoDB where they must outlive the process). Call it
+    /// before serving: it starts the directory afresh.
+    pub fn with_event_types(mut self, store: Arc<dyn EventTypeStore>) -> Self {
+        let directory = Directory::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.settings.cache_ttl,
+        )
+        .with_event_types(store.clone());
+        self.directory = Arc::new(directory);
+        self.event_types = store;
         self
     }
 

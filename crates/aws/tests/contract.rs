@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fresh_backend, fresh_queue, fresh_rate_limits, fresh_stats};
+use common::{fresh_backend, fresh_event_types, fresh_queue, fresh_rate_limits, fresh_stats};
 
 herald_contract::store_contract_tests!(fresh_backend);
 // Not `store_concurrency_contract_tests!`: moto's TransactWriteItems is not isolated (it rolls back
@@ -18,3 +18,4 @@ herald_contract::rate_limits_contract_tests!(fresh_rate_limits);
 herald_contract::stats_contract_tests!(fresh_stats);
 // Not `stats_concurrency_contract_tests!`: moto can lose one of several concurrent `ADD`s to an
 // item (DynamoDB applies them atomically).
+herald_contract::event_types_contract_tests!(fresh_event_types);

@@ -20,8 +20,9 @@
 //! [`store_concurrency_contract_tests!`] adds the properties that need isolated transactions
 //! under concurrent writers.
 //!
-//! [`rate_limits_contract_tests!`] and [`stats_contract_tests!`] cover the smaller ports: the send
-//! slots of rate-limited subscriptions and the delivery statistics.
+//! [`rate_limits_contract_tests!`], [`stats_contract_tests!`] and [`event_types_contract_tests!`]
+//! cover the smaller ports: the send slots of rate-limited subscriptions, the delivery statistics
+//! and the tenants' event types.
 //!
 //! The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
 //!
@@ -38,6 +39,7 @@ use herald_core::model::{Attempt, Delivery, Event, IdempotencyRecord};
 use herald_core::ports::{InsertEventOutcome, Queue, Recorded, Store, StoreError, UnitOfWork};
 
 pub mod compose;
+pub mod event_types;
 pub mod events;
 pub mod filters;
 pub mod fixtures;
@@ -256,6 +258,22 @@ macro_rules! stats_contract_tests {
 macro_rules! stats_concurrency_contract_tests {
     ($make:expr) => {
         $crate::__contract_tests!(stats, $make, [concurrent_adds_all_count]);
+    };
+}
+
+/// One `#[tokio::test]` per event-type property ([`herald_core::ports::EventTypeStore`]), each on
+/// a fresh instance from `$make`, returning a future of [`Fixture<dyn EventTypeStore>`](Fixture).
+#[macro_export]
+macro_rules! event_types_contract_tests {
+    ($make:expr) => {
+        $crate::__contract_tests!(
+            event_types,
+            $make,
+            [
+                types_are_created_once_read_replaced_and_deleted,
+                the_catalog_read_has_settings_and_every_type_by_name_for_one_tenant,
+            ]
+        );
     };
 }
 

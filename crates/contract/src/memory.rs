@@ -25,6 +25,10 @@ use herald_core::ports::{
     SubscriptionStore, TenantStore, UnitOfWork,
 };
 use herald_core::time::after;
+
+/// The in-memory event types live in the core (the application state defaults to them, as it does
+/// to the in-memory statistics); named here with the other in-memory adapters.
+pub use herald_core::catalog::MemoryEventTypes;
 use jiff::Timestamp;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use herald_contract::memory::{MemoryQueue, MemoryStore};
 use herald_contract::{Backend, Fixture};
-use herald_core::ports::{Queue, SystemClock};
+use herald_core::catalog::MemoryEventTypes;
+use herald_core::ports::{EventTypeStore, Queue, SystemClock};
 use herald_core::rate::{LocalRateLimits, RateLimits};
 use herald_core::stats::{MemoryStats, StatsStore};
 
@@ -28,6 +29,10 @@ async fn fresh_stats() -> Fixture<dyn StatsStore> {
     Fixture::new(Arc::new(MemoryStats::default()))
 }
 
+async fn fresh_event_types() -> Fixture<dyn EventTypeStore> {
+    Fixture::new(Arc::new(MemoryEventTypes::default()))
+}
+
 async fn fresh_queue() -> Fixture<dyn Queue> {
     Fixture::new(MemoryQueue::new(Arc::new(SystemClock)))
 }
@@ -39,3 +44,4 @@ herald_contract::rate_limits_contract_tests!(fresh_rate_limits);
 herald_contract::rate_limits_concurrency_contract_tests!(fresh_rate_limits);
 herald_contract::stats_contract_tests!(fresh_stats);
 herald_contract::stats_concurrency_contract_tests!(fresh_stats);
+herald_contract::event_types_contract_tests!(fresh_event_types);

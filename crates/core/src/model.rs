@@ -161,6 +161,20 @@ impl Subscription {
         self.events.iter().any(|p| p.matches(event_type))
     }
 
+    /// Renders its template (if it has one, on a platform that takes one) on each of `events`,
+    /// refusing it at the first that fails: the check made when a template is saved.
+    pub fn check_template(&self, events: &[Event]) -> Result<(), crate::input::FieldError> {
+        match (
+            &self.template,
+            crate::render::Markup::of(self.platform.platform()),
+        ) {
+            (Some(template), Some(markup)) => template
+                .check(markup, events)
+                .map_err(crate::input::FieldError::template),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `event` is for it: its type matches a pattern and its fields pass the filter.
     pub fn accepts(&self, event: &Event) -> bool {
         self.matches(&event.event_type) && self.filter.as_ref().is_none_or(|f| f.matches(event))

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{CatalogSettings, TenantCatalog, TenantEventType};
 use crate::health::{Health, HealthChange};
 use crate::ids::{ApiKeyId, DeliveryId, EventId, SubscriptionId, TenantId};
 use crate::model::{
@@ -220,6 +221,34 @@ pub trait DeliveryStore: Send + Sync + 'static {
         tenant: &TenantId,
         delivery: &DeliveryId,
     ) -> Result<Vec<Attempt>, StoreError>;
+}
+
+/// A tenant's own event types and its catalog settings. Intake reads them through a cache:
+/// [`EventTypeStore::tenant_catalog`] is the one read it makes (one DynamoDB Query).
+#[async_trait]
+pub trait EventTypeStore: Send + Sync + 'static {
+    /// Create-if-absent on (tenant, name); `AlreadyExists` if the tenant has it.
+    async fn create_event_type(&self, event_type: &TenantEventType) -> Result<(), StoreError>;
+    async fn get_event_type(
+        &self,
+        tenant: &TenantId,
+        name: &EventType,
+    ) -> Result<Option<TenantEventType>, StoreError>;
+    /// Replaces an existing type; `NotFound` if it is gone.
+    async fn replace_event_type(&self, event_type: &TenantEventType) -> Result<(), StoreError>;
+    /// Deletes; `NotFound` if it was not there.
+    async fn delete_event_type(
+        &self,
+        tenant: &TenantId,
+        name: &EventType,
+    ) -> Result<(), StoreError>;
+    async fn put_catalog_settings(
+        &self,
+        tenant: &TenantId,
+        settings: &CatalogSettings,
+    ) -> Result<(), StoreError>;
+    /// The tenant's settings (the defaults if never set) and all its types, sorted by name.
+    async fn tenant_catalog(&self, tenant: &TenantId) -> Result<TenantCatalog, StoreError>;
 }
 
 /// Every store port, as one handle (what `AppState` holds).

@@ -47,10 +47,13 @@ pub(crate) enum Tbl {
     /// row per hour (text order is time order); rows older than the retention are removed when
     /// their subscription's newer rows are written
     Stats,
+    /// `ten_…/settings` → CatalogSettings, `ten_…/type/<name>` → TenantEventType: a tenant's
+    /// catalog is one key range
+    EventTypes,
 }
 
 impl Tbl {
-    pub(crate) const ALL: [Tbl; 10] = [
+    pub(crate) const ALL: [Tbl; 11] = [
         Tbl::Tenants,
         Tbl::ApiKeys,
         Tbl::Subscriptions,
@@ -61,6 +64,7 @@ impl Tbl {
         Tbl::DeliveriesByEvent,
         Tbl::Attempts,
         Tbl::Stats,
+        Tbl::EventTypes,
     ];
 
     pub(crate) fn def(self) -> RecordTable {
@@ -75,6 +79,7 @@ impl Tbl {
             Tbl::DeliveriesByEvent => "deliveries_by_event",
             Tbl::Attempts => "attempts",
             Tbl::Stats => "stats",
+            Tbl::EventTypes => "event_types",
         })
     }
 }

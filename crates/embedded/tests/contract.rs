@@ -30,6 +30,11 @@ async fn fresh_stats() -> Fixture<dyn herald_core::stats::StatsStore> {
     Fixture::with_guard(Arc::new(db.store()), (db, dir))
 }
 
+async fn fresh_event_types() -> Fixture<dyn herald_core::ports::EventTypeStore> {
+    let (db, dir) = fresh();
+    Fixture::with_guard(Arc::new(db.store()), (db, dir))
+}
+
 async fn fresh_queue() -> Fixture<dyn Queue> {
     let (db, dir) = fresh();
     Fixture::with_guard(Arc::new(db.queue()), (db, dir))
@@ -40,3 +45,4 @@ herald_contract::store_concurrency_contract_tests!(fresh_backend);
 herald_contract::queue_contract_tests!(fresh_queue);
 herald_contract::stats_contract_tests!(fresh_stats);
 herald_contract::stats_concurrency_contract_tests!(fresh_stats);
+herald_contract::event_types_contract_tests!(fresh_event_types);

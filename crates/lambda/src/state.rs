@@ -90,6 +90,7 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
     let writes = AwsUnitOfWork::new(store.clone(), queue.clone());
     let rate_limits = DynamoRateLimits::new(&store);
     let stats = Arc::new(store.clone());
+    let event_types = Arc::new(store.clone());
     let app = AppState::new(
         Arc::new(store),
         Arc::new(writes),
@@ -99,7 +100,8 @@ pub fn build_state(sdk: &SdkConfig, config: &AwsConfig) -> Result<AwsState, Stat
         settings,
     )
     .with_rate_limits(Arc::new(rate_limits))
-    .with_stats(stats);
+    .with_stats(stats)
+    .with_event_types(event_types);
     if let Some(namespace) = &config.metrics_namespace {
         app.metrics.enable_emf(namespace);
     }

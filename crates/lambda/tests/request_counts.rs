@@ -81,6 +81,16 @@ async fn deploy() -> (AwsState, aws_sdk_sqs::Client) {
 }
 
 async fn post(router: axum::Router, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, json) = send(router, path, body).await;
+    assert!(status.is_success(), "{path}: {status} {json}");
+    json
+}
+
+async fn send(
+    router: axum::Router,
+    path: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
     let request = Request::builder()
         .method("POST")
         .uri(path)
@@ -94,8 +104,7 @@ async fn post(router: axum::Router, path: &str, body: serde_json::Value) -> serd
         .await
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    assert!(status.is_success(), "{path}: {status} {json}");
-    json
+    (status, json)
 }
 
 /// A receiver on 127.0.0.1 that answers 204 and counts what it got.
@@ -290,13 +299,15 @@ fn expected(rows: &[(&str, u64)]) -> BTreeMap<String, u64> {
 /// |---|---|---|---|---|
 /// | DynamoDB.GetItem | | | | F: each subscription (delivery) |
 /// | DynamoDB.PutItem | 1: the event, with its plan (no key: no idempotency record) | | 1: the delivery with its first attempt inside | |
-/// | DynamoDB.Query | | | | 1: the tenant's enabled subscriptions (intake's plan) |
+/// | DynamoDB.Query | | | | 1: the tenant's enabled subscriptions (intake's plan); 1: the tenant's event-type catalog (intake's schema check, schemas compiled once per read) |
 /// | SQS.SendMessageBatch | 1: its first attempts (F ≤ 10) or its fan-out message (F > 10) | ceil(E × F / 10): the first attempts of all its events, 10 a request | | |
 /// | DynamoDB.UpdateItem | | | | F: each subscription's last success (its health), written at most once an hour |
 /// | DynamoDB.UpdateItem | | per deliver batch: one per subscription it delivered to (its statistics of the hour, `ADD`) | | |
 ///
 /// The API key costs nothing here: the subscription requests before the measured stretch read it
-/// (once) into the directory. The enabled list is read once though it was never read before:
+/// (once) into the directory. The catalog is read once per window whether or not the tenant has
+/// types of its own (nothing tells intake that it has none without reading). The enabled list is
+/// read once though it was never read before:
 /// creating a subscription drops it, so intake plans with the new one at once. Concurrent misses
 /// (a batch of ten) share one read, so "once" is exact.
 ///
@@ -313,7 +324,7 @@ fn todays_calls(events: u64, fanout: u64, stats_writes: u64) -> BTreeMap<String,
     expected(&[
         ("DynamoDB.GetItem", fanout),
         ("DynamoDB.PutItem", events + deliveries),
-        ("DynamoDB.Query", 1),
+        ("DynamoDB.Query", 2),
         ("DynamoDB.UpdateItem", fanout + stats_writes),
         (
             "SQS.SendMessageBatch",
@@ -413,4 +424,70 @@ async fn an_event_a_filter_refuses_costs_its_put_and_no_message() {
     let mut calls = todays_calls(1, 1, stats_writes);
     *calls.get_mut("DynamoDB.PutItem").unwrap() += 3;
     assert_eq!(by_operation(&measured), calls, "refused events cost more");
+}
+
+/// A type with a JSON Schema costs nothing per event: intake checks `data` against the schema
+/// compiled when the catalog was read (once per window, counted in `todays_calls`). Four valid
+/// events of the type make today's calls of four events; two that break the schema are answered
+/// 422 and cost no call at all.
+#[tokio::test]
+async fn events_of_a_type_with_a_schema_cost_what_other_events_cost() {
+    let (state, esm) = deploy().await;
+    let meter = state.meter.clone().expect("the meter is on");
+    let (url, received) = start_receiver().await;
+    let api = || herald_app::api::management_router(state.app.clone());
+    post(
+        api(),
+        "/v1/subscriptions",
+        serde_json::json!({"platform": "custom", "url": url, "events": ["order.*"]}),
+    )
+    .await;
+    post(
+        api(),
+        "/v1/event-types",
+        serde_json::json!({"name": "order.paid", "schema": {"type": "object",
+            "required": ["order"], "properties": {"order": {"type": "integer"}}}}),
+    )
+    .await;
+
+    let before = meter.snapshot();
+    for order in [
+        serde_json::json!(1),
+        serde_json::json!("two"),
+        serde_json::json!(3),
+    ] {
+        let body = serde_json::json!({"type": "order.paid", "data": {"order": order}});
+        let (status, _) = send(
+            herald_app::api::intake_router(state.app.clone()),
+            "/v1/events",
+            body,
+        )
+        .await;
+        let want = if order.is_string() { 422 } else { 202 };
+        assert_eq!(status.as_u16(), want);
+    }
+    for order in [4, 5] {
+        post(
+            herald_app::api::intake_router(state.app.clone()),
+            "/v1/events",
+            serde_json::json!({"type": "order.paid", "data": {"order": order}}),
+        )
+        .await;
+    }
+    let (status, _) = send(
+        herald_app::api::intake_router(state.app.clone()),
+        "/v1/events",
+        serde_json::json!({"type": "order.paid", "data": {}}),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 422);
+    let stats_writes = drain(&state, &esm, QueueName::Deliveries, 4).await;
+    let measured = meter.snapshot().since(&before);
+
+    assert_eq!(received.load(std::sync::atomic::Ordering::Relaxed), 4);
+    assert_eq!(
+        by_operation(&measured),
+        todays_calls(4, 1, stats_writes),
+        "a schema costs a call per event, or a refused event costs calls"
+    );
 }

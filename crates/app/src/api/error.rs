@@ -1,5 +1,5 @@
-//! The API's error type and its wire shape: `{"error": {"code", "message", "field"?, "line"?}}`, a typed
-//! [`ErrorBody`] that the OpenAPI document describes.
+//! The API's error type and its wire shape: `{"error": {"code", "message", "field"?, "line"?,
+//! "violations"?}}`, a typed [`ErrorBody`] that the OpenAPI document describes.
 //!
 //! A 500 is logged with its cause chain and answered with a fixed message: internals never reach
 //! the client.
@@ -7,6 +7,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use herald_core::catalog::{Refusal, Violation};
 use herald_core::ports::{QueueError, StoreError};
 use herald_core::FieldError;
 use serde::Serialize;
@@ -24,7 +25,8 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `validation_failed`, `invalid_json`, `invalid_query`,
     /// `invalid_cursor`, `invalid_header`, `unauthorized`, `not_found`, `method_not_allowed`,
     /// `conflict`, `limit_reached`, `payload_too_large`, `unsupported_media_type`,
-    /// `invalid_template`, `internal_error`.
+    /// `invalid_template`, `schema_violation`, `unknown_event_type`, `builtin_event_type`,
+    /// `internal_error`.
     #[schema(example = "validation_failed")]
     pub code: &'static str,
     /// For people: what to change.
@@ -37,6 +39,28 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 3, minimum = 1)]
     pub line: Option<usize>,
+    /// With `schema_violation`: where `data` breaks its type's schema, and why (at most 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Vec<ViolationView>>,
+}
+
+/// One place where `data` breaks its type's JSON Schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViolationView {
+    /// A JSON pointer into `data` (`""` is `data` itself).
+    #[schema(example = "/space/name")]
+    pub pointer: String,
+    #[schema(example = "5 is not of type \"string\"")]
+    pub reason: String,
+}
+
+impl From<Violation> for ViolationView {
+    fn from(v: Violation) -> Self {
+        Self {
+            pointer: v.pointer,
+            reason: v.reason,
+        }
+    }
 }
 
 /// An error answer.
@@ -47,6 +71,7 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub line: Option<usize>,
+    pub violations: Option<Vec<Violation>>,
 }
 
 impl ApiError {
@@ -57,6 +82,43 @@ impl ApiError {
             message: message.into(),
             field: None,
             line: None,
+            violations: None,
+        }
+    }
+
+    /// The catalog refused an event: 422 with the violations, or naming the unknown type.
+    pub fn refused(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::SchemaViolation { violations, .. } => {
+                let mut err = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "schema_violation",
+                    message,
+                )
+                .with_field("data");
+                err.violations = Some(violations);
+                err
+            }
+            Refusal::UnknownType(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_event_type",
+                message,
+            )
+            .with_field("type"),
+        }
+    }
+
+    /// The body of this error (for answers that carry several, as a batch does).
+    pub fn detail(self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code,
+            message: self.message,
+            field: self.field,
+            line: self.line,
+            violations: self
+                .violations
+                .map(|v| v.into_iter().map(ViolationView::from).collect()),
         }
     }
 
@@ -135,15 +197,11 @@ impl From<QueueError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status;
         let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-                field: self.field,
-                line: self.line,
-            },
+            error: self.detail(),
         };
-        (self.status, Json(body)).into_response()
+        (status, Json(body)).into_response()
     }
 }
 

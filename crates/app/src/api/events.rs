@@ -1,14 +1,11 @@
-//! `/v1/events` (intake, and the tenant's events newest first) and `/v1/events/{id}`,
-//! `/v1/event-types`.
+//! `/v1/events` (intake, and the tenant's events newest first) and `/v1/events/{id}`.
 
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use futures_util::future::try_join_all;
-use herald_core::{
-    Delivery, DeliverySummary, EventId, EventType, Operational, BUILTIN_EVENT_TYPES,
-};
+use herald_core::{Delivery, DeliverySummary, EventId, EventType};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -44,7 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(read))
-        .routes(routes!(event_types))
 }
 
 /// An accepted event.
@@ -101,7 +97,9 @@ visible characters", body = ErrorBody),
             body = ErrorBody),
         (status = 413, description = "The event is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "A field is not valid (`field` names it)", body = ErrorBody),
+        (status = 422, description = "A field is not valid (`field` names it); `data` does not \
+match its type's JSON Schema (`schema_violation`, with `violations`); or the type is unknown and \
+the tenant refuses unknown types (`unknown_event_type`). Nothing was stored.", body = ErrorBody),
     ))]
 async fn accept(
     State(state): State<AppState>,
@@ -136,6 +134,7 @@ async fn accept(
             IntakeError::KeyReused => ApiError::conflict(
                 "this Idempotency-Key (or event id) was already used with a different body",
             ),
+            IntakeError::Refused(r) => ApiError::refused(r),
             IntakeError::Store(e) => e.into(),
             IntakeError::Queue(e) => e.into(),
         })?;
@@ -188,12 +187,7 @@ async fn accept_batch(
                 answers.push(None);
             }
             Err((field, message)) => answers.push(Some(BatchItemAnswer::Rejected {
-                error: ErrorDetail {
-                    code: "validation_failed",
-                    message,
-                    field: Some(field.to_owned()),
-                    line: None,
-                },
+                error: ApiError::validation(field, message).detail(),
             })),
         }
     }
@@ -201,6 +195,7 @@ async fn accept_batch(
         .await
         .map_err(|e| match e {
             IntakeError::KeyReused => ApiError::conflict("an idempotency key was reused"),
+            IntakeError::Refused(r) => ApiError::refused(r),
             IntakeError::Store(e) => e.into(),
             IntakeError::Queue(e) => e.into(),
         })?;
@@ -209,14 +204,14 @@ async fn accept_batch(
             intake::ItemOutcome::Accepted(a) => BatchItemAnswer::Accepted(a.into()),
             intake::ItemOutcome::Duplicate(a) => BatchItemAnswer::Duplicate(a.into()),
             intake::ItemOutcome::KeyReused => BatchItemAnswer::Rejected {
-                error: ErrorDetail {
-                    code: "conflict",
-                    message:
-                        "this idempotency key (or event id) was already used with a different body"
-                            .to_owned(),
-                    field: Some("idempotency_key".to_owned()),
-                    line: None,
-                },
+                error: ApiError::conflict(
+                    "this idempotency key (or event id) was already used with a different body",
+                )
+                .with_field("idempotency_key")
+                .detail(),
+            },
+            intake::ItemOutcome::Refused(r) => BatchItemAnswer::Rejected {
+                error: ApiError::refused(r).detail(),
             },
         };
         if let Some(slot) = answers.get_mut(index) {
@@ -404,59 +399,4 @@ async fn read(
         event: event_view(&event),
         deliveries: deliveries.iter().map(delivery_view).collect(),
     }))
-}
-
-/// The event catalog, in one page.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventTypeList {
-    pub data: Vec<EventTypeView>,
-    /// Always null: the catalog is one page.
-    pub next_cursor: Option<String>,
-}
-
-/// One event type of the catalog.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventTypeView {
-    #[schema(example = "document.created")]
-    pub name: &'static str,
-    pub description: &'static str,
-    pub builtin: bool,
-    /// Herald's own events (`herald.*`): a subscription names them (or `herald.*`) to get them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operational: Option<bool>,
-    /// An example `data` of this type, as the source application sends it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub example: Option<Value>,
-}
-
-/// The event types a subscription can name: the documentation platform's and Herald's own.
-#[utoipa::path(get, path = "/v1/event-types", operation_id = "list_event_types", tag = "events",
-    security(("api_key" = [])),
-    responses(
-        (status = 200, description = "The catalog", body = EventTypeList),
-        (status = 401, description = "No valid API key", body = ErrorBody),
-    ))]
-async fn event_types(_caller: Caller) -> Json<EventTypeList> {
-    let data = BUILTIN_EVENT_TYPES
-        .iter()
-        .map(|builtin| EventTypeView {
-            name: builtin.name,
-            description: builtin.description,
-            builtin: true,
-            operational: None,
-            example: Some(builtin.example()),
-        })
-        // Herald's own events: a subscription names `herald.*` (or one of them) to receive them.
-        .chain(Operational::ALL.iter().map(|kind| EventTypeView {
-            name: kind.as_str(),
-            description: kind.description(),
-            builtin: true,
-            operational: Some(true),
-            example: None,
-        }))
-        .collect();
-    Json(EventTypeList {
-        data,
-        next_cursor: None,
-    })
 }

@@ -9,6 +9,7 @@
 
 pub mod deliveries;
 pub mod error;
+pub mod event_types;
 pub mod events;
 pub mod extract;
 pub mod openapi;
@@ -37,6 +38,7 @@ fn management_routes() -> OpenApiRouter<AppState> {
         .merge(subscriptions::router())
         .merge(deliveries::router())
         .merge(events::router())
+        .merge(event_types::router())
         .routes(routes!(healthz))
         .routes(routes!(openapi::serve))
 }

@@ -33,7 +33,9 @@ answer 404. Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`. Lists
     tags(
         (name = "subscriptions", description = "Where events go, and how they are signed"),
         (name = "deliveries", description = "The delivery log, attempts and replay"),
-        (name = "events", description = "Intake and the event catalog"),
+        (name = "events", description = "Intake and the events received"),
+        (name = "event types", description = "The event catalog: built-in types and the \
+tenant's own, with JSON Schemas for `data`; the tenant's catalog settings"),
         (name = "health", description = "Liveness, metrics and this document"),
     )
 )]
@@ -184,6 +186,12 @@ mod tests {
         ("post", "/v1/events/batch"),
         ("get", "/v1/events/{id}"),
         ("get", "/v1/event-types"),
+        ("post", "/v1/event-types"),
+        ("get", "/v1/event-types/{name}"),
+        ("patch", "/v1/event-types/{name}"),
+        ("delete", "/v1/event-types/{name}"),
+        ("get", "/v1/settings"),
+        ("patch", "/v1/settings"),
     ];
 
     const PUBLIC: &[&str] = &["/healthz", "/metrics", "/v1/openapi.json"];
@@ -259,7 +267,9 @@ mod tests {
     async fn every_documented_route_is_served_and_answers_what_it_documents_without_a_key() {
         let h = Harness::new([]);
         for (method, path, op) in operations(&doc()) {
-            let uri = path.replace("{id}", "sub_01JF3Q8Z6X4N7W2C5V9B1M0KQR");
+            let uri = path
+                .replace("{id}", "sub_01JF3Q8Z6X4N7W2C5V9B1M0KQR")
+                .replace("{name}", "document.translated");
             let request = Request::builder()
                 .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
                 .uri(&uri)
@@ -401,6 +411,14 @@ mod tests {
                 format!("{one}/recover"),
                 202,
             ),
+            ("post", "/v1/event-types", "/v1/event-types".to_owned(), 201),
+            (
+                "patch",
+                "/v1/event-types/{name}",
+                "/v1/event-types/document.translated".to_owned(),
+                200,
+            ),
+            ("patch", "/v1/settings", "/v1/settings".to_owned(), 200),
         ] {
             let example = created_example(&op(method, path));
             assert!(example.is_object(), "{method} {path} has no example");
@@ -498,7 +516,10 @@ mod tests {
         assert!(calls.len() >= 9, "{calls:?}");
         let mut sub = String::new();
         for (method, path, body) in calls {
-            let template = path.replace("$SUB", "{id}").replace("del_...", "{id}");
+            let mut template = path.replace("$SUB", "{id}").replace("del_...", "{id}");
+            if let Some(name) = template.strip_prefix("/v1/event-types/") {
+                template = template.replace(name, "{name}");
+            }
             let op = &doc["paths"][&template][method.to_lowercase()];
             assert!(
                 op.is_object(),

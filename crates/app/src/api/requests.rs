@@ -242,3 +242,13 @@ pub struct BatchItem {
     #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
+
+/// Optional: the type whose example to send instead of a `webhook.test` event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"event_type": "document.published"}))]
+pub struct TestRequest {
+    /// A built-in type or one of the tenant's, with an example.
+    #[schema(example = "document.published")]
+    pub event_type: Option<String>,
+}

@@ -1,6 +1,7 @@
 //! Delivery: one attempt of one delivery — render, sign, POST, record — carrying out what the
 //! core's rules decide ([`Delivery::step`] for the message, [`Delivery::after_attempt`] for the
-//! outcome). Also "save and test", which makes one attempt right away and reports it.
+//! outcome). "Save and test" ([`super::test_send`]) makes one attempt right away through
+//! [`attempt_once`].
 //!
 //! A message carries the delivery as it stood when it was sent and, when small, the event: a
 //! message received for the first time is acted on without reading either back (the subscription
@@ -17,19 +18,16 @@
 use std::time::{Duration, Instant};
 
 use herald_core::delivery::{SlotWait, Step, Transition, SLOT_GRACE};
-use herald_core::health::HealthChange;
-use herald_core::operational::{self, DisableReason};
+use herald_core::operational;
 use herald_core::outcome::{classify_error, classify_status, AttemptOutcome};
 use herald_core::ports::{OutgoingMessage, QueueMessage, Recorded, StoreError};
 use herald_core::rate;
-use herald_core::retry::RetryPolicy;
 use herald_core::{
-    Attempt, AttemptId, Delivery, DeliveryId, DeliveryMessage, Event, EventId, EventType, Platform,
-    Subscription, TargetUrl,
+    Attempt, AttemptId, Delivery, DeliveryId, DeliveryMessage, Event, Platform, Subscription,
+    TargetUrl,
 };
 use jiff::Timestamp;
 use rand::thread_rng;
-use serde_json::json;
 
 use super::intake;
 use super::lifecycle::{self, Admission};
@@ -415,72 +413,6 @@ fn log_attempt(sub: &Subscription, event: &Event, attempt: &Attempt, outcome: &s
     );
 }
 
-/// The answer of "save and test".
-#[derive(Debug, Clone)]
-pub struct TestReport {
-    pub delivered: bool,
-    pub status: Option<u16>,
-    pub latency_ms: u64,
-    pub response_excerpt: Option<String>,
-    pub error: Option<String>,
-    pub event_id: EventId,
-    pub delivery_id: DeliveryId,
-}
-
-/// Sends a `webhook.test` event to one subscription now and waits for the answer. The event and the
-/// attempt are recorded like any other, so the test shows in the delivery log. No retries follow.
-/// The subscription's payload filter does not apply: this tests the endpoint, not the filter.
-pub async fn send_test(state: &AppState, sub: &Subscription) -> Result<TestReport, WorkerError> {
-    let now = state.clock.now();
-    let event = Event {
-        id: EventId::new(),
-        tenant_id: sub.tenant_id,
-        event_type: EventType::webhook_test(),
-        timestamp: now,
-        data: json!({
-            "title": "Test event from Herald",
-            "message": "If you can read this, your webhook works.",
-            "subscription_id": sub.id,
-        }),
-        subscriptions: vec![sub.id],
-    };
-    state
-        .writes
-        .insert_event_and_send(&event, None, Vec::new())
-        .await?;
-    // Stored by its first attempt, below.
-    let mut delivery = Delivery::pending(&event, sub.id, now);
-    let (attempt, outcome) = attempt_once(state, sub, &event, delivery.id, 1).await?;
-    // A test is tried once, never retried.
-    let transition = delivery.after_attempt(
-        &attempt,
-        &outcome,
-        &RetryPolicy::no_retries(),
-        state.clock.now(),
-        &mut thread_rng(),
-    );
-    state
-        .writes
-        .record_attempt_and_send(&attempt, &delivery, Vec::new())
-        .await?;
-    if transition == Transition::Gone {
-        let mut health = sub.health.clone();
-        health.apply(HealthChange::Failed {
-            at: state.clock.now(),
-        });
-        lifecycle::disable(state, sub, &health, DisableReason::Gone, state.clock.now()).await?;
-    }
-    Ok(TestReport {
-        delivered: attempt.succeeded,
-        status: attempt.status_code,
-        latency_ms: attempt.latency_ms,
-        response_excerpt: attempt.response_excerpt,
-        error: attempt.error,
-        event_id: event.id,
-        delivery_id: delivery.id,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -761,7 +693,9 @@ mod tests {
     async fn save_and_test_tries_once_and_never_retries() {
         let h = Harness::new([Reply::Status(500)]);
         let sub = h.subscribe(&["*"], true).await;
-        let report = send_test(&h.state, &sub).await.unwrap();
+        let report = crate::service::test_send::send_test(&h.state, &sub)
+            .await
+            .unwrap();
         assert!(!report.delivered);
         assert_eq!(report.status, Some(500));
         let d = h

@@ -10,9 +10,15 @@
 //! deliveries every time, and each attempt is recorded once. The idempotency window is
 //! [`Settings::idempotency_window`](crate::settings::Settings): within it a key gets the first
 //! answer (409 with another body); after it the key makes a new event.
+//!
+//! Before any of that, each event is checked against its tenant's catalog (the directory's cached
+//! copy, schemas compiled once per fill): `data` against its type's JSON Schema, and unknown types
+//! against the tenant's setting. A refused event stores, queues and consumes nothing (its
+//! idempotency key included).
 
 use std::time::Duration;
 
+use herald_core::catalog::Refusal;
 use herald_core::delivery::plan;
 use herald_core::operational::Notice;
 use herald_core::ports::{
@@ -130,6 +136,9 @@ pub struct Accepted {
 pub enum IntakeError {
     #[error("idempotency key reused with a different body")]
     KeyReused,
+    /// The tenant's catalog refuses it (schema violation, unknown type): nothing was stored.
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -152,6 +161,8 @@ pub enum ItemOutcome {
     Duplicate(Accepted),
     /// The key was used before with another body.
     KeyReused,
+    /// The tenant's catalog refuses it; nothing was stored or queued for it.
+    Refused(Refusal),
 }
 
 /// Stores and queues an event. Same key + same body → the first answer; different body → KeyReused.
@@ -168,19 +179,48 @@ pub async fn accept(
     match accept_all(state, tenant, vec![item]).await?.pop() {
         Some(ItemOutcome::Accepted(a) | ItemOutcome::Duplicate(a)) => Ok(a),
         Some(ItemOutcome::KeyReused) => Err(IntakeError::KeyReused),
+        Some(ItemOutcome::Refused(r)) => Err(IntakeError::Refused(r)),
         None => Err(StoreError::backend("intake answered nothing").into()),
     }
 }
 
-/// Stores and queues events, each on its own (a duplicate or a reused key affects its item only),
-/// in one unit of work: on AWS, one conditional write per event and one queue request per ten.
-/// Answers in input order.
+/// Stores and queues events, each on its own (a duplicate, a reused key or a refusal by the
+/// tenant's catalog affects its item only), in one unit of work: on AWS, one conditional write per
+/// event and one queue request per ten; the catalog comes from the directory (one Query per cache
+/// period, not per event). Answers in input order.
 pub async fn accept_all(
     state: &AppState,
     tenant: TenantId,
     items: Vec<IntakeItem>,
 ) -> Result<Vec<ItemOutcome>, IntakeError> {
-    accept_planned(state, tenant, items, None).await
+    let catalog = state.directory.catalog(&tenant).await?;
+    let mut refused = Vec::with_capacity(items.len());
+    let mut taken = Vec::with_capacity(items.len());
+    for item in items {
+        match catalog.check(&item.input.event_type, &item.input.data) {
+            Ok(()) => {
+                refused.push(None);
+                taken.push(item);
+            }
+            Err(refusal) => {
+                tracing::info!(tenant = %tenant, event_type = %item.input.event_type, reason = %refusal, "event refused by the catalog");
+                refused.push(Some(ItemOutcome::Refused(refusal)));
+            }
+        }
+    }
+    let mut outcomes = if taken.is_empty() {
+        Vec::new()
+    } else {
+        accept_planned(state, tenant, taken, None).await?
+    }
+    .into_iter();
+    refused
+        .into_iter()
+        .map(|r| {
+            r.or_else(|| outcomes.next())
+                .ok_or_else(|| StoreError::backend("intake answered too few events").into())
+        })
+        .collect()
 }
 
 /// Emits one of Herald's operational events into `tenant`'s stream, keyed by the notice's key
@@ -203,8 +243,9 @@ pub async fn emit(state: &AppState, tenant: TenantId, notice: Notice) -> Result<
         Ok(outcome) => outcome,
         Err(IntakeError::Store(e)) => return Err(e.into()),
         Err(IntakeError::Queue(e)) => return Err(e.into()),
-        // Reused keys are answered per item, below, never as an error of the whole.
-        Err(IntakeError::KeyReused) => return Ok(()),
+        // Reused keys are answered per item, below, never as an error of the whole; operational
+        // events are not checked against a catalog.
+        Err(IntakeError::KeyReused | IntakeError::Refused(_)) => return Ok(()),
     };
     if let Some(ItemOutcome::Accepted(a)) = outcome.first() {
         tracing::info!(target: "herald::operator", tenant = %tenant, subscription = %notice.subject, event = %a.id, event_type = %a.event_type, "operational event");
@@ -362,11 +403,55 @@ async fn accept_planned(
 mod tests {
     use super::*;
     use crate::service::testing::Harness;
-    use herald_core::ports::QueueName;
+    use herald_core::ports::{Clock, QueueName};
     use serde_json::json;
 
     fn input(n: u32) -> EventInput {
         parse_event_input(json!({"type": "document.created", "data": {"n": n}})).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_event_stores_queues_and_consumes_nothing() {
+        let h = Harness::new([]);
+        h.subscribe(&["*"], true).await;
+        let schema = json!({"type": "object", "required": ["n"],
+            "properties": {"n": {"type": "integer", "minimum": 10}}});
+        let typed = herald_core::catalog::TenantEventType::create(
+            h.tenant,
+            json!({"name": "document.created", "schema": schema}),
+            h.clock.now(),
+        );
+        // A built-in name cannot be registered; a type of the tenant's own can.
+        assert!(typed.is_err());
+        let typed = herald_core::catalog::TenantEventType::create(
+            h.tenant,
+            json!({"name": "counter.ticked", "schema": schema}),
+            h.clock.now(),
+        )
+        .unwrap();
+        h.state.event_types.create_event_type(&typed).await.unwrap();
+        let tick = |n: i64| {
+            parse_event_input(json!({"type": "counter.ticked", "data": {"n": n}})).unwrap()
+        };
+        let key = || Some("k-1".to_owned());
+        let refused = accept(&h.state, h.tenant, tick(3), key()).await;
+        let Err(IntakeError::Refused(Refusal::SchemaViolation { violations, .. })) = refused else {
+            panic!("expected a schema violation, got {refused:?}")
+        };
+        assert_eq!(violations[0].pointer, "/n");
+        assert!(h.take(QueueName::Deliveries).is_empty());
+        assert!(h.take(QueueName::Events).is_empty());
+
+        // The key was not consumed: a valid event under it is new.
+        let accepted = accept(&h.state, h.tenant, tick(12), key()).await.unwrap();
+        assert!(h
+            .state
+            .store
+            .get_event(&h.tenant, &accepted.id)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(h.take_deliveries().len(), 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod outbound;
 pub mod recover;
+pub mod test_send;
 #[cfg(test)]
 pub(crate) mod testing;
 

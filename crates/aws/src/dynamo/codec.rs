@@ -76,6 +76,10 @@ pub(super) fn tenant_keys_pk(tenant: &TenantId) -> String {
 pub(super) fn subscriptions_pk(tenant: &TenantId) -> String {
     format!("{tenant}#SUB")
 }
+/// A tenant's event types and catalog settings (`event_types`).
+pub(super) fn types_pk(tenant: &TenantId) -> String {
+    format!("{tenant}#TYPES")
+}
 /// An event's partition: one of the tenant's [`EVENT_SHARDS`] event shards, read off the id's
 /// random bits, so the event is found by id alone and the tenant's events by a Query of each shard.
 pub(super) fn event_pk(tenant: &TenantId, event: &EventId) -> String {

@@ -25,6 +25,8 @@
 //! | delivery, with its first attempt | `ten_…#LOG#<tag>#<shard>` | `del_…` | `attempts` (a number), `first` (the attempt), `expires_at` if deliveries expire |
 //! | attempt after the first (and a superseded one) | `ten_…#del_…` | `ATTEMPT#<number, 10 digits>#att_…` | `expires_at` |
 //! | send slots of a subscription with a rate (`rate`) | `ten_…#RATE` | `sub_…` | `next`, `expires_at` |
+//! | a tenant's event type (`event_types`) | `ten_…#TYPES` | `TYPE#<name>` | |
+//! | a tenant's catalog settings | `ten_…#TYPES` | `SETTINGS` | |
 //! | delivery statistics of a subscription's hour (`stats`) | `ten_…#STATS#sub_…` | `hour#2026-12-06T09` (UTC) | counts `ok`, `fail`, `retry`, `att` and latency bins `l0`…`l29` (numbers, only those not zero), `expires_at` (8 days after the hour) |
 //!
 //! An event lives in one of its tenant's [`EVENT_SHARDS`] event partitions, `<shard>` being its
@@ -87,6 +89,9 @@
 //! - a delivery's attempts: its item's `first`, and a Query of `ten_…#del_…` ascending (the
 //!   zero-padded number makes text order numeric).
 //! - the subscription limit: a Query of the tenant's subscriptions, stopped at the limit.
+//! - a tenant's event types and settings: one Query of `ten_…#TYPES` (intake reads it once per
+//!   cache period per function instance, never per event); the API's writes are one PutItem,
+//!   UpdateItem or DeleteItem each.
 //! - delivery statistics: an UpdateItem `ADD` per (subscription, hour) touched per flush (a Lambda
 //!   batch, or a second of `herald dev`), never per delivery; a window is one Query of the
 //!   subscription's statistics partition, `sk BETWEEN` its first and last hour (see `stats`).
@@ -108,6 +113,7 @@ use aws_sdk_dynamodb::Client;
 
 mod catalog;
 mod codec;
+mod event_types;
 mod health;
 mod log;
 mod rate;

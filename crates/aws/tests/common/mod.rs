@@ -66,6 +66,12 @@ pub async fn fresh_stats() -> Fixture<dyn herald_core::stats::StatsStore> {
     Fixture::new(Arc::new(store))
 }
 
+/// Event types in a fresh table.
+pub async fn fresh_event_types() -> Fixture<dyn herald_core::ports::EventTypeStore> {
+    let store = dynamo_store(DynamoConfig::new(unique("herald"))).await;
+    Fixture::new(Arc::new(store))
+}
+
 pub async fn fresh_queue() -> Fixture<dyn Queue> {
     Fixture::new(Arc::new(sqs_queue().await))
 }

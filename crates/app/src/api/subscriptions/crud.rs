@@ -58,6 +58,7 @@ pub(super) async fn create(
         secret.clone(),
         state.clock.now(),
     );
+    check_template_on_own_examples(&state, &sub).await?;
     let created = state.store.create_subscription(&sub).await;
     // Fan-out in this process sees the new subscription at once (others within the cache TTL).
     state.directory.forget_subscription(&sub.tenant_id, &sub.id);
@@ -161,9 +162,13 @@ pub(super) async fn update(
     JsonObject(body): JsonObject,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let mut sub = load(&state, &caller, &id).await?;
+    let new_template = body.get("template").is_some_and(|t| !t.is_null());
     let patch = SubscriptionPatch::parse(body, &sub, state.settings.address_policy)?;
     let was_enabled = sub.enabled;
     sub.apply(patch, state.clock.now());
+    if new_template {
+        check_template_on_own_examples(&state, &sub).await?;
+    }
     let updated = state.store.update_subscription(&sub).await;
     state.directory.forget_subscription(&sub.tenant_id, &sub.id);
     updated.map_err(not_found_as_subscription)?;
@@ -204,6 +209,21 @@ fn not_found_as_subscription(err: StoreError) -> ApiError {
         StoreError::NotFound => ApiError::not_found("subscription"),
         other => other.into(),
     }
+}
+
+/// A template is checked against the built-in examples when it is parsed; this checks it against
+/// the examples of the tenant's own types the subscription takes too (read through the cached
+/// catalog), so a template that fails on one is refused now, not found out at delivery.
+pub(super) async fn check_template_on_own_examples(
+    state: &AppState,
+    sub: &Subscription,
+) -> Result<(), ApiError> {
+    if sub.template.is_none() {
+        return Ok(());
+    }
+    let catalog = state.directory.catalog(&sub.tenant_id).await?;
+    sub.check_template(&catalog.example_events(sub))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -93,12 +93,14 @@ pub(super) async fn preview(
         (None, Some(raw)) => {
             let event_type =
                 EventType::parse(&raw).map_err(|e| invalid("event_type", e.to_string()))?;
-            let data = example_for(&state, &caller.tenant_id, &event_type).ok_or_else(|| {
-                invalid(
-                    "event_type",
-                    format!("`{event_type}` has no example: send an `event` with its `data`"),
-                )
-            })?;
+            let data = example_for(&state, &caller.tenant_id, &event_type)
+                .await?
+                .ok_or_else(|| {
+                    invalid(
+                        "event_type",
+                        format!("`{event_type}` has no example: send an `event` with its `data`"),
+                    )
+                })?;
             (event_type, data)
         }
         (None, None) => return Err(invalid("event", "give an `event` or an `event_type`")),
@@ -162,10 +164,18 @@ pub(super) async fn preview(
     }))
 }
 
-/// The example `data` of an event type, for a preview given only a type. Reads the built-in
-/// catalog; the one place to extend when tenants register types with examples.
-pub fn example_for(_state: &AppState, _tenant: &TenantId, event_type: &EventType) -> Option<Value> {
-    BuiltinEventType::find(event_type.as_str()).map(BuiltinEventType::example)
+/// The example `data` of an event type, for a preview given only a type: the tenant's own type's
+/// (through the cached catalog), else the built-in one's.
+pub async fn example_for(
+    state: &AppState,
+    tenant: &TenantId,
+    event_type: &EventType,
+) -> Result<Option<Value>, ApiError> {
+    let catalog = state.directory.catalog(tenant).await?;
+    if let Some(own) = catalog.get(event_type) {
+        return Ok(own.record.example.clone());
+    }
+    Ok(BuiltinEventType::find(event_type.as_str()).map(BuiltinEventType::example))
 }
 
 /// `{"type": …, "data": {…}}`; `data` defaults to `{}`.
