@@ -331,22 +331,30 @@ export function templateEditor({ template, types, chosen, subscription }) {
   }
 
   function showProblem(err) {
-    const message = err.code === 'invalid_template' || err.field === 'template' || err.field === 'subscription.template'
-      ? `The template cannot be used: ${err.message}`
-      : `No preview: ${humanMessage(err)}`;
-    error.textContent = message;
+    sketch.classList.add('stale');
+    const aboutTemplate = err.code === 'invalid_template' || /(^|\.)template$/.test(err.field ?? '');
+    if (!aboutTemplate) {
+      // Not the template's fault (the server, the network): say so beside the preview only.
+      clearMark();
+      replace(sketch, h('p', { class: 'hint' }, `No preview right now. ${humanMessage(err)}`));
+      return;
+    }
+    error.textContent = `The template cannot be used: ${err.message}`;
     error.hidden = false;
     area.setAttribute('aria-invalid', 'true');
     area.setAttribute('aria-describedby', `${id}-hint ${id}-error`);
-    sketch.classList.add('stale');
   }
 
   function clearProblem() {
+    clearMark();
+    sketch.classList.remove('stale');
+  }
+
+  function clearMark() {
     error.hidden = true;
     error.textContent = '';
     area.removeAttribute('aria-invalid');
     area.setAttribute('aria-describedby', `${id}-hint`);
-    sketch.classList.remove('stale');
   }
 
   const later = () => {
