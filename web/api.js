@@ -96,6 +96,12 @@ const enc = encodeURIComponent;
 
 export const api = {
   eventTypes: (key) => call('GET', 'v1/event-types', { key }),
+  createEventType: (body) => call('POST', 'v1/event-types', { body }),
+  deleteEventType: (name) => call('DELETE', `v1/event-types/${enc(name)}`),
+  settings: () => call('GET', 'v1/settings'),
+  updateSettings: (body) => call('PATCH', 'v1/settings', { body }),
+  // What Herald would send for a subscription body and an event, without sending it.
+  preview: (body) => call('POST', 'v1/subscriptions/preview', { body }),
   listSubscriptions: (cursor) =>
     call('GET', `v1/subscriptions?limit=100${cursor ? `&cursor=${enc(cursor)}` : ''}`),
   getSubscription: (id) => call('GET', `v1/subscriptions/${enc(id)}`),
@@ -105,7 +111,10 @@ export const api = {
   getSecret: (id) => call('GET', `v1/subscriptions/${enc(id)}/secret`),
   rotateSecret: (id) => call('POST', `v1/subscriptions/${enc(id)}/secret/rotate`),
   // The test waits for the receiver (up to its per-attempt timeout), so allow longer.
-  test: (id) => call('POST', `v1/subscriptions/${enc(id)}/test`, { timeoutMs: 60000 }),
+  // With `eventType`, sends that type's example instead of a webhook.test event ("Send example").
+  test: (id, eventType) => call('POST', `v1/subscriptions/${enc(id)}/test`, {
+    body: eventType ? { event_type: eventType } : undefined, timeoutMs: 60000,
+  }),
   deliveries: (id, { limit = 20, cursor } = {}) =>
     call('GET', `v1/subscriptions/${enc(id)}/deliveries?limit=${limit}${cursor ? `&cursor=${enc(cursor)}` : ''}`),
   // Delivers to a disabled webhook again; with `recover`, also queues again what failed while it was down.

@@ -1,15 +1,14 @@
 // The Herald console: the shell (sign in/out, navigation, hash routing) around the views.
 // Routes: #/webhooks, #/webhooks/new, #/webhooks/<id>, #/webhooks/<id>/edit, #/events,
-// #/events/<id>, #/event-types.
+// #/events/<id>, #/event-types, #/event-types/new.
 
 import { api, session, setUnauthorizedHandler } from './api.js';
 import { h, replace } from './dom.js';
+import { eventTypeFormView, eventTypesView } from './catalog.js';
 import { eventView, eventsView } from './events.js';
 import { detailView } from './detail.js';
 import { formView } from './form.js';
-import {
-  eventTypesView, humanMessage, listView, notFoundView,
-} from './views.js';
+import { humanMessage, listView, notFoundView } from './views.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -100,7 +99,7 @@ function context(title) {
 function markNav(hash) {
   for (const a of nav.querySelectorAll('a')) {
     const target = a.getAttribute('href');
-    const active = hash === target || ((target === '#/webhooks' || target === '#/events') && hash.startsWith(`${target}/`));
+    const active = hash === target || (['#/webhooks', '#/events', '#/event-types'].includes(target) && hash.startsWith(`${target}/`));
     if (active) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
@@ -114,6 +113,7 @@ const routes = [
   [/^#\/events\/?$/, (ctx) => eventsView(ctx)],
   [/^#\/events\/([^/]+)$/, (ctx, id) => eventView(ctx, id)],
   [/^#\/event-types\/?$/, (ctx) => eventTypesView(ctx)],
+  [/^#\/event-types\/new$/, (ctx) => eventTypeFormView(ctx)],
 ];
 
 function route() {

@@ -6,7 +6,7 @@ import { h, localTime, relativeTime, replace, timeEl, toLocalInputValue } from '
 import { healthPanel } from './health.js';
 import { flash, testResult } from './form.js';
 import {
-  attemptItem, busy, clearError, enabledBadge, errorBox, eventChips, field, focusHeading,
+  attemptItem, busy, clearError, enabledBadge, errorBox, eventChips, eventTypes, field, focusHeading,
   healthFact, humanMessage, joinDots, loading, platformLabel, relTime, sentence, showError,
   statusBadge, subName, swap,
 } from './views.js';
@@ -18,6 +18,7 @@ export async function detailView(ctx, id) {
   const results = h('div', { class: 'results', role: 'status' });
   const summary = h('div', null, loading('Loading the webhook…'));
   const toolbar = h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Webhook actions' });
+  const exampleBox = h('div', { class: 'send-example' });
   const secretBox = h('section', { class: 'card secret', 'aria-labelledby': 'secret-title' });
   const logBox = h('div', { class: 'log' }, loading('Loading deliveries…'));
   const recoverForm = recoverSection(ctx, id, () => refreshLog());
@@ -29,6 +30,7 @@ export async function detailView(ctx, id) {
     results,
     summary,
     toolbar,
+    exampleBox,
     secretBox,
     healthPanel(ctx, id),
     h('section', { class: 'card deliveries', 'aria-labelledby': 'log-title' },
@@ -77,6 +79,8 @@ export async function detailView(ctx, id) {
     ];
     if (sub.platform === 'trello') facts.push(['Trello list', h('code', null, sub.platform_options.list_id ?? '')]);
     if (sub.platform === 'mattermost' && sub.platform_options.username) facts.push(['Bot name', sub.platform_options.username]);
+    if (sub.filter) facts.push(['Only events where', h('code', { class: 'filter-json-text' }, JSON.stringify(sub.filter))]);
+    if (sub.template) facts.push(['Message template', h('pre', { class: 'mono template-text' }, sub.template)]);
     if (sub.description) facts.push(['Description', sub.description]);
     if (sub.auth_token_set) facts.push(['Bearer token', 'Saved (sent as Authorization: Bearer …)']);
     const headerNames = Object.keys(sub.headers ?? {});
@@ -160,6 +164,43 @@ export async function detailView(ctx, id) {
       }
     });
     swap(toolbar, edit, test, toggle, remove);
+    renderExample();
+  }
+
+  // "Send example": one of the catalog's example events, of a type this webhook subscribes to,
+  // sent now like the test event and answered the same way.
+  async function renderExample() {
+    let types;
+    try {
+      types = await eventTypes();
+    } catch {
+      return; // The catalog failed to load: the test event still works.
+    }
+    if (!ctx.alive() || !sub) return;
+    const usable = types.filter((t) => t.example && !t.operational && t.name !== 'webhook.test'
+      && sub.events.some((p) => matchesPattern(p, t.name)));
+    if (usable.length === 0) {
+      replace(exampleBox);
+      return;
+    }
+    const current = exampleBox.querySelector('select')?.value;
+    const pick = h('select', { id: 'example-type', dataset: { key: 'example-type' } },
+      usable.map((t) => h('option', { value: t.name, selected: t.name === current }, t.name)));
+    const send = h('button', { type: 'button', class: 'btn', dataset: { key: 'send-example' } }, 'Send example');
+    send.addEventListener('click', () => busy(send, async () => {
+      replace(results, h('p', { class: 'loading' }, `Sending an example ${pick.value} event…`));
+      let result = null;
+      let error = null;
+      try {
+        result = await api.test(id, pick.value);
+      } catch (err) {
+        error = err;
+      }
+      if (!ctx.alive()) return;
+      replace(results, testResult(result, error, pick.value));
+      refreshLog();
+    }));
+    swap(exampleBox, h('label', { for: 'example-type' }, 'Example event'), pick, send);
   }
 
   renderSecret(ctx, id, secretBox);
@@ -426,4 +467,11 @@ function renderSecret(ctx, id, box) {
     area,
     h('div', { class: 'actions' }, reveal, rotate),
     status);
+}
+
+/** Whether a subscription pattern (`document.created`, `document.*`, `*`) names `type`. */
+function matchesPattern(pattern, type) {
+  if (pattern === '*') return !type.startsWith('herald.');
+  if (pattern.endsWith('.*')) return type.startsWith(pattern.slice(0, -1));
+  return pattern === type;
 }

@@ -1,8 +1,10 @@
-// The console's add / edit form of a webhook: platform, URL, event types, headers, auth, and
-// "Save and test", whose result the detail page (detail.js) shows.
+// The console's add / edit form of a webhook: platform, URL, event types, the payload filter and
+// the message template (message.js), headers, auth, and "Save and test", whose result the detail
+// page (detail.js) shows.
 
 import { api } from './api.js';
 import { h, nextId, replace } from './dom.js';
+import { TEMPLATE_PLATFORMS, filterEditor, templateEditor } from './message.js';
 import {
   PLATFORMS, clearError, errorBox, eventTypes, field, focusHeading, heading, humanMessage, loading,
   sentence, showError, wildcards,
@@ -78,6 +80,9 @@ function buildForm(ctx, types, sub) {
     eventsError);
   fields.events = { wrap: fieldset, control: fieldset, error: eventsError, hint: eventsHint };
 
+  fields.filter = filterEditor({ filter: sub?.filter ?? null, types });
+  const chosenEvents = () => [...fieldset.querySelectorAll('input[name="events"]:checked')].map((i) => i.value);
+
   fields.url = field({
     label: 'Callback URL',
     key: 'url',
@@ -129,6 +134,13 @@ function buildForm(ctx, types, sub) {
   });
   const mattermostBox = h('div', { class: 'platform-options' },
     fields['platform_options.username'].wrap, fields['platform_options.icon_url'].wrap);
+
+  fields.template = templateEditor({
+    template: sub?.template ?? '',
+    types,
+    chosen: chosenEvents,
+    subscription: () => previewSubscription(),
+  });
 
   // More options.
   fields.description = field({
@@ -183,9 +195,26 @@ function buildForm(ctx, types, sub) {
     mattermostBox,
     fields.url.wrap,
     fieldset,
+    fields.filter.wrap,
+    fields.template.wrap,
     more,
     h('div', { class: 'actions' }, saveTest, save, cancel),
     progress);
+
+  /** The form's platform and its options, for the message preview (credentials left out). */
+  function previewSubscription() {
+    const p = platform.value;
+    const body = { platform: p };
+    if (p === 'mattermost') {
+      const options = {};
+      const username = fields['platform_options.username'].control.value.trim();
+      const icon = fields['platform_options.icon_url'].control.value.trim();
+      if (username) options.username = username;
+      if (icon) options.icon_url = icon;
+      body.platform_options = options;
+    }
+    return body;
+  }
 
   function showPlatform() {
     const p = platform.value;
@@ -193,9 +222,22 @@ function buildForm(ctx, types, sub) {
     mattermostBox.hidden = p !== 'mattermost';
     fields.url.wrap.hidden = p === 'trello';
     fields.platform.hint.textContent = PLATFORMS.find((x) => x.value === p)?.hint ?? '';
+    fields.template.wrap.hidden = !TEMPLATE_PLATFORMS.includes(p);
+    if (!fields.template.wrap.hidden) fields.template.refresh();
   }
   platform.addEventListener('change', showPlatform);
+  for (const name of ['platform_options.username', 'platform_options.icon_url']) {
+    fields[name].control.addEventListener('change', () => fields.template.refresh());
+  }
   showPlatform();
+
+  /** The form field an API error names: `filter.all[1].in` is the filter, and so on. */
+  function fieldOf(name) {
+    if (name.startsWith('platform_options')) return fields.platform;
+    if (name.startsWith('filter')) return fields.filter;
+    if (name.endsWith('template')) return fields.template;
+    return null;
+  }
 
   function clearAll() {
     summary.hidden = true;
@@ -205,7 +247,7 @@ function buildForm(ctx, types, sub) {
 
   /** Shows an error beside its field (or at the top) and moves focus there. */
   function showApiError(err) {
-    const f = err.field ? fields[err.field] ?? (err.field.startsWith('platform_options') ? fields.platform : null) : null;
+    const f = err.field ? fields[err.field] ?? fieldOf(err.field) : null;
     const message = humanMessage(err);
     if (f && !f.wrap.hidden && !f.wrap.closest('[hidden]')) {
       if (f.wrap.closest('details')) f.wrap.closest('details').open = true;
@@ -227,7 +269,18 @@ function buildForm(ctx, types, sub) {
     if (editing) body.name = name || null;
     else if (name) body.name = name;
     body.platform = p;
-    body.events = [...fieldset.querySelectorAll('input[name="events"]:checked')].map((i) => i.value);
+    body.events = chosenEvents();
+    const filter = fields.filter.value();
+    if (filter.error) return { error: { field: 'filter', message: filter.error } };
+    if (editing) body.filter = filter.filter;
+    else if (filter.filter) body.filter = filter.filter;
+    const template = fields.template.value();
+    if (TEMPLATE_PLATFORMS.includes(p)) {
+      if (template.trim()) body.template = template;
+      else if (editing && sub.template) body.template = null;
+    } else if (editing && sub.template) {
+      body.template = null;
+    }
     const url = fields.url.control.value.trim();
     if (p === 'trello') {
       if (editing) body.url = null;
@@ -330,10 +383,12 @@ function buildForm(ctx, types, sub) {
 
 // ---- webhook detail -----------------------------------------------------------------------------
 
-export function testResult(result, error) {
+/** The answer to "Save and test", "Send test event" or, with `example` (its type), "Send example". */
+export function testResult(result, error, example = null) {
+  const what = example ? `The example ${example} event` : 'The test';
   if (error) {
     return h('div', { class: 'alert alert-bad test-result' },
-      h('h2', null, 'The test could not be sent'),
+      h('h2', null, `${what} could not be sent`),
       h('p', null, humanMessage(error)));
   }
   const facts = [
@@ -345,12 +400,12 @@ export function testResult(result, error) {
     : null;
   if (result.delivered) {
     return h('div', { class: 'alert alert-ok test-result' },
-      h('h2', null, 'Test delivery arrived'),
+      h('h2', null, example ? `Example ${example} delivery arrived` : 'Test delivery arrived'),
       h('p', null, `The receiver answered ${facts}.`),
       excerpt);
   }
   return h('div', { class: 'alert alert-bad test-result' },
-    h('h2', null, 'The test delivery did not arrive'),
+    h('h2', null, `${example ? `The example ${example}` : 'The test'} delivery did not arrive`),
     h('p', null, facts),
     result.error ? h('p', null, sentence(result.error)) : null,
     h('p', null, 'Check the callback URL and that the receiver answers with a 2xx status, then send another test.'),

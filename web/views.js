@@ -96,6 +96,10 @@ const FIELD_LABELS = {
   headers: 'Extra headers',
   rate_limit_per_sec: 'Rate limit',
   since: 'Failed since',
+  filter: 'Only events where',
+  template: 'Message template',
+  schema: 'JSON Schema',
+  example: 'Example data',
   enabled: 'Enabled',
 };
 
@@ -238,6 +242,11 @@ export function clearError(f) {
 }
 
 let eventTypesCache = null;
+/** Drops the cached catalog (after it changed, or to show it fresh). */
+export function forgetEventTypes() {
+  eventTypesCache = null;
+}
+
 export async function eventTypes() {
   if (!eventTypesCache) {
     const answer = await api.eventTypes();
@@ -369,43 +378,6 @@ export function joinDots(items) {
   items.forEach((item, i) => {
     if (i) out.push(' · ');
     out.push(item);
-  });
-  return out;
-}
-
-// ---- event types --------------------------------------------------------------------------------
-
-export async function eventTypesView(ctx) {
-  const body = h('div', null, loading('Loading event types…'));
-  replace(ctx.main,
-    heading(ctx, 'Event types'),
-    h('p', { class: 'lead' },
-      'The events a source application can send to Herald. Choose them when you add a webhook; a pattern such as ',
-      h('code', null, 'document.*'), ' matches every document event, and ', h('code', null, '*'), ' matches all.'),
-    body);
-  focusHeading(ctx);
-  try {
-    eventTypesCache = null;
-    const types = await eventTypes();
-    if (!ctx.alive()) return;
-    replace(body, h('div', { class: 'card table-wrap' }, h('table', { class: 'types' },
-      h('caption', { class: 'visually-hidden' }, 'Event types'),
-      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Event type'), h('th', { scope: 'col' }, 'What happened'), h('th', { scope: 'col' }, 'Source'))),
-      h('tbody', null, types.map((t) => h('tr', null,
-        h('th', { scope: 'row' }, h('code', null, breakAtDots(t.name))),
-        h('td', null, t.description ?? ''),
-        h('td', null, t.operational ? 'Herald (subscribe with herald.*)' : t.builtin ? 'Built in' : 'Registered')))))));
-  } catch (err) {
-    if (ctx.alive()) replace(body, errorBox(err, () => eventTypesView(ctx)));
-  }
-}
-
-/** `a.b.c` with line-break chances after the dots. */
-function breakAtDots(name) {
-  const out = [];
-  name.split('.').forEach((part, i) => {
-    if (i) out.push('.', h('wbr'));
-    out.push(part);
   });
   return out;
 }

@@ -475,12 +475,134 @@ describe('Herald console', () => {
     await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
   });
 
-  step('the Event types page lists the catalog', async () => {
+  step('the Event types page lists the catalog; "Add event type" registers one with a schema', async () => {
     await page.getByRole('link', { name: 'Event types', exact: true }).click();
     await page.getByRole('heading', { name: 'Event types', level: 1 }).waitFor();
-    const table = page.getByRole('table');
-    await table.getByRole('rowheader', { name: 'document.published' }).waitFor();
-    await table.getByRole('rowheader', { name: 'webhook.test' }).waitFor();
+    const builtin = page.getByRole('list', { name: 'Built in' });
+    const published = builtin.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'document.published' }) });
+    await published.waitFor();
+    await builtin.getByRole('heading', { name: 'webhook.test' }).waitFor();
+    await published.getByText('Example data').click();
+    await expectText(published.locator('pre'), /"name": "Handbook"/);
+
+    await page.getByRole('button', { name: 'Add event type', exact: true }).click();
+    await page.getByRole('heading', { name: 'Add event type', level: 1 }).waitFor();
+    await assertAllLabelled();
+    await page.getByLabel('Name', { exact: true }).fill('space.archived');
+    await page.getByLabel('Description', { exact: true }).fill('A space was archived.');
+    const schema = {
+      type: 'object',
+      required: ['space'],
+      properties: { space: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } },
+    };
+    await page.getByLabel('JSON Schema of the data (optional)').fill(JSON.stringify(schema, null, 2));
+    // An example that breaks the schema is refused beside its field, and nothing is added.
+    await page.getByLabel('Example data (optional)').fill('{"space": {"name": 5}}');
+    await page.getByRole('button', { name: 'Add event type', exact: true }).click();
+    await expectText(page.locator('[data-field="example"] .field-error'), /\/space\/name/);
+    assert.equal((await call('GET', '/v1/event-types/space.archived')).status, 404);
+
+    await page.getByLabel('Example data (optional)').fill('{"space": {"name": "Old handbook"}, "title": "Old handbook"}');
+    await page.getByRole('button', { name: 'Add event type', exact: true }).click();
+    await page.getByRole('heading', { name: 'Event types', level: 1 }).waitFor();
+    const own = page.getByRole('list', { name: 'Your event types' });
+    const archived = own.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'space.archived' }) });
+    await archived.getByText('Schema', { exact: true }).waitFor();
+    const stored = await call('GET', '/v1/event-types/space.archived');
+    assert.equal(stored.status, 200);
+    assert.deepEqual(stored.json.schema, schema);
+    assert.equal(stored.json.builtin, false);
+
+    // Herald checks events of the type against its schema: 422 with the pointer, nothing stored.
+    const bad = await call('POST', '/v1/events', { type: 'space.archived', data: { space: { name: 5 } } });
+    assert.equal(bad.status, 422, JSON.stringify(bad.json));
+    assert.equal(bad.json.error.code, 'schema_violation');
+    assert.equal(bad.json.error.violations[0].pointer, '/space/name');
+    assert.equal((await call('POST', '/v1/events', { type: 'space.archived', data: { space: { name: 'Old' } } })).status, 202);
+
+    // The tenant setting: refuse types the catalog does not know.
+    const refuse = page.getByLabel('Refuse events of types not in the catalog');
+    await refuse.check();
+    await page.getByText('Saved: Herald now refuses events').waitFor();
+    const unknown = await call('POST', '/v1/events', { type: 'space.renamed', data: {} });
+    assert.equal(unknown.status, 422, JSON.stringify(unknown.json));
+    assert.equal(unknown.json.error.code, 'unknown_event_type');
+    await refuse.uncheck();
+    await page.getByText('Saved: Herald accepts events of any type.').waitFor();
+    assert.equal((await call('POST', '/v1/events', { type: 'space.renamed', data: {} })).status, 202);
+  });
+
+  step('a Slack webhook with a filter and a message template: the preview follows the typing, and the message arrives as previewed', async () => {
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByRole('button', { name: 'Add webhook', exact: true }).click();
+    await page.getByRole('heading', { name: 'Add webhook', level: 1 }).waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('Handbook to Slack');
+    await page.getByLabel('Platform', { exact: true }).selectOption({ label: 'Slack' });
+    await page.getByLabel('Callback URL', { exact: true }).fill(`${receiver.url}/slack`);
+    await page.getByRole('group', { name: 'Events' }).getByLabel('document.published', { exact: true }).check();
+
+    // Filter: only the Handbook space.
+    await page.getByRole('button', { name: 'Add condition', exact: true }).click();
+    await page.getByLabel('Condition 1: field').fill('data.space.name');
+    await page.getByLabel('Condition 1: value').fill('Handbook');
+
+    // Without a template the preview shows Herald's standard message for the type's example.
+    const preview = page.getByRole('region', { name: 'Message preview' });
+    await expectText(preview, /Getting started/);
+    const template = page.getByLabel('Message template (optional)');
+    await template.fill('{{ data.author.name }} published *{{ data.title }}* in {{ data.space.name }}');
+    await expectText(preview, /Ada Lovelace published Getting started in Handbook/);
+    assert.equal(await preview.locator('strong').first().innerText(), 'Getting started', 'mrkdwn bold is drawn bold');
+    await template.press('End');
+    await template.type(' (version {{ data.version }})');
+    await expectText(preview, /in Handbook \(version 7\)/);
+    // A broken template says where, and the webhook cannot be saved with it.
+    await template.fill('{% if data.space %}unfinished');
+    await expectText(page.locator('[data-field="template"] .field-error'), /line 1/i);
+    const finalTemplate = '{{ data.author.name }} published *{{ data.title }}* in {{ data.space.name }}';
+    await template.fill(finalTemplate);
+    await expectText(preview, /Ada Lovelace published Getting started in Handbook/);
+    await shot('template-preview.png');
+    await assertAllLabelled();
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    const m = await eventually(async () => {
+      const found = page.url().match(/#\/webhooks\/(sub_[0-9A-Za-z]+)$/);
+      if (!found) throw new Error(page.url());
+      return found;
+    });
+    const slackId = m[1];
+    await page.getByRole('heading', { name: 'Handbook to Slack', level: 1 }).waitFor();
+    const saved = await call('GET', `/v1/subscriptions/${slackId}`);
+    assert.equal(saved.json.template, finalTemplate);
+    assert.deepEqual(saved.json.filter, { path: 'data.space.name', eq: 'Handbook' });
+
+    // What the preview says is what arrives, byte for byte; the other space's event goes nowhere.
+    const data = { title: 'Release checklist', space: { name: 'Handbook' }, author: { name: 'Grace Hopper' } };
+    const previewed = await call('POST', '/v1/subscriptions/preview', {
+      subscription: { platform: 'slack', template: finalTemplate },
+      event: { type: 'document.published', data },
+    });
+    assert.equal(previewed.status, 200, JSON.stringify(previewed.json));
+    const before = receiver.received.length;
+    const otherId = await sendEvent('document.published', { ...data, space: { name: 'Guides' } });
+    await sendEvent('document.published', data);
+    const got = await eventually(async () => {
+      const hit = receiver.received.slice(before).find((r) => r.url === '/slack');
+      if (!hit) throw new Error('nothing at /slack yet');
+      return hit;
+    });
+    assert.equal(got.body, previewed.json.body);
+    const other = await call('GET', `/v1/events/${otherId}`);
+    assert.equal(other.status, 200);
+    assert.deepEqual(other.json.deliveries, [], 'the filter kept the Guides event from this webhook');
+
+    // "Send example": the type's example, sent now, answered like the test event.
+    await page.getByLabel('Example event', { exact: true }).selectOption('document.published');
+    await page.getByRole('button', { name: 'Send example', exact: true }).click();
+    await page.getByRole('heading', { name: 'Example document.published delivery arrived' }).waitFor({ timeout: 30000 });
+    const example = receiver.received.filter((r) => r.url === '/slack').at(-1);
+    assert.match(example.body, /Ada Lovelace published/);
+    assert.equal((await call('DELETE', `/v1/subscriptions/${slackId}`)).status, 204);
   });
 
   step('delete the webhook, after confirming', async () => {

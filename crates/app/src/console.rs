@@ -83,6 +83,16 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../../web/detail.js"),
     },
     Asset {
+        name: "catalog.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../web/catalog.js"),
+    },
+    Asset {
+        name: "message.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../web/message.js"),
+    },
+    Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../../web/style.css"),
