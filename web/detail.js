@@ -79,7 +79,7 @@ export async function detailView(ctx, id) {
     ];
     if (sub.platform === 'trello') facts.push(['Trello list', h('code', null, sub.platform_options.list_id ?? '')]);
     if (sub.platform === 'mattermost' && sub.platform_options.username) facts.push(['Bot name', sub.platform_options.username]);
-    if (sub.filter) facts.push(['Only events where', h('code', { class: 'filter-json-text' }, JSON.stringify(sub.filter))]);
+    if (sub.filter) facts.push(['Filter', h('code', { class: 'filter-json-text' }, JSON.stringify(sub.filter))]);
     if (sub.template) facts.push(['Message template', h('pre', { class: 'mono template-text' }, sub.template)]);
     if (sub.description) facts.push(['Description', sub.description]);
     if (sub.auth_token_set) facts.push(['Bearer token', 'Saved (sent as Authorization: Bearer …)']);

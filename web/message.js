@@ -244,7 +244,7 @@ export function filterEditor({ filter, types }) {
     'Herald sends this webhook only the events of the chosen types whose fields meet these conditions, for example ',
     h('code', null, 'data.space.name'), ' is ', h('code', null, 'Handbook'), '. No condition: every event of those types.');
   const wrap = h('fieldset', { class: 'field filter', tabindex: '-1', 'aria-describedby': hint.id },
-    h('legend', null, 'Only events where (optional)'),
+    h('legend', null, 'Filter (optional)'),
     hint, datalist, modeLine, rowBox, add, jsonBox, toggle, problem);
   // The shape of views.js's `field`, so API errors show here like beside any other field.
   return { wrap, control: wrap, error: problem, hint, value: current };
@@ -400,7 +400,7 @@ export function drawMessage(platform, answer) {
 function appHeader(name, tag) {
   return h('p', { class: 'sketch-from' },
     h('span', { class: 'avatar', 'aria-hidden': 'true' }, name.slice(0, 1).toUpperCase()),
-    h('strong', null, name), ' ', h('span', { class: 'tag' }, tag));
+    h('span', { class: 'sketch-name' }, name), ' ', h('span', { class: 'tag' }, tag));
 }
 
 function slackMessage(body) {

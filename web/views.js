@@ -96,7 +96,7 @@ const FIELD_LABELS = {
   headers: 'Extra headers',
   rate_limit_per_sec: 'Rate limit',
   since: 'Failed since',
-  filter: 'Only events where',
+  filter: 'Filter',
   template: 'Message template',
   schema: 'JSON Schema',
   example: 'Example data',
