@@ -11,6 +11,9 @@
 //! - The queue keeps an in-memory index of its messages, rebuilt from the file at open; leases
 //!   (visibility timeouts) live only in memory, so after a restart every un-acked message is
 //!   visible again (at-least-once).
+//! - Records past the retention are removed in the background ([`EmbeddedDb::spawn_sweeper`], see
+//!   `retention`); redb reuses the freed pages, so the file stays as large as its live records
+//!   need at most, and never shrinks by itself.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {
@@ -23,6 +26,7 @@
 mod cache;
 mod outbox;
 mod queue;
+mod retention;
 mod stats;
 mod store;
 mod tables;
@@ -36,6 +40,7 @@ use redb::{Database, ReadableTable};
 
 pub use outbox::EmbeddedOutbox;
 pub use queue::{EmbeddedQueue, MAX_DELAY};
+pub use retention::{sweep_interval, Swept};
 pub use store::EmbeddedStore;
 pub use writer::WriterStats;
 
