@@ -18,6 +18,7 @@ mod idempotency;
 mod lifecycle;
 mod logs;
 mod replay;
+mod retention;
 mod save_and_test;
 mod stats;
 mod subscriptions;
