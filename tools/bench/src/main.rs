@@ -10,10 +10,15 @@
 //! each 202 arrived. Latency of one delivery = its arrival at the receiver − the arrival of its
 //! event's 202; both are `Instant`s of this process.
 //!
-//! Without flags it runs two phases (about 30 s): "throughput" (F=1, as fast as possible) and
-//! "latency" (F=1, a steady 1,000 events/s). With any of `--events`, `--fanout`, `--rate`,
+//! Without flags it runs three phases (about a minute): "throughput" (F=1, as fast as possible),
+//! "fanout10" (F=10, as fast as possible) and "latency" (F=1, a steady 1,000 events/s). With any of `--events`, `--fanout`, `--rate`,
 //! `--payload-bytes`, `--duration-s` it runs one phase with those. The last stdout line is one JSON
 //! object with the figures and the conditions; progress goes to stderr once per second.
+//!
+//! Every phase reports the bytes Herald sent to the disk per delivery (`write_bytes` of
+//! `/proc/<pid>/io` over the measured phase, with `read_bytes`, `rchar` and `wchar` beside it).
+//! `--retention` sets Herald's `HERALD_RETENTION` (a short one keeps the sweeper busy during the
+//! phases); `--soak` runs the soak instead ([`soak`]).
 //!
 //! CPU time is `utime + stime` from `/proc/<pid>/stat` in clock ticks (`getconf CLK_TCK`, 100 when
 //! that cannot be run), taken as the difference between the start and the end of the measured phase
@@ -60,7 +65,7 @@ use crate::report::{print_phase, print_summary, summary_json};
 #[derive(Debug, Parser)]
 #[command(name = "herald-bench", version)]
 struct Cli {
-    /// Events to send (any of these five flags runs one phase with them instead of the default two).
+    /// Events to send (any of these five flags runs one phase with them instead of the default three).
     #[arg(long)]
     events: Option<u64>,
     /// Subscriptions every event matches.
