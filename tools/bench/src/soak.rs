@@ -69,10 +69,11 @@ impl SoakOptions {
     }
 }
 
-/// The bytes of the files under `dir` (0 for what cannot be read: the folder changes as it is
-/// read).
-pub fn folder_size(dir: &Path) -> u64 {
-    let mut total = 0;
+/// The bytes of the files under `dir`: their lengths, and the disk space allocated to them (a
+/// file grown with `set_len` and not yet written is sparse: long, with nothing allocated). What
+/// cannot be read counts 0: the folder changes as it is read.
+pub fn folder_size(dir: &Path) -> FolderSize {
+    let mut total = FolderSize::default();
     let mut pending = vec![dir.to_owned()];
     // Bounded: Herald's data folder holds a handful of files.
     let mut seen = 0;
@@ -87,7 +88,12 @@ pub fn folder_size(dir: &Path) -> u64 {
             }
             match entry.file_type() {
                 Ok(t) if t.is_dir() => pending.push(entry.path()),
-                Ok(t) if t.is_file() => total += entry.metadata().map_or(0, |m| m.len()),
+                Ok(t) if t.is_file() => {
+                    if let Ok(m) = entry.metadata() {
+                        total.bytes += m.len();
+                        total.allocated += allocated(&m);
+                    }
+                }
                 _ => {}
             }
         }
@@ -95,12 +101,30 @@ pub fn folder_size(dir: &Path) -> u64 {
     total
 }
 
+/// A folder's size: the files' lengths and the space allocated to them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderSize {
+    pub bytes: u64,
+    pub allocated: u64,
+}
+
+#[cfg(unix)]
+fn allocated(m: &std::fs::Metadata) -> u64 {
+    // `st_blocks` counts 512-byte units whatever the file system's block size.
+    std::os::unix::fs::MetadataExt::blocks(m).saturating_mul(512)
+}
+
+#[cfg(not(unix))]
+fn allocated(m: &std::fs::Metadata) -> u64 {
+    m.len()
+}
+
 /// One reading of the folder.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     at_s: f64,
     delivered: u64,
-    bytes: u64,
+    size: FolderSize,
 }
 
 /// What the watcher saw.
@@ -132,15 +156,16 @@ async fn watch(
             let sample = Sample {
                 at_s: elapsed.as_secs_f64(),
                 delivered,
-                bytes: folder_size(&dir),
+                size: folder_size(&dir),
             };
             if let Ok(mut w) = out.lock() {
-                w.peak_bytes = w.peak_bytes.max(sample.bytes);
+                w.peak_bytes = w.peak_bytes.max(sample.size.bytes);
                 if need_baseline && delivered >= baseline {
                     w.baseline = Some(sample);
                     eprintln!(
-                        "soak: baseline after {delivered} deliveries: {:.1} MB",
-                        mb(sample.bytes)
+                        "soak: baseline after {delivered} deliveries: {:.1} MB ({:.1} MB allocated)",
+                        mb(sample.size.bytes),
+                        mb(sample.size.allocated)
                     );
                 }
                 if print {
@@ -149,9 +174,10 @@ async fn watch(
             }
             if print {
                 eprintln!(
-                    "soak {:>7.1} s: delivered {delivered:>10}, data folder {:>9.1} MB",
+                    "soak {:>7.1} s: delivered {delivered:>10}, data folder {:>9.1} MB ({:.1} MB allocated)",
                     sample.at_s,
-                    mb(sample.bytes)
+                    mb(sample.size.bytes),
+                    mb(sample.size.allocated)
                 );
                 next_print += Duration::from_secs(sample_s);
             }
@@ -162,6 +188,22 @@ async fn watch(
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
+}
+
+/// How many events Herald still lists (at most one page: 100), `None` if the list fails.
+async fn events_left(harness: &Harness) -> Option<usize> {
+    let resp = harness
+        .client
+        .get(format!("{}/v1/events?limit=100", harness.base))
+        .bearer_auth(&harness.api_key)
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body: Value = resp.json().await.ok()?;
+    body.get("data").and_then(Value::as_array).map(Vec::len)
 }
 
 /// Runs the soak, prints its lines and answers its JSON object.
@@ -229,8 +271,10 @@ pub async fn run_soak(
         soak.idle_s
     );
     tokio::time::sleep(Duration::from_secs(soak.idle_s)).await;
-    let final_bytes = folder_size(&harness.data_dir);
+    let final_size = folder_size(&harness.data_dir);
+    let final_bytes = final_size.bytes;
     let io_after = pid.and_then(read_io);
+    let events_left = events_left(&harness).await;
     let peak_rss_mb = read_vm_hwm_kb(pid).map(|kb| kb as f64 / 1024.0);
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.await;
@@ -239,8 +283,11 @@ pub async fn run_soak(
     let watched = std::mem::take(&mut *watched.lock().unwrap_or_else(|p| p.into_inner()));
     let baseline = watched.baseline;
     let ratio = baseline
-        .filter(|b| b.bytes > 0)
-        .map(|b| final_bytes as f64 / b.bytes as f64);
+        .filter(|b| b.size.bytes > 0)
+        .map(|b| final_bytes as f64 / b.size.bytes as f64);
+    let allocated_ratio = baseline
+        .filter(|b| b.size.allocated > 0)
+        .map(|b| final_size.allocated as f64 / b.size.allocated as f64);
     let per_delivery = |io: Option<crate::process::IoCounters>| match (io, io_before) {
         (Some(a), Some(b)) if delivered > 0 => {
             Some(a.since(&b).write_bytes as f64 / delivered as f64)
@@ -263,12 +310,14 @@ pub async fn run_soak(
     );
     match baseline {
         Some(b) => println!(
-            "  data folder: {:.1} MB after {} deliveries, {:.1} MB at most, {:.1} MB {} s after the last",
-            mb(b.bytes),
+            "  data folder: {:.1} MB after {} deliveries, {:.1} MB at most, {:.1} MB {} s after the last ({:.1} and {:.1} MB allocated)",
+            mb(b.size.bytes),
             b.delivered,
             mb(watched.peak_bytes.max(final_bytes)),
             mb(final_bytes),
-            soak.idle_s
+            soak.idle_s,
+            mb(b.size.allocated),
+            mb(final_size.allocated)
         ),
         None => println!("  data folder: the baseline was never reached"),
     }
@@ -279,13 +328,23 @@ pub async fn run_soak(
         ),
         None => println!("  ratio final / baseline   unavailable"),
     }
+    if let Some(r) = allocated_ratio {
+        println!("  allocated final / baseline {r:>6.2}");
+    }
+    match events_left {
+        Some(n) => println!(
+            "  events left after the idle time: {n}{}",
+            if n >= 100 { " or more" } else { "" }
+        ),
+        None => println!("  events left after the idle time: unknown (the list could not be read)"),
+    }
     if let Some(b) = per_delivery(io_delivered) {
         println!("  disk bytes per delivery  {b:>8.0} (until the last delivery)");
     }
     let samples: Vec<Value> = watched
         .samples
         .iter()
-        .map(|s| json!({"t_s": (s.at_s * 10.0).round() / 10.0, "delivered": s.delivered, "folder_bytes": s.bytes}))
+        .map(|s| json!({"t_s": (s.at_s * 10.0).round() / 10.0, "delivered": s.delivered, "folder_bytes": s.size.bytes, "folder_allocated_bytes": s.size.allocated}))
         .collect();
     Ok(json!({
         "mode": "soak",
@@ -301,9 +360,13 @@ pub async fn run_soak(
         "retention": soak.retention,
         "idle_s": soak.idle_s,
         "baseline_deliveries": soak.baseline,
-        "baseline_folder_bytes": baseline.map(|b| b.bytes),
+        "baseline_folder_bytes": baseline.map(|b| b.size.bytes),
         "peak_folder_bytes": watched.peak_bytes.max(final_bytes),
         "final_folder_bytes": final_bytes,
+        "folder_allocated_ratio": allocated_ratio.map(|r| (r * 1000.0).round() / 1000.0),
+        "baseline_folder_allocated_bytes": baseline.map(|b| b.size.allocated),
+        "final_folder_allocated_bytes": final_size.allocated,
+        "events_left": events_left,
         "send_s": (send_s * 10.0).round() / 10.0,
         "last_delivery_s": (last_delivery_s * 10.0).round() / 10.0,
         "disk_bytes_per_delivery": per_delivery(io_delivered).map(f64::round),
@@ -365,7 +428,11 @@ mod tests {
         std::fs::write(dir.path().join("a"), [0u8; 100]).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/b"), [0u8; 23]).unwrap();
-        assert_eq!(folder_size(dir.path()), 123);
-        assert_eq!(folder_size(&dir.path().join("absent")), 0);
+        assert_eq!(folder_size(dir.path()).bytes, 123);
+        assert!(folder_size(dir.path()).allocated >= 123);
+        assert_eq!(
+            folder_size(&dir.path().join("absent")),
+            FolderSize::default()
+        );
     }
 }
