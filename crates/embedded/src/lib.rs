@@ -12,8 +12,8 @@
 //!   (visibility timeouts) live only in memory, so after a restart every un-acked message is
 //!   visible again (at-least-once).
 //! - Records past the retention are removed in the background ([`EmbeddedDb::spawn_sweeper`], see
-//!   `retention`); redb reuses the freed pages, so the file stays as large as its live records
-//!   need at most, and never shrinks by itself.
+//!   `retention`); redb reuses the freed pages, so the file stays about as large as a retention's
+//!   worth of records needs (it grows by doubling and shrinks only when its end is free).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {
