@@ -16,6 +16,7 @@ use herald_app::{AppState, Settings};
 use herald_aws::aws_config::SdkConfig;
 use herald_core::health::LifecyclePolicy;
 use herald_core::ports::{StoreError, SystemClock};
+use herald_core::retention::Retention;
 use herald_core::retry::RetryPolicy;
 use herald_core::{AddressPolicy, Tenant, TenantId};
 use herald_embedded::EmbeddedDb;
@@ -82,6 +83,10 @@ pub struct DevConfig {
     pub cache_ttl: Option<Duration>,
     /// The failure lifecycle: breaker and auto-disable.
     pub lifecycle: LifecyclePolicy,
+    /// How long the embedded store keeps delivered events, their deliveries and attempts (the
+    /// background sweeper, `herald_embedded::EmbeddedDb::spawn_sweeper`). On AWS, DynamoDB's TTLs
+    /// of the AWS configuration apply instead.
+    pub retention: Retention,
     pub workers: WorkerConfig,
 }
 
@@ -100,6 +105,7 @@ impl DevConfig {
             idempotency_window: Settings::default().idempotency_window,
             cache_ttl: None,
             lifecycle: LifecyclePolicy::default(),
+            retention: Retention::default(),
             workers: WorkerConfig::default(),
         }
     }
@@ -114,6 +120,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     workers: JoinHandle<()>,
+    /// The retention sweeper (embedded store only).
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -124,6 +132,10 @@ impl Running {
     /// Stops accepting, lets in-flight work finish, and returns.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        if let Some(sweeper) = self.sweeper {
+            sweeper.abort();
+            let _ = sweeper.await;
+        }
         let _ = self.server.await;
         let _ = self.workers.await;
     }
@@ -132,9 +144,12 @@ impl Running {
 /// Opens the store (the data folder, or DynamoDB and SQS), ensures the development tenant and key,
 /// and starts serving.
 pub async fn start(config: DevConfig) -> anyhow::Result<Running> {
-    let mut state = match &config.backend {
-        DevBackend::Embedded => embedded_state(&config)?,
-        DevBackend::Aws(aws) => aws_state(&config, &aws.sdk, &aws.config)?,
+    let (mut state, db) = match &config.backend {
+        DevBackend::Embedded => {
+            let (state, db) = embedded_state(&config)?;
+            (state, Some(db))
+        }
+        DevBackend::Aws(aws) => (aws_state(&config, &aws.sdk, &aws.config)?, None),
     };
     if config.loopback_only {
         state.sender = Arc::new(LoopbackOnly(state.sender.clone()));
@@ -168,6 +183,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<Running> {
         }
     });
     let workers = tokio::spawn(worker::run(state.clone(), config.workers, shutdown_rx));
+    let sweeper = db.map(|db| db.spawn_sweeper(config.retention, state.clock.clone()));
     Ok(Running {
         addr,
         api_key,
@@ -176,10 +192,12 @@ pub async fn start(config: DevConfig) -> anyhow::Result<Running> {
         shutdown,
         server,
         workers,
+        sweeper,
     })
 }
 
-fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
+/// The state over the data folder, and the database (for the sweeper).
+fn embedded_state(config: &DevConfig) -> anyhow::Result<(AppState, EmbeddedDb)> {
     let db = EmbeddedDb::open(&config.data_dir)
         .with_context(|| format!("opening the data folder {}", config.data_dir.display()))?;
     let sender = HttpSender::new(HttpSenderConfig {
@@ -197,7 +215,7 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
         ..Settings::default()
     };
     // Store and queue share the file: writes and the messages they cause commit together.
-    Ok(AppState::new(
+    let state = AppState::new(
         Arc::new(db.store()),
         Arc::new(db.outbox()),
         Arc::new(db.queue()),
@@ -206,7 +224,27 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<AppState> {
         settings,
     )
     .with_stats(Arc::new(db.store()))
-    .with_event_types(Arc::new(db.store())))
+    .with_event_types(Arc::new(db.store()));
+    Ok((state, db))
+}
+
+/// The bytes of the files in `dir` and its subfolders (symbolic links not followed), for
+/// `herald dev` to show what the data folder takes.
+pub fn folder_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                total += entry.metadata()?.len();
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// The Lambda functions' state, with the development policies of `config`.

@@ -14,6 +14,7 @@ use herald::dev::{self, DevBackend, DevConfig};
 use herald::ops;
 use herald::verify::{parse_delivery, verify_delivery};
 use herald_core::health::LifecyclePolicy;
+use herald_core::retention::Retention;
 use herald_core::retry::RetryPolicy;
 use herald_core::signing::SigningSecret;
 use herald_core::{AddressPolicy, ApiKeyId, TenantId};
@@ -100,6 +101,11 @@ struct DevArgs {
     /// A subscription without a successful delivery for this long is disabled (e.g. `5d`, `36h`).
     #[arg(long, env = "HERALD_DISABLE_AFTER", default_value = "5d")]
     disable_after: String,
+    /// How long the embedded store keeps delivered events, with their deliveries and attempts
+    /// (e.g. `30d`, `12h`, `1m`, `90s`); a delivery still pending or retrying is kept until it
+    /// settles. Not used with `--store aws` (DynamoDB's TTLs apply there).
+    #[arg(long, env = "HERALD_RETENTION", default_value = "30d")]
+    retention: String,
     /// Consecutive failures that open a subscription's circuit breaker (0: never).
     #[arg(long, env = "HERALD_BREAKER_THRESHOLD", default_value_t = 10)]
     breaker_threshold: u32,
@@ -330,6 +336,21 @@ async fn run_keys(command: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A duration in its largest whole unit (`30d`, `90s`), as the configuration writes it.
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    for (unit, secs) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= secs && s.is_multiple_of(secs) {
+            return format!("{}{unit}", s / secs);
+        }
+    }
+    if d.subsec_millis() == 0 {
+        format!("{s}s")
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 /// The text of a key file, or of stdin for `-` (bounded: a key is short).
 fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
     const LIMIT: u64 = 4096;
@@ -392,6 +413,8 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         ..LifecyclePolicy::configure(Some(&args.disable_after), None)
             .map_err(|e| anyhow::anyhow!("--disable-after: {e}"))?
     };
+    config.retention =
+        Retention::parse(&args.retention).map_err(|e| anyhow::anyhow!("--retention: {e}"))?;
     config.workers.delivery_concurrency = args.delivery_concurrency.max(1);
     if config.address_policy.allow_http || config.address_policy.allow_private {
         tracing::warn!(
@@ -400,8 +423,24 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             "development mode: plain http and private/loopback targets are allowed; never run like this in production"
         );
     }
+    let data_dir = config.data_dir.clone();
+    let embedded = matches!(config.backend, DevBackend::Embedded);
+    let retention = config.retention;
     let running = dev::start(config).await?;
     println!("Herald is running at {}", running.url());
+    if embedded {
+        match dev::folder_size(&data_dir) {
+            Ok(bytes) => println!(
+                "Data folder {}: {:.1} MB (retention {})",
+                data_dir.display(),
+                bytes as f64 / 1e6,
+                humanize(retention.keep())
+            ),
+            Err(e) => {
+                tracing::warn!(folder = %data_dir.display(), error = %e, "cannot read the data folder's size")
+            }
+        }
+    }
     println!("Development API key: {}", running.api_key);
     println!(
         "Try: curl -H 'Authorization: Bearer {}' {}/v1/event-types",
@@ -477,6 +516,30 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn durations_print_as_they_are_configured() {
+        assert_eq!(humanize(Duration::from_secs(30 * 86_400)), "30d");
+        assert_eq!(humanize(Duration::from_secs(60)), "1m");
+        assert_eq!(humanize(Duration::from_secs(90)), "90s");
+        assert_eq!(humanize(Duration::from_secs(7200)), "2h");
+        assert_eq!(humanize(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn the_retention_is_read_from_the_environment_and_checked() {
+        let args = |extra: &[&str]| {
+            let mut all = vec!["herald", "dev"];
+            all.extend_from_slice(extra);
+            match Cli::try_parse_from(all).unwrap().command {
+                Command::Dev(args) => args.retention,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(args(&[]), "30d");
+        assert_eq!(args(&["--retention", "1m"]), "1m");
+        assert!(Retention::parse(&args(&["--retention", "0s"])).is_err());
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {

@@ -19,6 +19,7 @@ mod idempotency;
 mod lifecycle;
 mod logs;
 mod replay;
+mod retention;
 mod save_and_test;
 mod stats;
 mod subscriptions;

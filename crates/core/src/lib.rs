@@ -23,6 +23,7 @@ pub mod pattern;
 pub mod ports;
 pub mod rate;
 pub mod render;
+pub mod retention;
 pub mod retry;
 pub mod signing;
 pub mod stats;

@@ -11,6 +11,9 @@
 //! - The queue keeps an in-memory index of its messages, rebuilt from the file at open; leases
 //!   (visibility timeouts) live only in memory, so after a restart every un-acked message is
 //!   visible again (at-least-once).
+//! - Records past the retention are removed in the background ([`EmbeddedDb::spawn_sweeper`], see
+//!   `retention`); redb reuses the freed pages, so the file stays about as large as a retention's
+//!   worth of records needs (it grows by doubling and shrinks only when its end is free).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {
@@ -24,6 +27,7 @@ mod cache;
 mod catalog;
 mod outbox;
 mod queue;
+mod retention;
 mod stats;
 mod store;
 mod tables;
@@ -37,6 +41,7 @@ use redb::{Database, ReadableTable};
 
 pub use outbox::EmbeddedOutbox;
 pub use queue::{EmbeddedQueue, MAX_DELAY};
+pub use retention::{sweep_interval, Swept};
 pub use store::EmbeddedStore;
 pub use writer::WriterStats;
 

@@ -17,12 +17,13 @@
 //! Waiting receivers sleep on a [`Notify`] (woken by send and release) with a timer to the earliest
 //! visible time; there is no polling.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use herald_core::ids::{EventId, TenantId};
 use herald_core::model::Carried;
 use herald_core::ports::{
     OutgoingMessage, Queue, QueueError, QueueMessage, QueueName, ReceivedMessage, StoreError,
@@ -296,6 +297,31 @@ impl QueueShared {
             deliveries: Lane::new(deliveries),
             next_seq: AtomicU64::new(max_seq.map_or(1, |s: u64| s.saturating_add(1))),
         })
+    }
+
+    /// Which of `events` a queued message names (visible, leased or delayed): an event still to
+    /// fan out, or one with a delivery still to attempt. The retention sweeper keeps those.
+    pub(crate) fn naming(
+        &self,
+        events: &HashSet<(TenantId, EventId)>,
+    ) -> HashSet<(TenantId, EventId)> {
+        let mut named = HashSet::new();
+        if events.is_empty() {
+            return named;
+        }
+        for queue in [QueueName::Events, QueueName::Deliveries] {
+            let state = self.lane(queue).lock();
+            for slot in state.slots.values() {
+                let key = match &slot.message {
+                    QueueMessage::Event(m) => (m.tenant_id, m.event_id),
+                    QueueMessage::Delivery(m) => (m.delivery.tenant_id, m.delivery.event_id),
+                };
+                if events.contains(&key) {
+                    named.insert(key);
+                }
+            }
+        }
+        named
     }
 
     fn lane(&self, queue: QueueName) -> &Lane {

@@ -131,6 +131,43 @@ impl<'txn> WriteCtx<'txn> {
             .map_err(StoreError::backend)
     }
 
+    /// Removes every key in `from..to`; how many there were.
+    pub(crate) fn remove_range_counted(
+        &mut self,
+        t: Tbl,
+        from: &str,
+        to: &str,
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        self.wrote = true;
+        self.table_mut(t)?
+            .retain_in::<&str, _>(from..to, |_, _| {
+                removed += 1;
+                false
+            })
+            .map_err(StoreError::backend)?;
+        Ok(removed)
+    }
+
+    /// The keys in `from..to`, in order, as this transaction sees them.
+    pub(crate) fn keys_in(
+        &mut self,
+        t: Tbl,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .table(t)?
+            .range::<&str>(from..to)
+            .map_err(StoreError::backend)?;
+        let mut keys = Vec::new();
+        for row in rows {
+            let (key, _) = row.map_err(StoreError::backend)?;
+            keys.push(key.value().to_owned());
+        }
+        Ok(keys)
+    }
+
     pub(crate) fn queue_contains(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
         Ok(self
             .queue()?

@@ -23,19 +23,9 @@ pub struct HeraldChild {
 }
 
 impl HeraldChild {
-    /// Starts `<bin> dev`; its stderr goes to `log`.
-    pub fn spawn(
-        bin: &Path,
-        addr: SocketAddr,
-        data_dir: &Path,
-        api_key: &str,
-        log: &Path,
-    ) -> anyhow::Result<Self> {
-        Self::spawn_with_env(bin, addr, data_dir, api_key, log, &[])
-    }
-
-    /// [`HeraldChild::spawn`] with more environment variables (`--store aws`: the store, the
-    /// table and queues, the emulator's endpoint, the meter).
+    /// Starts `<bin> dev` with its stderr going to `log`, and with more environment variables
+    /// (`--retention`; `--store aws`: the store, the table and queues, the emulator's endpoint,
+    /// the meter).
     pub fn spawn_with_env(
         bin: &Path,
         addr: SocketAddr,

@@ -10,10 +10,15 @@
 //! each 202 arrived. Latency of one delivery = its arrival at the receiver − the arrival of its
 //! event's 202; both are `Instant`s of this process.
 //!
-//! Without flags it runs two phases (about 30 s): "throughput" (F=1, as fast as possible) and
-//! "latency" (F=1, a steady 1,000 events/s). With any of `--events`, `--fanout`, `--rate`,
+//! Without flags it runs three phases (about a minute): "throughput" (F=1, as fast as possible),
+//! "fanout10" (F=10, as fast as possible) and "latency" (F=1, a steady 1,000 events/s). With any of `--events`, `--fanout`, `--rate`,
 //! `--payload-bytes`, `--duration-s` it runs one phase with those. The last stdout line is one JSON
 //! object with the figures and the conditions; progress goes to stderr once per second.
+//!
+//! Every phase reports the bytes Herald sent to the disk per delivery (`write_bytes` of
+//! `/proc/<pid>/io` over the measured phase, with `read_bytes`, `rchar` and `wchar` beside it).
+//! `--retention` sets Herald's `HERALD_RETENTION` (a short one keeps the sweeper busy during the
+//! phases); `--soak` runs the soak instead ([`soak`]).
 //!
 //! CPU time is `utime + stime` from `/proc/<pid>/stat` in clock ticks (`getconf CLK_TCK`, 100 when
 //! that cannot be run), taken as the difference between the start and the end of the measured phase
@@ -42,6 +47,7 @@ mod phase;
 mod process;
 mod receiver;
 mod report;
+mod soak;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -59,7 +65,7 @@ use crate::report::{print_phase, print_summary, summary_json};
 #[derive(Debug, Parser)]
 #[command(name = "herald-bench", version)]
 struct Cli {
-    /// Events to send (any of these five flags runs one phase with them instead of the default two).
+    /// Events to send (any of these five flags runs one phase with them instead of the default three).
     #[arg(long)]
     events: Option<u64>,
     /// Subscriptions every event matches.
@@ -90,6 +96,10 @@ struct Cli {
     /// Create the temporary data folders here (default: the system temp folder).
     #[arg(long)]
     data_parent: Option<PathBuf>,
+    /// Herald's retention (`HERALD_RETENTION`, e.g. `1m`, `30d`); Herald's default (30 days)
+    /// when absent. A short one keeps the sweeper busy during the phases.
+    #[arg(long)]
+    retention: Option<String>,
     /// `embedded` (throughput, latency, CPU, RSS) or `aws`: what a delivery costs on DynamoDB and
     /// SQS, counted by Herald's meter against moto (or the emulator at `AWS_ENDPOINT_URL`).
     #[arg(long, value_enum, default_value_t = Store::Embedded)]
@@ -107,6 +117,27 @@ struct Cli {
     /// With `--store aws`: leave out the retry phase.
     #[arg(long)]
     skip_retry: bool,
+    /// Soak instead of phases: N deliveries on one Herald with a short retention (`--retention`,
+    /// default `1m`), then `--idle` seconds idle, printing the data folder's size over time and
+    /// the ratio of its final size to its size after `--soak-baseline` deliveries. Takes
+    /// `--fanout`, `--rate` and `--payload-bytes` too.
+    #[arg(long)]
+    soak: bool,
+    /// With `--soak`: deliveries to make.
+    #[arg(long, default_value_t = 1_000_000)]
+    soak_deliveries: u64,
+    /// With `--soak`: deliveries after which the folder's baseline size is read.
+    #[arg(long, default_value_t = 100_000)]
+    soak_baseline: u64,
+    /// With `--soak`: seconds idle after the last delivery before the final size.
+    #[arg(long, default_value_t = 120)]
+    idle: u64,
+    /// With `--soak`: seconds between the printed sizes.
+    #[arg(long, default_value_t = 10)]
+    sample_s: u64,
+    /// With `--soak`: the most seconds of sending.
+    #[arg(long, default_value_t = 1800)]
+    soak_max_s: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -135,6 +166,22 @@ impl Cli {
     }
 }
 
+impl Cli {
+    fn soak_options(&self) -> soak::SoakOptions {
+        soak::SoakOptions {
+            deliveries: self.soak_deliveries,
+            baseline: self.soak_baseline.min(self.soak_deliveries),
+            retention: self.retention.clone().unwrap_or_else(|| "1m".into()),
+            idle_s: self.idle,
+            rate: self.rate.unwrap_or(0),
+            fanout: self.fanout.unwrap_or(1),
+            payload_bytes: self.payload_bytes.unwrap_or(256),
+            sample_s: self.sample_s,
+            max_send_s: self.soak_max_s,
+        }
+    }
+}
+
 impl From<Cli> for BenchOptions {
     fn from(a: Cli) -> Self {
         Self {
@@ -148,6 +195,7 @@ impl From<Cli> for BenchOptions {
             herald_bin: a.herald_bin,
             keep_data: a.keep_data,
             data_parent: a.data_parent,
+            retention: a.retention,
         }
     }
 }
@@ -164,6 +212,18 @@ async fn main() -> anyhow::Result<()> {
             None => herald_next_to_this_executable()?,
         };
         return aws::run(&cli.aws_options(), &bin).await;
+    }
+    if cli.soak {
+        let soak = cli.soak_options();
+        soak.validate()?;
+        let options: BenchOptions = cli.into();
+        let bin = match &options.herald_bin {
+            Some(p) => p.clone(),
+            None => herald_next_to_this_executable()?,
+        };
+        let summary = soak::run_soak(&soak, &options, &bin, &Machine::detect()).await?;
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
     }
     run(cli.into()).await
 }
@@ -242,5 +302,36 @@ mod tests {
         assert_eq!(options.herald_bin, Some(PathBuf::from("/opt/herald")));
         assert_eq!((options.concurrency, options.drain_timeout_s), (64, 30));
         assert!(!options.keep_data && options.data_parent.is_none());
+    }
+
+    #[test]
+    fn a_short_soak_takes_its_numbers_from_the_flags() {
+        let cli = Cli::try_parse_from([
+            "herald-bench",
+            "--soak",
+            "--soak-deliveries",
+            "2000",
+            "--soak-baseline",
+            "500",
+            "--retention",
+            "5s",
+            "--idle",
+            "10",
+        ])
+        .unwrap();
+        let soak = cli.soak_options();
+        assert!(cli.soak);
+        assert_eq!(
+            (
+                soak.deliveries,
+                soak.baseline,
+                soak.retention.as_str(),
+                soak.idle_s
+            ),
+            (2000, 500, "5s", 10)
+        );
+        soak.validate().unwrap();
+        let options: BenchOptions = cli.into();
+        assert_eq!(options.retention.as_deref(), Some("5s"));
     }
 }

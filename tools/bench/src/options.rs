@@ -13,6 +13,8 @@ use crate::report::TARGET_STEADY_RATE;
 const DEFAULT_PAYLOAD_BYTES: usize = 256;
 const DEFAULT_EVENTS: u64 = 100_000;
 const DEFAULT_DURATION_CAP_S: u64 = 20;
+/// Events of the fan-out 10 phase: ten times as many deliveries.
+const FANOUT10_EVENTS: u64 = 50_000;
 
 /// What `herald-bench` was asked for (the CLI fills this from its flags).
 #[derive(Debug, Clone, Default)]
@@ -34,6 +36,8 @@ pub struct BenchOptions {
     pub keep_data: bool,
     /// Where to create the temporary folders (the system temp folder when absent).
     pub data_parent: Option<PathBuf>,
+    /// Herald's `HERALD_RETENTION` (its default when absent).
+    pub retention: Option<String>,
 }
 
 /// One phase's conditions.
@@ -58,7 +62,8 @@ impl BenchOptions {
             || self.duration_s.is_some()
     }
 
-    /// The phases to run: the default pair, or one phase built from the flags.
+    /// The phases to run: the default three (throughput at fan-out 1 and 10, then latency at a
+    /// steady rate), or one phase built from the flags.
     pub fn phases(&self) -> Vec<PhaseSpec> {
         let concurrency = self.concurrency;
         let drain_timeout_s = self.drain_timeout_s;
@@ -68,6 +73,16 @@ impl BenchOptions {
                     name: "throughput",
                     events: DEFAULT_EVENTS,
                     fanout: 1,
+                    rate: 0,
+                    payload_bytes: DEFAULT_PAYLOAD_BYTES,
+                    duration_cap_s: 15,
+                    concurrency,
+                    drain_timeout_s,
+                },
+                PhaseSpec {
+                    name: "fanout10",
+                    events: FANOUT10_EVENTS,
+                    fanout: 10,
                     rate: 0,
                     payload_bytes: DEFAULT_PAYLOAD_BYTES,
                     duration_cap_s: 15,
@@ -134,6 +149,11 @@ impl BenchOptions {
                 bail!("--drain-timeout-s must be at most 600");
             }
         }
+        if let Some(r) = &self.retention {
+            if let Err(e) = herald_core::retention::Retention::parse(r) {
+                bail!("--retention: {e}");
+            }
+        }
         Ok(())
     }
 }
@@ -144,15 +164,16 @@ mod tests {
     use crate::report::{latency_target_applies, throughput_target_applies};
 
     #[test]
-    fn flags_choose_one_phase_and_no_flags_two() {
+    fn flags_choose_one_phase_and_no_flags_three() {
         let base = BenchOptions {
             concurrency: 64,
             drain_timeout_s: 30,
             ..BenchOptions::default()
         };
-        let two = base.phases();
-        assert_eq!(two.len(), 2);
-        assert!(throughput_target_applies(&two[0]) && latency_target_applies(&two[1]));
+        let three = base.phases();
+        assert_eq!(three.len(), 3);
+        assert!(throughput_target_applies(&three[0]) && latency_target_applies(&three[2]));
+        assert_eq!((three[1].fanout, three[1].rate), (10, 0));
         let one = BenchOptions {
             rate: Some(500),
             duration_s: Some(4),

@@ -1,6 +1,7 @@
 //! Process sampling from `/proc`: CPU time (`utime + stime` in clock ticks) of Herald, of its
-//! threads and of the bench process, the machine's busy and iowait ticks, Herald's disk writes,
-//! and its peak RSS (`VmHWM`).
+//! threads and of the bench process, the machine's busy and iowait ticks, Herald's I/O counters
+//! (`/proc/<pid>/io`: bytes that reached the block layer, `read_bytes`/`write_bytes`, and bytes
+//! passed through read and write calls, `rchar`/`wchar`), and its peak RSS (`VmHWM`).
 //!
 //! Linux only, and never fatal: a reading that cannot be taken is `None`, and the report shows
 //! that figure as unavailable (`null` in the JSON) instead of failing the run.
@@ -22,6 +23,31 @@ pub struct SystemTicks {
     pub iowait: u64,
 }
 
+/// Herald's I/O counters, from `/proc/<pid>/io`, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoCounters {
+    /// Read through system calls (the page cache included).
+    pub rchar: u64,
+    /// Written through system calls (before the page cache).
+    pub wchar: u64,
+    /// Fetched from the storage layer.
+    pub read_bytes: u64,
+    /// Sent to the storage layer: what the disk is asked to write.
+    pub write_bytes: u64,
+}
+
+impl IoCounters {
+    /// `self - earlier`, field by field.
+    pub fn since(&self, earlier: &IoCounters) -> IoCounters {
+        IoCounters {
+            rchar: self.rchar.saturating_sub(earlier.rchar),
+            wchar: self.wchar.saturating_sub(earlier.wchar),
+            read_bytes: self.read_bytes.saturating_sub(earlier.read_bytes),
+            write_bytes: self.write_bytes.saturating_sub(earlier.write_bytes),
+        }
+    }
+}
+
 /// The counters read at the start and at the end of a measured phase.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -29,7 +55,7 @@ pub struct Snapshot {
     pub herald: Option<CpuTicks>,
     pub own: Option<CpuTicks>,
     pub system: Option<SystemTicks>,
-    pub herald_write_bytes: Option<u64>,
+    pub herald_io: Option<IoCounters>,
     /// Herald's threads: tid → (name, utime + stime).
     pub threads: HashMap<String, (String, u64)>,
 }
@@ -43,7 +69,7 @@ impl Snapshot {
             herald,
             own: read_stat_ticks("/proc/self/stat"),
             system: read_system_ticks(),
-            herald_write_bytes: pid.and_then(read_write_bytes),
+            herald_io: pid.and_then(read_io),
             threads: pid.map(read_threads).unwrap_or_default(),
         }
     }
@@ -81,11 +107,24 @@ fn read_system_ticks() -> Option<SystemTicks> {
     })
 }
 
-fn read_write_bytes(pid: u32) -> Option<u64> {
+/// `/proc/<pid>/io` (readable by the process's owner).
+pub fn read_io(pid: u32) -> Option<IoCounters> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
+    parse_io(&text)
+}
+
+fn parse_io(text: &str) -> Option<IoCounters> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(IoCounters {
+        rchar: field("rchar")?,
+        wchar: field("wchar")?,
+        read_bytes: field("read_bytes")?,
+        write_bytes: field("write_bytes")?,
+    })
 }
 
 fn read_threads(pid: u32) -> HashMap<String, (String, u64)> {
@@ -134,6 +173,28 @@ mod tests {
         let line = "1234 (herald (x) y) S 1 1234 1234 0 -1 4194560 2000 0 0 0 250 50 0 0 20 0 8 0 100 1000000 2000";
         assert_eq!(parse_stat_ticks(line), Some(300));
         assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn io_counters_are_read_by_name() {
+        let io = "rchar: 100\nwchar: 200\nsyscr: 3\nsyscw: 4\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n";
+        let got = parse_io(io).unwrap();
+        assert_eq!(
+            got,
+            IoCounters {
+                rchar: 100,
+                wchar: 200,
+                read_bytes: 4096,
+                write_bytes: 8192
+            }
+        );
+        // `cancelled_write_bytes` must not be taken for `write_bytes`.
+        assert_eq!(parse_io("write_bytes: 1\n"), None);
+        let later = IoCounters {
+            write_bytes: 10_000,
+            ..got
+        };
+        assert_eq!(later.since(&got).write_bytes, 10_000 - 8192);
     }
 
     #[test]
