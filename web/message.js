@@ -315,6 +315,7 @@ export function templateEditor({ template, types, chosen, subscription }) {
     if (area.value.trim()) body.subscription.template = area.value;
     asked += 1;
     const mine = asked;
+    sketch.dataset.state = 'pending';
     let answer;
     try {
       answer = await api.preview(body);
@@ -325,6 +326,7 @@ export function templateEditor({ template, types, chosen, subscription }) {
     }
     if (mine !== asked) return;
     clearProblem();
+    sketch.dataset.state = 'ready';
     replace(sketch, drawMessage(sub.platform, answer));
     raw.textContent = [`${answer.method ?? 'POST'} ${answer.url}`,
       ...(answer.headers ?? []).map(([k, v]) => `${k}: ${v}`), '', prettyBody(answer.body)].join('\n');
@@ -332,6 +334,7 @@ export function templateEditor({ template, types, chosen, subscription }) {
 
   function showProblem(err) {
     sketch.classList.add('stale');
+    sketch.dataset.state = 'failed';
     const aboutTemplate = err.code === 'invalid_template' || /(^|\.)template$/.test(err.field ?? '');
     if (!aboutTemplate) {
       // Not the template's fault (the server, the network): say so beside the preview only.
@@ -357,7 +360,10 @@ export function templateEditor({ template, types, chosen, subscription }) {
     area.setAttribute('aria-describedby', `${id}-hint`);
   }
 
+  // `data-state` says whether the sketch shows the template as typed: pending while a preview is
+  // due or asked, ready when it came, failed when it could not be made.
   const later = () => {
+    sketch.dataset.state = 'pending';
     clearTimeout(timer);
     timer = setTimeout(refresh, 250);
   };

@@ -559,9 +559,13 @@ describe('Herald console', () => {
     // A broken template says where, and the webhook cannot be saved with it.
     await template.fill('{% if data.space %}unfinished');
     await expectText(page.locator('[data-field="template"] .field-error'), /line 1/i);
+    await page.locator('.sketch[data-state="failed"]').waitFor();
     const finalTemplate = '{{ data.author.name }} published *{{ data.title }}* in {{ data.space.name }}';
     await template.fill(finalTemplate);
-    await expectText(preview, /Ada Lovelace published Getting started in Handbook/);
+    // The error goes, and the sketch is the message of the template as it now stands.
+    await page.locator('.sketch[data-state="ready"]').waitFor();
+    await page.locator('[data-field="template"] .field-error').waitFor({ state: 'hidden' });
+    assert.match(await preview.innerText(), /Ada Lovelace published Getting started in Handbook$/m);
     await shot('template-preview.png');
     await assertAllLabelled();
     await page.getByRole('button', { name: 'Save', exact: true }).click();
