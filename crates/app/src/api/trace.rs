@@ -89,7 +89,13 @@ mod tests {
             .layer(axum::middleware::from_fn(log_request))
     }
 
+    /// One capture at a time: tracing keeps per-callsite interest and the level filter globally,
+    /// and two tests' scoped subscribers coming and going at once can leave the line unseen by
+    /// the one that is listening (seen once in CI under load).
+    static CAPTURE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     async fn logged(uri: &str) -> String {
+        let _one_at_a_time = CAPTURE.lock().await;
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
