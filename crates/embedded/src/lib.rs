@@ -66,7 +66,7 @@ pub enum EmbeddedError {
     Open(#[source] Box<redb::DatabaseError>),
     #[error("database error: {0}")]
     Redb(#[source] Box<redb::Error>),
-    #[error("the database file has schema version {found}; this build reads version {expected}")]
+    #[error("the database file has schema version {found}; this build reads version {expected} (keep the folder for the build that wrote it, or start this one on a new data folder)")]
     Schema { found: u64, expected: u64 },
     #[error("cannot start the writer thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -226,7 +226,7 @@ fn init(db: &Database) -> Result<(), EmbeddedError> {
                     .map_err(redb::Error::from)?;
             }
         }
-        for t in Tbl::ALL {
+        for t in Tbl::ALL.into_iter().filter(|t| t.is_host()) {
             txn.open_table(t.def()).map_err(redb::Error::from)?;
         }
         txn.open_table(QUEUE_MESSAGES).map_err(redb::Error::from)?;
@@ -250,5 +250,36 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(db.path()), 0o600);
+    }
+
+    #[test]
+    fn a_file_of_another_schema_version_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE_NAME);
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(SCHEMA_VERSION_KEY, 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = EmbeddedDb::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EmbeddedError::Schema {
+                    found: 1,
+                    expected: SCHEMA_VERSION
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("new data folder"), "{err}");
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        assert_eq!(meta.get(SCHEMA_VERSION_KEY).unwrap().unwrap().value(), 1);
     }
 }
