@@ -18,7 +18,8 @@ pub(crate) const QUEUE_MESSAGES: TableDefinition<'static, (&'static str, u64), &
 pub(crate) const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 
 /// The layout version this code reads and writes; bumped on incompatible key or value changes.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+/// Version 2 keeps attempts and delivery index rows in the deliveries table.
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The record tables.
@@ -37,11 +38,14 @@ pub(crate) enum Tbl {
     Idempotency,
     /// `ten_…/del_…` → Delivery
     Deliveries,
-    /// `ten_…/sub_…/del_…` → empty: a subscription's deliveries, for the delivery log
+    /// `ten_…/sub_…/del_…` → empty: a subscription's deliveries, for the delivery log. Kept in
+    /// the deliveries table (see [`Tbl::host`]).
     DeliveriesBySubscription,
-    /// `ten_…/evt_…/del_…` → empty: an event's deliveries
+    /// `ten_…/evt_…/del_…` → empty: an event's deliveries. Kept in the deliveries table (see
+    /// [`Tbl::host`]).
     DeliveriesByEvent,
-    /// `ten_…/del_…/<attempt number, 10 digits>` → Attempt; zero padding makes text order numeric
+    /// `ten_…/del_…/<attempt number, 10 digits>` → Attempt; zero padding makes text order numeric.
+    /// Kept in the deliveries table, right after the delivery's own row (see [`Tbl::host`]).
     Attempts,
     /// `ten_…/sub_…/<hour, 2026-12-06T09>` → HourStats: a subscription's delivery statistics, one
     /// row per hour (text order is time order); rows older than the retention are removed when
@@ -67,6 +71,29 @@ impl Tbl {
         Tbl::EventTypes,
     ];
 
+    /// The redb table that holds this kind's rows. A delivery's attempts and index rows share the
+    /// deliveries table, because every table a commit touches costs it a copy of that table's path
+    /// of B-tree pages (plus its entry in the table tree): with one table per kind a delivery
+    /// touched six trees, now three (events, deliveries, queue messages). Key shapes keep the kinds
+    /// in ranges of their own: `del_…`, `evt_…` and `sub_…` sort apart after the tenant, and an
+    /// attempt (`ten_…/del_…/…`) sorts right after its delivery, in the page that row is written
+    /// to anyway. Each range only grows at its end (ids sort by time), so no commit rewrites an
+    /// older page to add a row. (Index rows beside their event, in the events table, rewrote the
+    /// event's page a commit later: no fewer bytes.)
+    pub(crate) fn host(self) -> Tbl {
+        match self {
+            Tbl::Attempts | Tbl::DeliveriesBySubscription | Tbl::DeliveriesByEvent => {
+                Tbl::Deliveries
+            }
+            other => other,
+        }
+    }
+
+    /// Whether this kind has a table of its own (is its own host).
+    pub(crate) fn is_host(self) -> bool {
+        self.host() == self
+    }
+
     pub(crate) fn def(self) -> RecordTable {
         TableDefinition::new(match self {
             Tbl::Tenants => "tenants",
@@ -74,10 +101,10 @@ impl Tbl {
             Tbl::Subscriptions => "subscriptions",
             Tbl::Events => "events",
             Tbl::Idempotency => "idempotency",
-            Tbl::Deliveries => "deliveries",
-            Tbl::DeliveriesBySubscription => "deliveries_by_subscription",
-            Tbl::DeliveriesByEvent => "deliveries_by_event",
-            Tbl::Attempts => "attempts",
+            Tbl::Deliveries
+            | Tbl::DeliveriesBySubscription
+            | Tbl::DeliveriesByEvent
+            | Tbl::Attempts => "deliveries",
             Tbl::Stats => "stats",
             Tbl::EventTypes => "event_types",
         })
@@ -144,6 +171,8 @@ pub(crate) fn last_part(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use redb::TableHandle;
+
     use super::*;
 
     #[test]
@@ -178,6 +207,18 @@ mod tests {
                 "{outside}"
             );
         }
+    }
+
+    #[test]
+    fn a_kind_and_its_host_name_one_table() {
+        for t in Tbl::ALL {
+            assert_eq!(t.def().name(), t.host().def().name(), "{t:?}");
+            assert!(t.host().is_host(), "{t:?}");
+        }
+        let hosts: Vec<_> = Tbl::ALL.into_iter().filter(|t| t.is_host()).collect();
+        let names: std::collections::BTreeSet<_> =
+            hosts.iter().map(|t| t.def().name().to_owned()).collect();
+        assert_eq!(names.len(), hosts.len(), "two hosts with one name");
     }
 
     #[test]

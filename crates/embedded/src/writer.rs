@@ -60,7 +60,8 @@ impl<'txn> WriteCtx<'txn> {
     }
 
     fn table(&mut self, t: Tbl) -> Result<&mut RecordTableHandle<'txn>, StoreError> {
-        let slot = &mut self.tables[t as usize];
+        // Kinds that share a table share its handle: redb opens a table once per transaction.
+        let slot = &mut self.tables[t.host() as usize];
         if slot.is_none() {
             *slot = Some(self.txn.open_table(t.def()).map_err(StoreError::backend)?);
         }
