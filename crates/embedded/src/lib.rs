@@ -83,6 +83,8 @@ pub enum EmbeddedError {
     Redb(#[source] Box<redb::Error>),
     #[error("the database file has schema version {found}, this build reads {expected}: use a new data folder")]
     Schema { found: u64, expected: u64 },
+    #[error("the database file was written by an older Herald (redb file format {0}): use a new data folder")]
+    OldFileFormat(u8),
     #[error("cannot start the writer thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -144,9 +146,15 @@ impl EmbeddedDb {
         // moment it exists (redb would create it with the process's default mode).
         create_private_file(&path).map_err(io_err)?;
         // redb's default cache may grow to 1 GiB; Herald's working set is small and recent.
-        let db = Database::builder()
+        let db = match Database::builder()
             .set_cache_size(CACHE_BYTES)
-            .create(&path)?;
+            .create(&path)
+        {
+            Err(redb::DatabaseError::UpgradeRequired(format)) => {
+                return Err(EmbeddedError::OldFileFormat(format))
+            }
+            other => other?,
+        };
         // Make the new file's directory entry durable too.
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -256,6 +264,8 @@ fn init(db: &Database) -> Result<(), EmbeddedError> {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use redb::ReadableDatabase;
+
     use super::*;
 
     #[test]
@@ -266,6 +276,18 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(db.path()), 0o600);
+    }
+
+    #[test]
+    fn a_file_in_redb_2s_format_is_refused_with_a_way_out_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE_NAME);
+        drop(redb2::Database::create(&path).unwrap());
+        let before = std::fs::read(&path).unwrap();
+        let err = EmbeddedDb::open(dir.path()).unwrap_err();
+        assert!(matches!(err, EmbeddedError::OldFileFormat(_)), "{err}");
+        assert!(err.to_string().contains("new data folder"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
     #[test]

@@ -27,6 +27,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use redb::ReadableTable;
+
 use herald_core::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::DeliveryStatus;
 use herald_core::ports::{Clock, StoreError};
@@ -207,10 +209,7 @@ fn read_candidates(
     let mut start = from.to_owned();
     loop {
         let mut next_tenant = None;
-        for row in table
-            .range::<&str>(start.as_str()..)
-            .map_err(StoreError::backend)?
-        {
+        for row in table.range(start.as_str()..).map_err(StoreError::backend)? {
             let (key, _) = row.map_err(StoreError::backend)?;
             let key = key.value();
             let parsed = key
@@ -373,7 +372,7 @@ fn read_expired_idempotency(
     let table = inner.read_table(Tbl::Idempotency)?;
     let mut expired = Vec::new();
     for (read, row) in table
-        .range::<&str>(from..)
+        .range(from..)
         .map_err(StoreError::backend)?
         .enumerate()
     {

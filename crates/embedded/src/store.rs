@@ -21,7 +21,7 @@ use herald_core::ports::{
     SubscriptionFilter, SubscriptionStore, TenantStore,
 };
 use jiff::Timestamp;
-use redb::ReadOnlyTable;
+use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +87,7 @@ fn page_newest_first<T>(
     let mut last_cursor = None;
     let mut more = false;
     let rows = table
-        .range::<&str>(prefix..end.as_str())
+        .range(prefix..end.as_str())
         .map_err(StoreError::backend)?;
     for row in rows.rev() {
         let (key, value) = row.map_err(StoreError::backend)?;
@@ -115,7 +115,7 @@ fn scan_prefix<T>(
     let end = prefix_end(prefix);
     let mut out = Vec::new();
     for row in table
-        .range::<&str>(prefix..end.as_str())
+        .range(prefix..end.as_str())
         .map_err(StoreError::backend)?
     {
         let (key, value) = row.map_err(StoreError::backend)?;
@@ -611,7 +611,7 @@ impl SubscriptionStore for EmbeddedStore {
             let prefix = prefix1(tenant);
             let end = prefix_end(&prefix);
             let rows = table
-                .range::<&str>(prefix.as_str()..end.as_str())
+                .range(prefix.as_str()..end.as_str())
                 .map_err(StoreError::backend)?;
             Ok(rows.take(up_to).count())
         })

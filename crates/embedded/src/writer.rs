@@ -128,7 +128,7 @@ impl<'txn> WriteCtx<'txn> {
     pub(crate) fn remove_range(&mut self, t: Tbl, from: &str, to: &str) -> Result<(), StoreError> {
         self.wrote = true;
         self.table_mut(t)?
-            .retain_in::<&str, _>(from..to, |_, _| false)
+            .retain_in(from..to, |_, _| false)
             .map_err(StoreError::backend)
     }
 
@@ -142,7 +142,7 @@ impl<'txn> WriteCtx<'txn> {
         let mut removed = 0;
         self.wrote = true;
         self.table_mut(t)?
-            .retain_in::<&str, _>(from..to, |_, _| {
+            .retain_in(from..to, |_, _| {
                 removed += 1;
                 false
             })
@@ -159,7 +159,7 @@ impl<'txn> WriteCtx<'txn> {
     ) -> Result<Vec<String>, StoreError> {
         let rows = self
             .table(t)?
-            .range::<&str>(from..to)
+            .range(from..to)
             .map_err(StoreError::backend)?;
         let mut keys = Vec::new();
         for row in rows {
@@ -436,11 +436,15 @@ fn apply_and_commit(db: &Database, batch: &mut [Box<dyn Job>]) -> (Result<(), St
         Err(e) => return (Err(e.to_string()), true),
     };
     let durable = batch.iter().any(|job| job.durable());
-    txn.set_durability(if durable {
+    let durability = if durable {
         Durability::Immediate
     } else {
         Durability::None
-    });
+    };
+    // Refused only when the transaction made a persistent savepoint, which Herald never does.
+    if let Err(e) = txn.set_durability(durability) {
+        return (Err(e.to_string()), true);
+    }
     let (broken, touched_cached) = {
         let mut ctx = WriteCtx::new(&txn);
         let mut broken = false;
