@@ -40,6 +40,7 @@
 
 mod cache;
 mod catalog;
+mod compact;
 mod outbox;
 mod queue;
 mod retention;
@@ -50,10 +51,11 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableTable};
 
+pub use compact::Compaction;
 pub use outbox::EmbeddedOutbox;
 pub use queue::{EmbeddedQueue, MAX_DELAY};
 pub use retention::{sweep_interval, Swept};
@@ -106,11 +108,12 @@ impl From<redb::Error> for EmbeddedError {
 pub(crate) struct Inner {
     // Field order matters for drop: the writer joins its thread (which holds its own `Arc` of the
     // database) so the file is closed by the time `Inner` is gone.
-    pub(crate) db: Arc<Database>,
+    // Locked for writing only by a compaction (see `compact`); reads and commits share it.
+    pub(crate) db: Arc<RwLock<Database>>,
     pub(crate) writer: Writer,
     pub(crate) queues: Arc<QueueShared>,
     pub(crate) cache: Arc<ReadCache>,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 /// Page cache of the database file. Reads are mostly of records written moments ago, so a small
@@ -161,10 +164,10 @@ impl EmbeddedDb {
             .map_err(io_err)?;
         init(&db)?;
         let queues = Arc::new(QueueShared::load(&db)?);
-        let db = Arc::new(db);
+        let db = Arc::new(RwLock::new(db));
         let cache = Arc::new(ReadCache::new());
-        let writer =
-            Writer::spawn(Arc::clone(&db), Arc::clone(&cache)).map_err(EmbeddedError::Thread)?;
+        let writer = Writer::spawn(Arc::clone(&db), Arc::clone(&cache), path.clone())
+            .map_err(EmbeddedError::Thread)?;
         tracing::debug!(path = %path.display(), "embedded database open");
         Ok(Self {
             inner: Arc::new(Inner {

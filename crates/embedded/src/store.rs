@@ -54,8 +54,17 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 pub(crate) type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
 
 impl Inner {
+    /// A read transaction; the lock is held only while it begins (a compaction holds it long).
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        let db = self
+            .db
+            .read()
+            .map_err(|_| StoreError::backend("the database lock is poisoned"))?;
+        db.begin_read().map_err(StoreError::backend)
+    }
+
     pub(crate) fn read_table(&self, t: Tbl) -> Result<ReadTable, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::backend)?;
+        let txn = self.begin_read()?;
         txn.open_table(t.def()).map_err(StoreError::backend)
     }
 
@@ -372,7 +381,7 @@ impl TenantStore for EmbeddedStore {
         let prefix = api_keys_prefix(tenant);
         self.scan(move |inner| {
             // The index and the records from one read transaction: they agree.
-            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let txn = inner.begin_read()?;
             let index = txn
                 .open_table(Tbl::Tenants.def())
                 .map_err(StoreError::backend)?;
@@ -672,7 +681,7 @@ impl DeliveryStore for EmbeddedStore {
         let (tenant, subscription, limit) = (*tenant, *subscription, page.limit);
         self.scan(move |inner| {
             // Both tables from one read transaction: the index and the records agree.
-            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let txn = inner.begin_read()?;
             let index = txn
                 .open_table(Tbl::DeliveriesBySubscription.def())
                 .map_err(StoreError::backend)?;
@@ -692,7 +701,7 @@ impl DeliveryStore for EmbeddedStore {
     async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
         let (tenant, event) = (event.tenant_id, event.id);
         self.scan(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let txn = inner.begin_read()?;
             let index = txn
                 .open_table(Tbl::DeliveriesByEvent.def())
                 .map_err(StoreError::backend)?;
