@@ -306,6 +306,8 @@ async fn a_pass_that_empties_a_grown_file_gives_its_free_end_back() {
     let outbox = db.outbox();
     let t0 = Timestamp::now();
     let tenant = TenantId::new();
+    let sub = subscription(tenant, &["*"], true);
+    db.store().create_subscription(&sub).await.unwrap();
     // Given a file grown by many events (about 12 MB of payload) that have all aged out,
     let payload = serde_json::json!({ "text": "x".repeat(4000) });
     let mut writes = tokio::task::JoinSet::new();
@@ -352,6 +354,10 @@ async fn a_pass_that_empties_a_grown_file_gives_its_free_end_back() {
         Compaction::NotWorth { .. }
     ));
     // What was kept is still there, and the file takes writes as before.
+    assert_eq!(
+        db.store().get_subscription(&tenant, &sub.id).await.unwrap(),
+        Some(sub)
+    );
     let kept = planned_event(tenant, &[]);
     outbox
         .insert_event_and_send(&kept, None, Vec::new())
