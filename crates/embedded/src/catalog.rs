@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use herald_core::catalog::{CatalogSettings, TenantCatalog, TenantEventType};
 use herald_core::ports::{EventTypeStore, StoreError};
 use herald_core::{EventType, TenantId};
+use redb::ReadableTable;
 
 use crate::store::EmbeddedStore;
 use crate::tables::{key2, key3, prefix1, prefix_end, Tbl};
@@ -102,7 +103,7 @@ impl EventTypeStore for EmbeddedStore {
         let settings_key = key2(tenant, SETTINGS);
         let mut catalog = TenantCatalog::default();
         for row in table
-            .range::<&str>(start.as_str()..end.as_str())
+            .range(start.as_str()..end.as_str())
             .map_err(StoreError::backend)?
         {
             let (key, value) = row.map_err(StoreError::backend)?;

@@ -28,7 +28,7 @@ use herald_core::model::Carried;
 use herald_core::ports::{
     OutgoingMessage, Queue, QueueError, QueueMessage, QueueName, ReceivedMessage, StoreError,
 };
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 

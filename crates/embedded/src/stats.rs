@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use herald_core::ids::{SubscriptionId, TenantId};
 use herald_core::ports::StoreError;
 use herald_core::stats::{Hour, HourStats, StatsDelta, StatsStore, HOUR_SECONDS, RETENTION};
+use redb::ReadableTable;
 
 use crate::store::EmbeddedStore;
 use crate::tables::{key3, last_part, prefix2, Tbl};
@@ -69,7 +70,7 @@ impl StatsStore for EmbeddedStore {
         let table = self.inner().read_table(Tbl::Stats)?;
         let mut out = Vec::new();
         for row in table
-            .range::<&str>(start.as_str()..end.as_str())
+            .range(start.as_str()..end.as_str())
             .map_err(StoreError::backend)?
         {
             let (key, value) = row.map_err(StoreError::backend)?;

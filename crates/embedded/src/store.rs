@@ -21,7 +21,7 @@ use herald_core::ports::{
     SubscriptionFilter, SubscriptionStore, TenantStore,
 };
 use jiff::Timestamp;
-use redb::ReadOnlyTable;
+use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -54,8 +54,17 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 pub(crate) type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
 
 impl Inner {
+    /// A read transaction; the lock is held only while it begins (a compaction holds it long).
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        let db = self
+            .db
+            .read()
+            .map_err(|_| StoreError::backend("the database lock is poisoned"))?;
+        db.begin_read().map_err(StoreError::backend)
+    }
+
     pub(crate) fn read_table(&self, t: Tbl) -> Result<ReadTable, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::backend)?;
+        let txn = self.begin_read()?;
         txn.open_table(t.def()).map_err(StoreError::backend)
     }
 
@@ -87,7 +96,7 @@ fn page_newest_first<T>(
     let mut last_cursor = None;
     let mut more = false;
     let rows = table
-        .range::<&str>(prefix..end.as_str())
+        .range(prefix..end.as_str())
         .map_err(StoreError::backend)?;
     for row in rows.rev() {
         let (key, value) = row.map_err(StoreError::backend)?;
@@ -115,7 +124,7 @@ fn scan_prefix<T>(
     let end = prefix_end(prefix);
     let mut out = Vec::new();
     for row in table
-        .range::<&str>(prefix..end.as_str())
+        .range(prefix..end.as_str())
         .map_err(StoreError::backend)?
     {
         let (key, value) = row.map_err(StoreError::backend)?;
@@ -372,7 +381,7 @@ impl TenantStore for EmbeddedStore {
         let prefix = api_keys_prefix(tenant);
         self.scan(move |inner| {
             // The index and the records from one read transaction: they agree.
-            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let txn = inner.begin_read()?;
             let index = txn
                 .open_table(Tbl::Tenants.def())
                 .map_err(StoreError::backend)?;
@@ -611,7 +620,7 @@ impl SubscriptionStore for EmbeddedStore {
             let prefix = prefix1(tenant);
             let end = prefix_end(&prefix);
             let rows = table
-                .range::<&str>(prefix.as_str()..end.as_str())
+                .range(prefix.as_str()..end.as_str())
                 .map_err(StoreError::backend)?;
             Ok(rows.take(up_to).count())
         })
@@ -672,7 +681,7 @@ impl DeliveryStore for EmbeddedStore {
         let (tenant, subscription, limit) = (*tenant, *subscription, page.limit);
         self.scan(move |inner| {
             // Both tables from one read transaction: the index and the records agree.
-            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let txn = inner.begin_read()?;
             let index = txn
                 .open_table(Tbl::DeliveriesBySubscription.def())
                 .map_err(StoreError::backend)?;
@@ -692,7 +701,7 @@ impl DeliveryStore for EmbeddedStore {
     async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
         let (tenant, event) = (event.tenant_id, event.id);
         self.scan(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::backend)?;
+            let txn = inner.begin_read()?;
             let index = txn
                 .open_table(Tbl::DeliveriesByEvent.def())
                 .map_err(StoreError::backend)?;

@@ -12,24 +12,27 @@
 //! fails. An operation that fails *after* writing (a storage error half-way) could have left a
 //! partial change, so the whole batch is rolled back and every operation in it fails.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use herald_core::ports::StoreError;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use crate::cache::ReadCache;
+use crate::compact::{self, CompactRequest, Compaction};
 use crate::tables::{Tbl, QUEUE_MESSAGES};
 
 /// How long a small batch waits for more writes before it commits.
-const DURABLE_LINGER: std::time::Duration = std::time::Duration::from_micros(500);
+const DURABLE_LINGER: Duration = Duration::from_micros(500);
 /// Batches at least this large commit at once.
 const LINGER_BELOW: usize = 16;
 
 /// How long a batch of only lazy writes waits for company.
-const LAZY_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+const LAZY_LINGER: Duration = Duration::from_millis(2);
 
 /// The most operations one transaction takes; bounds commit size and reply latency.
 pub(crate) const MAX_BATCH: usize = 4096;
@@ -128,7 +131,7 @@ impl<'txn> WriteCtx<'txn> {
     pub(crate) fn remove_range(&mut self, t: Tbl, from: &str, to: &str) -> Result<(), StoreError> {
         self.wrote = true;
         self.table_mut(t)?
-            .retain_in::<&str, _>(from..to, |_, _| false)
+            .retain_in(from..to, |_, _| false)
             .map_err(StoreError::backend)
     }
 
@@ -142,7 +145,7 @@ impl<'txn> WriteCtx<'txn> {
         let mut removed = 0;
         self.wrote = true;
         self.table_mut(t)?
-            .retain_in::<&str, _>(from..to, |_, _| {
+            .retain_in(from..to, |_, _| {
                 removed += 1;
                 false
             })
@@ -159,7 +162,7 @@ impl<'txn> WriteCtx<'txn> {
     ) -> Result<Vec<String>, StoreError> {
         let rows = self
             .table(t)?
-            .range::<&str>(from..to)
+            .range(from..to)
             .map_err(StoreError::backend)?;
         let mut keys = Vec::new();
         for row in rows {
@@ -264,22 +267,32 @@ struct Counters {
     operations: AtomicU64,
 }
 
+/// What the writer thread is asked to do.
+enum Msg {
+    Op(Box<dyn Job>),
+    Compact(CompactRequest),
+}
+
 /// The handle to the writer thread. Dropping it lets the thread finish what is queued, then joins
 /// it, so the database file is closed when the last handle is gone.
 pub(crate) struct Writer {
-    tx: Option<mpsc::Sender<Box<dyn Job>>>,
+    tx: Option<mpsc::Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
 
 impl Writer {
-    pub(crate) fn spawn(db: Arc<Database>, cache: Arc<ReadCache>) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+    pub(crate) fn spawn(
+        db: Arc<RwLock<Database>>,
+        cache: Arc<ReadCache>,
+        path: PathBuf,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Msg>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("herald-redb-writer".into())
-            .spawn(move || run(&db, &rx, &thread_counters, &cache))?;
+            .spawn(move || run(&db, &path, &rx, &thread_counters, &cache))?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -329,6 +342,21 @@ impl Writer {
         self.submit(op, then, false).await
     }
 
+    /// Compacts the file between two group commits if the writer has had nothing else to do for
+    /// `quiet` and the file is mostly free (see `compact`).
+    pub(crate) async fn compact(&self, quiet: Duration) -> Result<Compaction, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let request = CompactRequest { quiet, reply };
+        let sent = self.tx.as_ref().map(|tx| tx.send(Msg::Compact(request)));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(StoreError::backend("the writer thread has stopped"));
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::backend("the writer thread stopped before answering"))?
+            .map_err(StoreError::backend)
+    }
+
     async fn submit<R, T, F, A>(&self, op: F, then: A, durable: bool) -> Result<T, StoreError>
     where
         R: Send + 'static,
@@ -348,7 +376,7 @@ impl Writer {
         });
         match &self.tx {
             Some(tx) => {
-                if let Err(mpsc::SendError(job)) = tx.send(job) {
+                if let Err(mpsc::SendError(Msg::Op(job))) = tx.send(Msg::Op(job)) {
                     job.finish(Err("the writer thread has stopped"));
                 }
             }
@@ -372,60 +400,98 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters, cache: &ReadCache) {
+/// Sorts a message into the batch or the compaction requests.
+fn take(msg: Msg, batch: &mut Vec<Box<dyn Job>>, compactions: &mut Vec<CompactRequest>) {
+    match msg {
+        Msg::Op(job) => batch.push(job),
+        Msg::Compact(request) => compactions.push(request),
+    }
+}
+
+fn run(
+    db: &RwLock<Database>,
+    path: &std::path::Path,
+    rx: &mpsc::Receiver<Msg>,
+    counters: &Counters,
+    cache: &ReadCache,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::new();
+    let mut compactions = Vec::new();
+    let mut last_write = Instant::now();
     while let Ok(first) = rx.recv() {
-        batch.push(first);
+        take(first, &mut batch, &mut compactions);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(msg) => take(msg, &mut batch, &mut compactions),
                 Err(_) => break,
             }
         }
-        // A batch of only lazy writes (acknowledgements) waits a moment for a durable write to ride
-        // along with, instead of costing a commit of its own.
-        let linger_until = std::time::Instant::now() + LAZY_LINGER;
-        while batch.len() < MAX_BATCH && !batch.iter().any(|job| job.durable()) {
-            let left = linger_until.saturating_duration_since(std::time::Instant::now());
+        if !batch.is_empty() {
+            commit_batch(db, rx, &mut batch, &mut compactions, counters, cache);
+            last_write = Instant::now();
+        }
+        // Between group commits, so no write transaction is open.
+        for request in compactions.drain(..) {
+            compact::run(db, path, request, last_write);
+        }
+    }
+}
+
+/// Lingers for company as the batch's kind asks, then commits it and answers its operations.
+fn commit_batch(
+    db: &RwLock<Database>,
+    rx: &mpsc::Receiver<Msg>,
+    batch: &mut Vec<Box<dyn Job>>,
+    compactions: &mut Vec<CompactRequest>,
+    counters: &Counters,
+    cache: &ReadCache,
+) {
+    // A batch of only lazy writes (acknowledgements) waits a moment for a durable write to ride
+    // along with, instead of costing a commit of its own.
+    let linger_until = Instant::now() + LAZY_LINGER;
+    while batch.len() < MAX_BATCH && !batch.iter().any(|job| job.durable()) {
+        let left = linger_until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(msg) => take(msg, batch, compactions),
+            Err(_) => break,
+        }
+    }
+    // A commit costs about the same for one write as for fifty (redb copies the touched pages
+    // and syncs once), so a small batch waits up to `DURABLE_LINGER` for more. Under load the
+    // batch is already large and nothing waits; at a steady trickle this trades a fraction of
+    // a millisecond of latency for several times fewer commits.
+    if batch.len() < LINGER_BELOW {
+        let linger_until = Instant::now() + DURABLE_LINGER;
+        while batch.len() < LINGER_BELOW {
+            let left = linger_until.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(job) => batch.push(job),
+                Ok(msg) => take(msg, batch, compactions),
                 Err(_) => break,
             }
         }
-        // A commit costs about the same for one write as for fifty (redb copies the touched pages
-        // and syncs once), so a small batch waits up to `DURABLE_LINGER` for more. Under load the
-        // batch is already large and nothing waits; at a steady trickle this trades a fraction of
-        // a millisecond of latency for several times fewer commits.
-        if batch.len() < LINGER_BELOW {
-            let linger_until = std::time::Instant::now() + DURABLE_LINGER;
-            while batch.len() < LINGER_BELOW {
-                let left = linger_until.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+    }
+    let (outcome, touched_cached) = match db.read() {
+        Ok(db) => apply_and_commit(&db, batch),
+        Err(_) => (Err("the database lock is poisoned".to_owned()), true),
+    };
+    // Before anyone is answered, so a read after a write never meets the old record.
+    if touched_cached {
+        cache.invalidate();
+    }
+    match &outcome {
+        Ok(()) => {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters
+                .operations
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            tracing::trace!(operations = batch.len(), "group commit");
         }
-        let (outcome, touched_cached) = apply_and_commit(db, &mut batch);
-        // Before anyone is answered, so a read after a write never meets the old record.
-        if touched_cached {
-            cache.invalidate();
+        Err(why) => {
+            tracing::error!(operations = batch.len(), error = %why, "group commit failed")
         }
-        match &outcome {
-            Ok(()) => {
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .operations
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                tracing::trace!(operations = batch.len(), "group commit");
-            }
-            Err(why) => {
-                tracing::error!(operations = batch.len(), error = %why, "group commit failed")
-            }
-        }
-        for job in batch.drain(..) {
-            job.finish(outcome.as_ref().map(|_| ()).map_err(String::as_str));
-        }
+    }
+    for job in batch.drain(..) {
+        job.finish(outcome.as_ref().map(|_| ()).map_err(String::as_str));
     }
 }
 
@@ -436,11 +502,15 @@ fn apply_and_commit(db: &Database, batch: &mut [Box<dyn Job>]) -> (Result<(), St
         Err(e) => return (Err(e.to_string()), true),
     };
     let durable = batch.iter().any(|job| job.durable());
-    txn.set_durability(if durable {
+    let durability = if durable {
         Durability::Immediate
     } else {
         Durability::None
-    });
+    };
+    // Refused only when the transaction made a persistent savepoint, which Herald never does.
+    if let Err(e) = txn.set_durability(durability) {
+        return (Err(e.to_string()), true);
+    }
     let (broken, touched_cached) = {
         let mut ctx = WriteCtx::new(&txn);
         let mut broken = false;
