@@ -46,6 +46,8 @@ mod retention;
 mod stats;
 mod store;
 mod tables;
+#[cfg(feature = "write-trace")]
+mod trace;
 mod writer;
 
 use std::fmt;

@@ -110,8 +110,10 @@ impl<'txn> WriteCtx<'txn> {
         self.wrote = true;
         self.table_mut(t)?
             .insert(key, value)
-            .map(drop)
-            .map_err(StoreError::backend)
+            .map_err(StoreError::backend)?;
+        #[cfg(feature = "write-trace")]
+        crate::trace::put(t, key.as_bytes(), value);
+        Ok(())
     }
 
     /// Removes `key`; whether it was there.
@@ -121,6 +123,10 @@ impl<'txn> WriteCtx<'txn> {
         if !matches!(result, Ok(false)) {
             self.wrote = true;
         }
+        #[cfg(feature = "write-trace")]
+        if let Ok(existed) = result {
+            crate::trace::remove(t, key.as_bytes(), existed);
+        }
         result.map_err(StoreError::backend)
     }
 
@@ -129,7 +135,10 @@ impl<'txn> WriteCtx<'txn> {
         self.wrote = true;
         self.table_mut(t)?
             .retain_in(from..to, |_, _| false)
-            .map_err(StoreError::backend)
+            .map_err(StoreError::backend)?;
+        #[cfg(feature = "write-trace")]
+        crate::trace::remove_range(t, from.as_bytes(), to.as_bytes());
+        Ok(())
     }
 
     /// Removes every key in `from..to`; how many there were.
@@ -147,6 +156,8 @@ impl<'txn> WriteCtx<'txn> {
                 false
             })
             .map_err(StoreError::backend)?;
+        #[cfg(feature = "write-trace")]
+        crate::trace::remove_range(t, from.as_bytes(), to.as_bytes());
         Ok(removed)
     }
 
@@ -186,14 +197,20 @@ impl<'txn> WriteCtx<'txn> {
         self.wrote = true;
         self.queue()?
             .insert((queue, seq), value)
-            .map(drop)
-            .map_err(StoreError::backend)
+            .map_err(StoreError::backend)?;
+        #[cfg(feature = "write-trace")]
+        crate::trace::queue_put(queue, seq, value);
+        Ok(())
     }
 
     pub(crate) fn queue_remove(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
         let result = self.queue()?.remove((queue, seq)).map(|old| old.is_some());
         if !matches!(result, Ok(false)) {
             self.wrote = true;
+        }
+        #[cfg(feature = "write-trace")]
+        if let Ok(existed) = result {
+            crate::trace::queue_remove(queue, seq, existed);
         }
         result.map_err(StoreError::backend)
     }
@@ -274,12 +291,42 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn spawn(db: Arc<Database>, cache: Arc<ReadCache>) -> std::io::Result<Self> {
+        // With the `write-trace` feature, the trace named by `HERALD_WRITE_TRACE` (see `trace`).
+        #[cfg(feature = "write-trace")]
+        let setup = {
+            let trace = crate::trace::Trace::from_env()?;
+            move || crate::trace::install(trace)
+        };
+        #[cfg(not(feature = "write-trace"))]
+        let setup = || {};
+        Self::spawn_inner(db, cache, setup)
+    }
+
+    /// [`Writer::spawn`] writing the trace `trace`.
+    #[cfg(all(test, feature = "write-trace"))]
+    pub(crate) fn spawn_traced(
+        db: Arc<Database>,
+        cache: Arc<ReadCache>,
+        trace: Option<crate::trace::Trace>,
+    ) -> std::io::Result<Self> {
+        Self::spawn_inner(db, cache, move || crate::trace::install(trace))
+    }
+
+    /// `setup` runs first on the new thread.
+    fn spawn_inner(
+        db: Arc<Database>,
+        cache: Arc<ReadCache>,
+        setup: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("herald-redb-writer".into())
-            .spawn(move || run(&db, &rx, &thread_counters, &cache))?;
+            .spawn(move || {
+                setup();
+                run(&db, &rx, &thread_counters, &cache)
+            })?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -406,7 +453,11 @@ fn run(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters, ca
                 }
             }
         }
+        #[cfg(feature = "write-trace")]
+        let durable = batch.iter().any(|job| job.durable());
         let (outcome, touched_cached) = apply_and_commit(db, &mut batch);
+        #[cfg(feature = "write-trace")]
+        crate::trace::end_batch(outcome.is_ok().then_some(durable));
         // Before anyone is answered, so a read after a write never meets the old record.
         if touched_cached {
             cache.invalidate();
