@@ -159,3 +159,25 @@ impl Engine for Fjall {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_remove_takes_the_batchs_own_puts_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = Fjall::open(dir.path(), false).unwrap();
+        for batch in crate::engines::tests::sample() {
+            f.commit(&batch).unwrap();
+        }
+        let ks = f.keyspace("deliveries").unwrap();
+        assert_eq!(
+            ks.iter().count(),
+            0,
+            "t/a, t/b, t/c and u/a are all removed"
+        );
+        assert_eq!(f.keyspace(QUEUE_TABLE).unwrap().iter().count(), 0);
+    }
+}
