@@ -331,18 +331,31 @@ async fn a_pass_that_empties_a_grown_file_gives_its_free_end_back() {
     let swept = db.sweep(retention, plus(t0, 2 * HOUR)).await.unwrap();
     assert_eq!(swept.events, 3000);
 
-    // the file may give some of its free end back at once (how much depends on where redb put
-    // the last live pages), and a compaction, the writer being quiet, gives back nearly all of it.
+    // the file may give some or all of its free end back at once (how much depends on where
+    // redb put the last live pages); a compaction, the writer being quiet, gives back the rest,
+    // or finds nothing worth doing when the free end already went.
     let settled = len();
     let outcome = db.compact(Duration::ZERO).await.unwrap();
     let left = len();
-    assert_eq!(
-        outcome,
-        Compaction::Done {
-            before: settled,
-            after: left
-        }
-    );
+    if settled * 2 < grown {
+        assert!(
+            outcome
+                == Compaction::Done {
+                    before: settled,
+                    after: left
+                }
+                || matches!(outcome, Compaction::NotWorth { .. }),
+            "{outcome:?}"
+        );
+    } else {
+        assert_eq!(
+            outcome,
+            Compaction::Done {
+                before: settled,
+                after: left
+            }
+        );
+    }
     assert!(left * 10 < grown, "{grown} bytes grown, {left} left");
     // Only a writer quiet for long enough compacts, and only a file worth it.
     assert_eq!(

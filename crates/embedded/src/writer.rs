@@ -118,8 +118,10 @@ impl<'txn> WriteCtx<'txn> {
         self.wrote = true;
         self.table_mut(t)?
             .insert(key, value)
-            .map(drop)
-            .map_err(StoreError::backend)
+            .map_err(StoreError::backend)?;
+        #[cfg(feature = "write-trace")]
+        crate::trace::put(t, key.as_bytes(), value);
+        Ok(())
     }
 
     /// Removes `key`; whether it was there.
@@ -129,6 +131,10 @@ impl<'txn> WriteCtx<'txn> {
         if !matches!(result, Ok(false)) {
             self.wrote = true;
         }
+        #[cfg(feature = "write-trace")]
+        if let Ok(existed) = result {
+            crate::trace::remove(t, key.as_bytes(), existed);
+        }
         result.map_err(StoreError::backend)
     }
 
@@ -137,7 +143,10 @@ impl<'txn> WriteCtx<'txn> {
         self.wrote = true;
         self.table_mut(t)?
             .retain_in(from..to, |_, _| false)
-            .map_err(StoreError::backend)
+            .map_err(StoreError::backend)?;
+        #[cfg(feature = "write-trace")]
+        crate::trace::remove_range(t, from.as_bytes(), to.as_bytes());
+        Ok(())
     }
 
     /// Removes every key in `from..to`; how many there were.
@@ -155,6 +164,8 @@ impl<'txn> WriteCtx<'txn> {
                 false
             })
             .map_err(StoreError::backend)?;
+        #[cfg(feature = "write-trace")]
+        crate::trace::remove_range(t, from.as_bytes(), to.as_bytes());
         Ok(removed)
     }
 
@@ -194,14 +205,20 @@ impl<'txn> WriteCtx<'txn> {
         self.wrote = true;
         self.queue()?
             .insert((queue, seq), value)
-            .map(drop)
-            .map_err(StoreError::backend)
+            .map_err(StoreError::backend)?;
+        #[cfg(feature = "write-trace")]
+        crate::trace::queue_put(queue, seq, value);
+        Ok(())
     }
 
     pub(crate) fn queue_remove(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
         let result = self.queue()?.remove((queue, seq)).map(|old| old.is_some());
         if !matches!(result, Ok(false)) {
             self.wrote = true;
+        }
+        #[cfg(feature = "write-trace")]
+        if let Ok(existed) = result {
+            crate::trace::queue_remove(queue, seq, existed);
         }
         result.map_err(StoreError::backend)
     }
@@ -292,12 +309,44 @@ impl Writer {
         cache: Arc<ReadCache>,
         path: PathBuf,
     ) -> std::io::Result<Self> {
+        // With the `write-trace` feature, the trace named by `HERALD_WRITE_TRACE` (see `trace`).
+        #[cfg(feature = "write-trace")]
+        let setup = {
+            let trace = crate::trace::Trace::from_env()?;
+            move || crate::trace::install(trace)
+        };
+        #[cfg(not(feature = "write-trace"))]
+        let setup = || {};
+        Self::spawn_inner(db, cache, path, setup)
+    }
+
+    /// [`Writer::spawn`] writing the trace `trace`.
+    #[cfg(all(test, feature = "write-trace"))]
+    pub(crate) fn spawn_traced(
+        db: Arc<RwLock<Database>>,
+        cache: Arc<ReadCache>,
+        path: PathBuf,
+        trace: Option<crate::trace::Trace>,
+    ) -> std::io::Result<Self> {
+        Self::spawn_inner(db, cache, path, move || crate::trace::install(trace))
+    }
+
+    /// `setup` runs first on the new thread.
+    fn spawn_inner(
+        db: Arc<RwLock<Database>>,
+        cache: Arc<ReadCache>,
+        path: PathBuf,
+        setup: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Msg>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("herald-redb-writer".into())
-            .spawn(move || run(&db, &path, &rx, &thread_counters, &cache))?;
+            .spawn(move || {
+                setup();
+                run(&db, &path, &rx, &thread_counters, &cache)
+            })?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -475,10 +524,14 @@ fn commit_batch(
             }
         }
     }
+    #[cfg(feature = "write-trace")]
+    let durable = batch.iter().any(|job| job.durable());
     let (outcome, touched_cached) = match db.read() {
         Ok(db) => apply_and_commit(&db, batch),
         Err(_) => (Err("the database lock is poisoned".to_owned()), true),
     };
+    #[cfg(feature = "write-trace")]
+    crate::trace::end_batch(outcome.is_ok().then_some(durable));
     // Before anyone is answered, so a read after a write never meets the old record.
     if touched_cached {
         cache.invalidate();
