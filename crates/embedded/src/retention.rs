@@ -209,11 +209,12 @@ async fn sweep_pass(
 /// The most empty commits one [`give_back_space`] makes.
 const SETTLE_COMMITS: usize = 32;
 
-/// Lets redb give the file's free end back after a sweep that removed something. redb shrinks the file only at a commit,
-/// and by at most half its free end each time; a sweep's pages are freed a commit later. When the
-/// sweep was the last write (the service went quiet) nothing else would commit, so the file would
-/// stay at its largest: this makes empty durable commits while each still shrinks the file, at
-/// most [`SETTLE_COMMITS`]. Under load they ride along in the deliveries' group commits.
+/// Lets redb give the file's free end back after a sweep that removed something. redb shrinks
+/// the file only at a commit, and by at most half its free end each time; a sweep's pages are
+/// freed a commit later. When the sweep was the last write (the service went quiet) nothing else
+/// would commit, so the file would stay at its largest: this makes empty durable commits while
+/// they still shrink the file, at most [`SETTLE_COMMITS`]. Under load they ride along in the
+/// deliveries' group commits.
 async fn give_back_space(weak: &Weak<Inner>) -> Result<(), StoreError> {
     let mut unchanged = 0;
     for _ in 0..SETTLE_COMMITS {
@@ -223,7 +224,8 @@ async fn give_back_space(weak: &Weak<Inner>) -> Result<(), StoreError> {
         let len = |inner: &Inner| std::fs::metadata(&inner.path).map(|m| m.len()).ok();
         let before = len(&inner);
         inner.writer.write(|_| Ok(())).await?;
-        // A commit frees what the one before released; stop after two that gave nothing back.
+        // A commit frees what the one before released, and whether redb can give the free end
+        // back varies from commit to commit; stop after four in a row that gave nothing back.
         if len(&inner) >= before {
             unchanged += 1;
             if unchanged == 4 {

@@ -59,6 +59,12 @@ impl Trace {
         self.out.write_all(name)
     }
 
+    /// The tag of a record on a record table, and the table's name.
+    fn table_record(&mut self, tag: u8, table: Tbl) -> io::Result<()> {
+        self.out.write_all(&[tag])?;
+        self.name(TableHandle::name(&table.def()).as_bytes())
+    }
+
     fn blob(&mut self, blob: &[u8]) -> io::Result<()> {
         let len = u32::try_from(blob.len()).map_err(|_| io::Error::other("blob too long"))?;
         self.out.write_all(&len.to_le_bytes())?;
@@ -90,8 +96,7 @@ fn record(write: impl FnOnce(&mut Trace) -> io::Result<()>) {
 
 pub(crate) fn put(table: Tbl, key: &[u8], value: &[u8]) {
     record(|t| {
-        t.out.write_all(b"P")?;
-        t.name(TableHandle::name(&table.def()).as_bytes())?;
+        t.table_record(b'P', table)?;
         t.blob(key)?;
         t.blob(value)
     });
@@ -99,8 +104,7 @@ pub(crate) fn put(table: Tbl, key: &[u8], value: &[u8]) {
 
 pub(crate) fn remove(table: Tbl, key: &[u8], existed: bool) {
     record(|t| {
-        t.out.write_all(b"D")?;
-        t.name(TableHandle::name(&table.def()).as_bytes())?;
+        t.table_record(b'D', table)?;
         t.blob(key)?;
         t.out.write_all(&[u8::from(existed)])
     });
@@ -108,8 +112,7 @@ pub(crate) fn remove(table: Tbl, key: &[u8], existed: bool) {
 
 pub(crate) fn remove_range(table: Tbl, from: &[u8], to: &[u8]) {
     record(|t| {
-        t.out.write_all(b"R")?;
-        t.name(TableHandle::name(&table.def()).as_bytes())?;
+        t.table_record(b'R', table)?;
         t.blob(from)?;
         t.blob(to)
     });
