@@ -228,24 +228,9 @@ fn embedded_state(config: &DevConfig) -> anyhow::Result<(AppState, EmbeddedDb)> 
     Ok((state, db))
 }
 
-/// The bytes of the files in `dir` and its subfolders (symbolic links not followed), for
-/// `herald dev` to show what the data folder takes.
-pub fn folder_size(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    let mut pending = vec![dir.to_owned()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file() {
-                total += entry.metadata()?.len();
-            }
-        }
-    }
-    Ok(total)
-}
+/// The bytes of the files in `dir` and its subfolders, for `herald dev` to show what the data
+/// folder takes.
+pub use herald_embedded::folder_size;
 
 /// The Lambda functions' state, with the development policies of `config`.
 fn aws_state(config: &DevConfig, sdk: &SdkConfig, aws: &AwsConfig) -> anyhow::Result<AppState> {

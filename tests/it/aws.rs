@@ -48,7 +48,7 @@ async fn herald_dev_on_dynamodb_and_sqs_delivers_and_honours_operator_keys() {
     // The development key is kept in the data folder, its record in DynamoDB.
     let kept = std::fs::read_to_string(data.path().join("dev-api-key")).unwrap();
     assert_eq!(kept.trim(), running.api_key);
-    assert!(!data.path().join(herald_embedded::DB_FILE_NAME).exists());
+    assert!(!data.path().join(herald_embedded::DB_DIR_NAME).exists());
 
     // Act: a subscription and an event, over HTTP.
     let receiver = TestReceiver::start().await;

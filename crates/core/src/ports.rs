@@ -1,5 +1,5 @@
 //! The ports: the small traits through which the application reaches storage, queues, the network
-//! and the clock. Adapters implement them (embedded redb, DynamoDB/SQS, reqwest); the domain and the
+//! and the clock. Adapters implement them (embedded fjall, DynamoDB/SQS, reqwest); the domain and the
 //! services only ever see these traits.
 
 use std::time::Duration;

@@ -4,8 +4,8 @@
 //! Coherent within the process: the writer thread invalidates it after every commit that touched
 //! those tables and before it answers the writer's callers, so a write is visible to every read
 //! that starts after the write returned. A read that raced an invalidation does not store what it
-//! read (the generation moved). The redb file is locked by one process, so the TTL is only a
-//! bound on staleness should anything else ever change the file.
+//! read (the generation moved). The database is locked by one process, so the TTL is only a
+//! bound on staleness should anything else ever change it.
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use herald_core::catalog::{CatalogSettings, TenantCatalog, TenantEventType};
 use herald_core::ports::{EventTypeStore, StoreError};
 use herald_core::{EventType, TenantId};
-use redb::ReadableTable;
 
 use crate::store::EmbeddedStore;
 use crate::tables::{key2, key3, prefix1, prefix_end, Tbl};

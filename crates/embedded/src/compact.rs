@@ -1,100 +1,136 @@
-//! Compaction at quiet times: gives a mostly empty file's space back to the disk.
+//! Compaction at quiet times: gives the space of removed records back to the disk.
 //!
-//! redb reuses freed pages and shrinks the file at a commit only while its end is free, so after
-//! a burst has aged out the file can stay many times larger than what it holds, kept long by a
-//! few live pages near its end. `Database::compact` moves those pages down and truncates, but it
-//! needs the database to itself: no write transaction (it runs on the writer thread, between
-//! group commits) and no read transaction (it takes the database's lock for writing, so reads
-//! wait for it, and it is refused while a read that began earlier is still open).
+//! fjall removes a record by writing a tombstone; the record's bytes leave the disk when a
+//! compaction merges the two, which fjall's background compactions do as new writes flush. When
+//! the writes stop after a retention pass removed much (a service gone quiet), nothing would
+//! flush or merge them, and the data folder would keep its largest size. So when the writer has
+//! been quiet for a while, the sweeper flushes every memtable and compacts every keyspace into
+//! one sorted run, dropping what the tombstones shadow. It runs on the blocking pool; writes and
+//! reads go on meanwhile.
 //!
-//! Because reads and writes wait while it runs, it runs only when it is cheap and nobody waits:
-//! the writer has been quiet for a while, the file is large enough to matter, and at least half
-//! of it is free (so there is little left to move).
+//! The journal is not compacted: fjall writes it up to 64 MB before it starts a new one, and
+//! deletes a full one once every memtable it covers is flushed, so it adds at most about 128 MB
+//! to the data folder, whatever the retention.
 
 use std::path::Path;
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use redb::{CompactionMode, Database};
-use tokio::sync::oneshot;
+use crate::kv::{Kv, KvError};
 
-/// Files smaller than this are left as they are.
-pub(crate) const MIN_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Why a compaction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    #[error("cannot measure the data folder: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<fjall::Error> for CompactError {
+    fn from(err: fjall::Error) -> Self {
+        Self::Kv(KvError::Engine(err))
+    }
+}
+
+/// The bookkeeping key a compaction writes (when it last ran, in Unix milliseconds).
+const COMPACTED_KEY: &str = "compacted_at_ms";
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Databases whose table files take less than this are left as they are.
+pub(crate) const MIN_TABLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// fjall's folder of keyspaces and their table files, inside the database's folder.
+const TABLES_DIR: &str = "keyspaces";
 
 /// What a compaction request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compaction {
     /// The writer was not quiet for long enough; nothing was done.
     Busy,
-    /// The file is small or mostly in use; nothing was done.
-    NotWorth { file_bytes: u64, used_bytes: u64 },
-    /// A read was in progress; nothing was done (try again later).
-    Refused,
-    /// Compacted: the file's length before and after.
+    /// The table files are small; nothing was done.
+    NotWorth { table_bytes: u64 },
+    /// Compacted: the bytes of the table files before and after.
     Done { before: u64, after: u64 },
 }
 
-/// A request to the writer thread.
-pub(crate) struct CompactRequest {
-    /// How long the writer must have been without other writes.
-    pub(crate) quiet: Duration,
-    pub(crate) reply: oneshot::Sender<Result<Compaction, String>>,
-}
-
-/// Runs `request` on the writer thread, which last finished a batch at `last_write`.
+/// Compacts `kv` (in `path`) if the writer has been idle for `quiet` (it was idle for `idle`).
 pub(crate) fn run(
-    db: &RwLock<Database>,
+    kv: &Kv,
     path: &Path,
-    request: CompactRequest,
-    last_write: Instant,
-) {
-    let outcome = compact(db, path, request.quiet, last_write);
-    // The requester may have gone away; nothing depends on the answer.
-    let _ = request.reply.send(outcome);
-}
-
-fn compact(
-    db: &RwLock<Database>,
-    path: &Path,
+    idle: Duration,
     quiet: Duration,
-    last_write: Instant,
-) -> Result<Compaction, String> {
-    if last_write.elapsed() < quiet {
+) -> Result<Compaction, CompactError> {
+    if idle < quiet {
         return Ok(Compaction::Busy);
     }
-    let file_len = || {
-        std::fs::metadata(path)
-            .map(|m| m.len())
-            .map_err(|e| e.to_string())
-    };
-    let before = file_len()?;
-    let used = {
-        let guard = db.read().map_err(|_| "the database lock is poisoned")?;
-        let txn = guard.begin_write().map_err(|e| e.to_string())?;
-        let stats = txn.stats().map_err(|e| e.to_string())?;
-        txn.abort().map_err(|e| e.to_string())?;
-        stats.allocated_pages() * stats.page_size() as u64
-    };
-    if before < MIN_FILE_BYTES || used.saturating_mul(2) > before {
+    let tables = path.join(TABLES_DIR);
+    let before = folder_size(&tables)?;
+    if before < MIN_TABLE_BYTES {
         return Ok(Compaction::NotWorth {
-            file_bytes: before,
-            used_bytes: used,
+            table_bytes: before,
         });
     }
     let started = Instant::now();
-    let mut guard = db.write().map_err(|_| "the database lock is poisoned")?;
-    match guard.compact(CompactionMode::Balanced) {
-        Ok(_) => {}
-        Err(redb::CompactionError::TransactionInProgress) => return Ok(Compaction::Refused),
-        Err(e) => return Err(e.to_string()),
+    for ks in kv.hosts() {
+        ks.inner().rotate_memtable_and_wait()?;
     }
-    drop(guard);
-    let after = file_len()?;
+    for ks in kv.hosts() {
+        ks.inner().major_compact()?;
+    }
+    // fjall deletes replaced table files at its next memtable rotation (its file maintenance
+    // runs then, for every keyspace), and rotates only a memtable that holds something.
+    kv.meta.insert(COMPACTED_KEY, now_ms().to_be_bytes())?;
+    kv.meta.inner().rotate_memtable_and_wait()?;
+    let after = folder_size(&tables)?;
     tracing::info!(
         before,
         after,
         ms = started.elapsed().as_millis() as u64,
-        "compacted the database file"
+        "compacted the database"
     );
     Ok(Compaction::Done { before, after })
+}
+
+/// The bytes the files in `dir` and its subfolders take on disk (symbolic links not followed; on
+/// Unix the blocks allocated, as `du` counts, since fjall's journals are sparse files of 64 MiB
+/// that fill as they are written). Files that vanish while it counts (fjall's flushes and
+/// compactions replace them) count as nothing.
+pub fn folder_size(dir: &Path) -> std::io::Result<u64> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let mut total = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Err(e) if gone(&e) => continue,
+            other => other?,
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                total += match entry.metadata() {
+                    Err(e) if gone(&e) => 0,
+                    other => disk_bytes(&other?),
+                };
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(unix)]
+fn disk_bytes(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::blocks(meta) * 512
+}
+
+#[cfg(not(unix))]
+fn disk_bytes(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
 }

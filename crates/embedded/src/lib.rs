@@ -1,40 +1,31 @@
 //! Herald's embedded adapters: a durable [`Store`](herald_core::ports::Store) and
-//! [`Queue`](herald_core::ports::Queue) in one redb database file, for `herald dev`, tests and
-//! benchmarks.
+//! [`Queue`](herald_core::ports::Queue) in one fjall database (an LSM tree, in the data folder's
+//! `db/`), for `herald dev`, tests and benchmarks.
 //!
-//! - Every write is committed with `Durability::Immediate` before the call returns `Ok`, so nothing
-//!   acknowledged is lost if the process is killed at any moment.
+//! - Every write is committed and fjall's journal synced (`fdatasync`) before the call returns
+//!   `Ok`, so nothing acknowledged is lost if the process is killed or the machine stops.
 //! - Writes go through one writer thread that commits them in groups (see `writer`): many
-//!   concurrent writes share one transaction and one fsync, which is what makes thousands of
+//!   concurrent writes share one transaction and one sync, which is what makes thousands of
 //!   deliveries per second possible on an ordinary disk.
-//! - Reads use redb read transactions directly, concurrently with the writer.
-//! - The queue keeps an in-memory index of its messages, rebuilt from the file at open; leases
-//!   (visibility timeouts) live only in memory, so after a restart every un-acked message is
-//!   visible again (at-least-once).
+//! - Reads use fjall snapshots directly, concurrently with the writer (see `kv`).
+//! - The queue keeps an in-memory index of its messages, rebuilt from the database at open;
+//!   leases (visibility timeouts) live only in memory, so after a restart every un-acked message
+//!   is visible again (at-least-once).
 //! - Records past the retention are removed in the background ([`EmbeddedDb::spawn_sweeper`], see
-//!   `retention`); redb reuses the freed pages, so the file stays about as large as a retention's
-//!   worth of records needs (it grows by doubling and shrinks only when its end is free), and when
-//!   the writer is quiet and at least half the file is free the sweeper compacts it (`compact`).
-//! - Where the time and the disk writes go (issue 12, `herald-bench --events 60000 --fanout 1`,
-//!   `strace` and `perf` on the Herald process): the CPU limits throughput, not the disk (iowait
-//!   about 2 %): at full load a durable group commit carries about thirty deliveries and fsyncs
-//!   once (about 230 fdatasyncs/s); the writer thread takes about a third of Herald's CPU, the
-//!   request and delivery tasks the rest (glibc's allocator was a fifth of it, so the `herald`
-//!   binary uses mimalloc). redb's copy-on-write B-trees rewrite every leaf a commit touches,
-//!   whole, and split leaves at their middle, so tables that only grow at their end stay about
-//!   half full: a commit writes roughly twice its new rows'
-//!   bytes plus, per table touched, a part-filled last leaf and its branch pages (36 pages of
-//!   4 KiB per commit measured, three quarters of them leaves). The bytes per delivery therefore
-//!   follow the size of what a delivery stores (about 2.2 KB of keys and JSON: event, delivery,
-//!   attempt, queue message, index rows), which is why they sit near 8–10 KB and not 2 KB; fewer
-//!   trees per delivery (see `tables`) saved only about 8 %, and redb 5 (its v3 file format,
-//!   appends that open a fresh leaf) wrote as many bytes as redb 2.6 (8,112 against 8,121 per
-//!   delivery, same machine and round) with 6–10 % less CPU and 6 MB less resident. Reaching 2 KB
-//!   needs smaller records (binary keys and values) or an engine that appends instead of
-//!   rewriting pages (an LSM or a write-ahead log). `tools/engine-compare` replays this store's
-//!   real write stream (feature `write-trace`, see `trace`) against other engines: fjall (an LSM)
-//!   writes about half of redb's bytes (3.2–4.6 KB per delivery at fan-out 1), SQLite in WAL mode
-//!   more than redb; none reaches 2 KB with today's records (its README has the figures).
+//!   `retention`); fjall's compactions drop them from the disk as writes go on, and when the
+//!   writer is quiet after a pass that removed anything the sweeper compacts the database fully
+//!   (`compact`).
+//!
+//! Why fjall (issue 12). Profiling `herald bench` (`strace`, `perf`) showed the CPU, not the disk,
+//! limits throughput, and the disk bytes per delivery were set by the engine: redb (Herald's
+//! engine until then) rewrites every B-tree page a commit touches, whole, so a delivery cost
+//! 6–9 KB of disk writes for about 2.1 KB of keys and JSON it stores (event, delivery, attempt,
+//! queue message, index rows), and no batching or table layout brought that near 2 KB.
+//! `tools/engine-compare` replayed this store's real write stream (feature `write-trace`, see
+//! `trace`) against redb, fjall and SQLite in WAL mode: fjall wrote about half of redb's bytes,
+//! SQLite more than redb (its README has the figures). An LSM appends each record to its journal
+//! once and rewrites it only when flushing and compacting, compressed; records that die young
+//! (queue messages, acknowledged within milliseconds) mostly die in the memtable.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {
@@ -47,6 +38,7 @@
 mod cache;
 mod catalog;
 mod compact;
+mod kv;
 mod outbox;
 mod queue;
 mod retention;
@@ -59,11 +51,10 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use redb::{Database, ReadableTable};
-
-pub use compact::Compaction;
+pub use compact::{folder_size, Compaction};
+pub use kv::KvError;
 pub use outbox::EmbeddedOutbox;
 pub use queue::{EmbeddedQueue, MAX_DELAY};
 pub use retention::{sweep_interval, Swept};
@@ -71,12 +62,16 @@ pub use store::EmbeddedStore;
 pub use writer::WriterStats;
 
 use crate::cache::ReadCache;
+use crate::kv::Kv;
 use crate::queue::QueueShared;
-use crate::tables::{Tbl, META, QUEUE_MESSAGES, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
+use crate::tables::{SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 use crate::writer::Writer;
 
-/// The database file's name inside the data directory.
-pub const DB_FILE_NAME: &str = "herald.redb";
+/// The database's folder inside the data directory.
+pub const DB_DIR_NAME: &str = "db";
+
+/// The file an older Herald (redb) kept its database in, inside the data directory.
+pub const OLD_DB_FILE_NAME: &str = "herald.redb";
 
 /// Why the embedded database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -87,49 +82,34 @@ pub enum EmbeddedError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open the database file: {0}")]
-    Open(#[source] Box<redb::DatabaseError>),
     #[error("database error: {0}")]
-    Redb(#[source] Box<redb::Error>),
-    #[error("the database file has schema version {found}, this build reads {expected}: use a new data folder")]
+    Kv(#[from] KvError),
+    #[error("the database has schema version {found}, this build reads {expected}: use a new data folder")]
     Schema { found: u64, expected: u64 },
-    #[error("the database file was written by an older Herald (redb file format {0}): use a new data folder")]
-    OldFileFormat(u8),
+    #[error("the data folder holds a database of an older Herald ({OLD_DB_FILE_NAME}): use a new data folder")]
+    OldFileFormat,
     #[error("cannot start the writer thread: {0}")]
     Thread(#[source] std::io::Error),
 }
 
-// Boxed: redb's errors are large and `open` is not a hot path.
-impl From<redb::DatabaseError> for EmbeddedError {
-    fn from(err: redb::DatabaseError) -> Self {
-        Self::Open(Box::new(err))
-    }
-}
-
-impl From<redb::Error> for EmbeddedError {
-    fn from(err: redb::Error) -> Self {
-        Self::Redb(Box::new(err))
+impl From<fjall::Error> for EmbeddedError {
+    fn from(err: fjall::Error) -> Self {
+        Self::Kv(KvError::Engine(err))
     }
 }
 
 /// The shared state behind every handle.
 pub(crate) struct Inner {
     // Field order matters for drop: the writer joins its thread (which holds its own `Arc` of the
-    // database) so the file is closed by the time `Inner` is gone.
-    // Locked for writing only by a compaction (see `compact`); reads and commits share it.
-    pub(crate) db: Arc<RwLock<Database>>,
+    // database) before the database's last handle goes.
     pub(crate) writer: Writer,
+    pub(crate) kv: Arc<Kv>,
     pub(crate) queues: Arc<QueueShared>,
     pub(crate) cache: Arc<ReadCache>,
     pub(crate) path: PathBuf,
 }
 
-/// Page cache of the database file. Reads are mostly of records written moments ago, so a small
-/// cache keeps its hit rate and leaves room under the RSS budget: on `herald bench` 4 MiB delivers
-/// as fast as 12 MiB did (the file's pages stay in the OS page cache), 5 MB less resident.
-const CACHE_BYTES: usize = 4 * 1024 * 1024;
-
-/// The embedded database: one redb file holding the store and the queues. Cheap to clone.
+/// The embedded database: one fjall database holding the store and the queues. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedDb {
     inner: Arc<Inner>,
@@ -144,43 +124,33 @@ impl fmt::Debug for EmbeddedDb {
 }
 
 impl EmbeddedDb {
-    /// Opens (or creates) `dir/herald.redb`, creating `dir` if needed, and rebuilds the queue
-    /// index. After a crash redb repairs the file here, which can take a moment on a large file.
+    /// Opens (or creates) the database in `dir/db`, creating the folders if needed, and rebuilds
+    /// the queue index. After a crash fjall replays its journal here.
     pub fn open(dir: &Path) -> Result<Self, EmbeddedError> {
         let io_err = |source| EmbeddedError::Io {
             path: dir.to_owned(),
             source,
         };
+        if dir.join(OLD_DB_FILE_NAME).exists() {
+            return Err(EmbeddedError::OldFileFormat);
+        }
+        // The database holds signing secrets and auth tokens: its folder is its owner's only
+        // (fjall creates its files with the process's default mode).
+        let path = dir.join(DB_DIR_NAME);
         create_private_dir(dir).map_err(io_err)?;
-        let path = dir.join(DB_FILE_NAME);
-        // The file holds signing secrets and auth tokens: readable by its owner only, from the
-        // moment it exists (redb would create it with the process's default mode).
-        create_private_file(&path).map_err(io_err)?;
-        // redb's default cache may grow to 1 GiB; Herald's working set is small and recent.
-        let db = match Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-        {
-            Err(redb::DatabaseError::UpgradeRequired(format)) => {
-                return Err(EmbeddedError::OldFileFormat(format))
-            }
-            other => other?,
-        };
-        // Make the new file's directory entry durable too.
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
-        init(&db)?;
-        let queues = Arc::new(QueueShared::load(&db)?);
-        let db = Arc::new(RwLock::new(db));
+        create_private_dir(&path).map_err(io_err)?;
+        let kv = Kv::open(&path)?;
+        init(&kv)?;
+        let queues = Arc::new(QueueShared::load(&kv)?);
+        let kv = Arc::new(kv);
         let cache = Arc::new(ReadCache::new());
-        let writer = Writer::spawn(Arc::clone(&db), Arc::clone(&cache), path.clone())
-            .map_err(EmbeddedError::Thread)?;
+        let writer =
+            Writer::spawn(Arc::clone(&kv), Arc::clone(&cache)).map_err(EmbeddedError::Thread)?;
         tracing::debug!(path = %path.display(), "embedded database open");
         Ok(Self {
             inner: Arc::new(Inner {
-                db,
                 writer,
+                kv,
                 queues,
                 cache,
                 path,
@@ -203,7 +173,7 @@ impl EmbeddedDb {
         EmbeddedOutbox::new(Arc::clone(&self.inner))
     }
 
-    /// The database file.
+    /// The database's folder.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -226,47 +196,24 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Creates `path` empty with mode 0600 if absent (an existing file keeps its content and mode).
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Creates every table (so readers never meet a missing one) and checks the schema version.
-fn init(db: &Database) -> Result<(), EmbeddedError> {
-    let txn = db.begin_write().map_err(redb::Error::from)?;
-    {
-        let mut meta = txn.open_table(META).map_err(redb::Error::from)?;
-        let found = meta
-            .get(SCHEMA_VERSION_KEY)
-            .map_err(redb::Error::from)?
-            .map(|v| v.value());
-        match found {
-            Some(SCHEMA_VERSION) => {}
-            Some(found) => {
+/// Checks the schema version (and records it in a new database).
+fn init(kv: &Kv) -> Result<(), EmbeddedError> {
+    match kv.meta.get(SCHEMA_VERSION_KEY)? {
+        Some(found) => {
+            let found = <[u8; 8]>::try_from(&*found).map_or(0, u64::from_be_bytes);
+            if found != SCHEMA_VERSION {
                 return Err(EmbeddedError::Schema {
                     found,
                     expected: SCHEMA_VERSION,
-                })
-            }
-            None => {
-                meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)
-                    .map_err(redb::Error::from)?;
+                });
             }
         }
-        for t in Tbl::ALL.into_iter().filter(|t| t.is_host()) {
-            txn.open_table(t.def()).map_err(redb::Error::from)?;
+        None => {
+            kv.meta
+                .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION.to_be_bytes())?;
+            kv.db.persist(fjall::PersistMode::SyncAll)?;
         }
-        txn.open_table(QUEUE_MESSAGES).map_err(redb::Error::from)?;
     }
-    txn.commit().map_err(redb::Error::from)?;
     Ok(())
 }
 
@@ -275,60 +222,56 @@ fn init(db: &Database) -> Result<(), EmbeddedError> {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use redb::ReadableDatabase;
-
     use super::*;
 
     #[test]
-    fn the_data_folder_and_its_file_are_created_private() {
+    fn the_data_folder_and_the_database_folder_are_created_private() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("data");
         let db = EmbeddedDb::open(&dir).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(db.path()), 0o600);
+        assert_eq!(mode(db.path()), 0o700);
     }
 
     #[test]
-    fn a_file_in_redb_2s_format_is_refused_with_a_way_out_and_left_as_it_was() {
+    fn a_folder_of_the_redb_era_is_refused_with_a_way_out_and_left_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(DB_FILE_NAME);
-        drop(redb2::Database::create(&path).unwrap());
+        let path = dir.path().join(OLD_DB_FILE_NAME);
+        std::fs::write(&path, b"redb\x1a\x0a\xa9\x0d\x0a").unwrap();
         let before = std::fs::read(&path).unwrap();
         let err = EmbeddedDb::open(dir.path()).unwrap_err();
-        assert!(matches!(err, EmbeddedError::OldFileFormat(_)), "{err}");
+        assert!(matches!(err, EmbeddedError::OldFileFormat), "{err}");
         assert!(err.to_string().contains("new data folder"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(!dir.path().join(DB_DIR_NAME).exists());
     }
 
     #[test]
-    fn a_file_of_another_schema_version_is_refused_and_left_as_it_was() {
+    fn a_database_of_another_schema_version_is_refused_and_left_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(DB_FILE_NAME);
         {
-            let db = Database::create(&path).unwrap();
-            let txn = db.begin_write().unwrap();
-            txn.open_table(META)
-                .unwrap()
-                .insert(SCHEMA_VERSION_KEY, 1)
+            let kv = Kv::open(&dir.path().join(DB_DIR_NAME)).unwrap();
+            kv.meta
+                .insert(SCHEMA_VERSION_KEY, 2u64.to_be_bytes())
                 .unwrap();
-            txn.commit().unwrap();
         }
         let err = EmbeddedDb::open(dir.path()).unwrap_err();
         assert!(
             matches!(
                 err,
                 EmbeddedError::Schema {
-                    found: 1,
+                    found: 2,
                     expected: SCHEMA_VERSION
                 }
             ),
             "{err}"
         );
         assert!(err.to_string().contains("new data folder"), "{err}");
-        let db = Database::open(&path).unwrap();
-        let txn = db.begin_read().unwrap();
-        let meta = txn.open_table(META).unwrap();
-        assert_eq!(meta.get(SCHEMA_VERSION_KEY).unwrap().unwrap().value(), 1);
+        let kv = Kv::open(&dir.path().join(DB_DIR_NAME)).unwrap();
+        assert_eq!(
+            &*kv.meta.get(SCHEMA_VERSION_KEY).unwrap().unwrap(),
+            &2u64.to_be_bytes()
+        );
     }
 }

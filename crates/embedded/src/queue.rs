@@ -1,7 +1,7 @@
-//! [`EmbeddedQueue`]: the events and deliveries queues, durable in the redb file, indexed in
+//! [`EmbeddedQueue`]: the events and deliveries queues, durable in the database, indexed in
 //! memory.
 //!
-//! The file holds every un-acked message under `(queue, sequence number)` with the wall-clock time
+//! The database holds every un-acked message under `(queue, sequence number)` with the wall-clock time
 //! it becomes visible (so a delayed retry keeps its schedule across restarts). Memory holds, per
 //! queue, every un-acked message ordered by `(visible_at, seq)`; receiving takes the visible head of
 //! that order and moves each message to `now + visibility` (its lease). Leases and receive counts
@@ -28,11 +28,10 @@ use herald_core::model::Carried;
 use herald_core::ports::{
     OutgoingMessage, Queue, QueueError, QueueMessage, QueueName, ReceivedMessage, StoreError,
 };
-use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::tables::QUEUE_MESSAGES;
+use crate::kv::{parse_queue_key, Kv};
 use crate::writer::WriteCtx;
 use crate::{EmbeddedError, Inner};
 
@@ -249,16 +248,15 @@ pub(crate) struct QueueShared {
 impl QueueShared {
     /// Rebuilds the index from the file: every stored message, visible at its stored time (or
     /// now, if that has passed).
-    pub(crate) fn load(db: &Database) -> Result<Self, EmbeddedError> {
-        let txn = db.begin_read().map_err(redb::Error::from)?;
-        let table = txn.open_table(QUEUE_MESSAGES).map_err(redb::Error::from)?;
+    pub(crate) fn load(kv: &Kv) -> Result<Self, EmbeddedError> {
+        let table = kv.read_queue();
         let (now, now_ms) = (Instant::now(), wall_ms());
         let mut events = LaneState::default();
         let mut deliveries = LaneState::default();
         let mut max_seq = None;
-        for row in table.iter().map_err(redb::Error::from)? {
-            let (key, value) = row.map_err(redb::Error::from)?;
-            let (queue, seq) = key.value();
+        for row in table.iter_raw() {
+            let (key, value) = row?;
+            let (queue, seq) = parse_queue_key(key.bytes())?;
             max_seq = max_seq.max(Some(seq));
             let lane = match queue {
                 "events" => &mut events,

@@ -16,23 +16,14 @@
 //! deliveries' writes instead of stalling them; the sweeper adds no commit of its own while
 //! deliveries are flowing.
 //!
-//! Freed pages are reused by later writes (redb keeps a free list), so a file whose live records
-//! stay bounded stays bounded: measured with `herald-bench --soak` at a steady 2,000 deliveries/s
-//! and a 20 s retention, the allocated size stayed at 171–173 MB from the 60,000th to the
-//! 300,000th delivery. redb grows the file by doubling and gives space back only at a commit, when
-//! the end of the file is free, by half that free end at a time; so after a pass that removed
-//! anything the sweeper makes empty commits while the file still shrinks ([`give_back_space`]).
-//! `herald-bench --soak` (1,000,000 deliveries as fast as they go, 1 min retention, 2 min idle):
-//! 285 MB after the first 100,000, 4.3 GB at most, 241 MB at the end (0.84×; 493 MB, 1.73×,
-//! without the empty commits). What is left is held by live pages near the file's end, so when
-//! the writer has been quiet and at least half the file is free, the sweeper compacts it too
-//! (see `compact`).
+//! Removed records leave the disk when fjall's compactions merge them with their tombstones,
+//! which happens as new writes flow; when the service goes quiet after a pass that removed
+//! anything, the sweeper compacts the database fully (see `compact`), so the data folder shrinks
+//! to what it still holds.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-
-use redb::ReadableTable;
 
 use herald_core::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
 use herald_core::model::DeliveryStatus;
@@ -41,7 +32,7 @@ use herald_core::retention::{idempotency_expired, DeliveryState, Retention, Verd
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::compact::Compaction;
+use crate::compact::{self, Compaction};
 use crate::tables::{key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl};
 use crate::writer::WriteCtx;
 use crate::{EmbeddedDb, Inner};
@@ -78,8 +69,8 @@ impl Swept {
     }
 }
 
-/// How long the writer must have been idle before the sweeper compacts the file (or the sweep
-/// interval, when shorter).
+/// How long the writer must have been idle before the sweeper compacts the database (or the
+/// sweep interval, when shorter).
 const COMPACT_QUIET: Duration = Duration::from_secs(5);
 
 /// How often the background sweeper runs: a quarter of the retention, between 1 s and 1 min.
@@ -95,10 +86,17 @@ impl EmbeddedDb {
         Ok(sweep_pass(&weak, retention, now).await?.unwrap_or_default())
     }
 
-    /// Compacts the file if the writer has been idle for `quiet` and at least half the file is
-    /// free (see the `compact` module); the sweeper calls it before each pass.
+    /// Compacts the database if the writer has been idle for `quiet` and the data folder is not
+    /// small (see the `compact` module). The sweeper calls it after passes that removed anything.
     pub async fn compact(&self, quiet: Duration) -> Result<Compaction, StoreError> {
-        self.inner.writer.compact(quiet).await
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let idle = inner.writer.idle_for();
+            compact::run(&inner.kv, &inner.path, idle, quiet)
+        })
+        .await
+        .map_err(StoreError::backend)?
+        .map_err(StoreError::backend)
     }
 
     /// Sweeps now and then every [`sweep_interval`], reading the time from `clock`. The task
@@ -111,11 +109,14 @@ impl EmbeddedDb {
         let weak = Arc::downgrade(&self.inner);
         let every = sweep_interval(retention);
         tokio::spawn(async move {
+            // Whether a pass removed anything since the last compaction.
+            let mut removed = false;
             loop {
                 match sweep_pass(&weak, retention, clock.now()).await {
                     Ok(None) => return,
                     Ok(Some(swept)) if swept.removed_any() => {
                         tracing::info!(?swept, "retention sweep");
+                        removed = true;
                     }
                     Ok(Some(_)) => {}
                     Err(error) => {
@@ -123,12 +124,21 @@ impl EmbeddedDb {
                     }
                 }
                 tokio::time::sleep(every).await;
+                if !removed {
+                    continue;
+                }
                 // Before the next pass writes: quiet means nobody else wrote since this one.
                 let Some(inner) = weak.upgrade() else {
                     return;
                 };
-                match inner.writer.compact(every.min(COMPACT_QUIET)).await {
-                    Ok(outcome) => tracing::debug!(?outcome, "compaction check"),
+                match (EmbeddedDb { inner })
+                    .compact(every.min(COMPACT_QUIET))
+                    .await
+                {
+                    Ok(outcome) => {
+                        tracing::debug!(?outcome, "compaction check");
+                        removed = matches!(outcome, Compaction::Busy);
+                    }
                     Err(error) => tracing::warn!(%error, "compaction failed; trying again later"),
                 }
             }
@@ -200,42 +210,7 @@ async fn sweep_pass(
         }
         tokio::task::yield_now().await;
     }
-    if swept.removed_any() {
-        give_back_space(weak).await?;
-    }
     Ok(Some(swept))
-}
-
-/// The most empty commits one [`give_back_space`] makes.
-const SETTLE_COMMITS: usize = 32;
-
-/// Lets redb give the file's free end back after a sweep that removed something. redb shrinks
-/// the file only at a commit, and by at most half its free end each time; a sweep's pages are
-/// freed a commit later. When the sweep was the last write (the service went quiet) nothing else
-/// would commit, so the file would stay at its largest: this makes empty durable commits while
-/// they still shrink the file, at most [`SETTLE_COMMITS`]. Under load they ride along in the
-/// deliveries' group commits.
-async fn give_back_space(weak: &Weak<Inner>) -> Result<(), StoreError> {
-    let mut unchanged = 0;
-    for _ in 0..SETTLE_COMMITS {
-        let Some(inner) = weak.upgrade() else {
-            return Ok(());
-        };
-        let len = |inner: &Inner| std::fs::metadata(&inner.path).map(|m| m.len()).ok();
-        let before = len(&inner);
-        inner.writer.write(|_| Ok(())).await?;
-        // A commit frees what the one before released, and whether redb can give the free end
-        // back varies from commit to commit; stop after four in a row that gave nothing back.
-        if len(&inner) >= before {
-            unchanged += 1;
-            if unchanged == 4 {
-                break;
-            }
-        } else {
-            unchanged = 0;
-        }
-    }
-    Ok(())
 }
 
 /// Runs a read that scans on the blocking pool.

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use herald_core::ids::{SubscriptionId, TenantId};
 use herald_core::ports::StoreError;
 use herald_core::stats::{Hour, HourStats, StatsDelta, StatsStore, HOUR_SECONDS, RETENTION};
-use redb::ReadableTable;
 
 use crate::store::EmbeddedStore;
 use crate::tables::{key3, last_part, prefix2, Tbl};

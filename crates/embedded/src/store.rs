@@ -1,5 +1,5 @@
 //! [`EmbeddedStore`]: Herald's records (tenants, API keys, subscriptions, events, idempotency
-//! records, deliveries, attempts) in the redb file.
+//! records, deliveries, attempts) in the embedded database (see `kv`).
 //!
 //! Writes are closures run by the group-commit writer; each checks its conditions before its first
 //! write, so a refused write changes nothing. Values are encoded to JSON before they are handed to
@@ -21,10 +21,10 @@ use herald_core::ports::{
     SubscriptionFilter, SubscriptionStore, TenantStore,
 };
 use jiff::Timestamp;
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::kv::ReadTable;
 use crate::tables::{
     api_keys_prefix, attempt_key, key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl,
 };
@@ -51,21 +51,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(StoreError::backend)
 }
 
-pub(crate) type ReadTable = ReadOnlyTable<&'static str, &'static [u8]>;
-
 impl Inner {
-    /// A read transaction; the lock is held only while it begins (a compaction holds it long).
-    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        let db = self
-            .db
-            .read()
-            .map_err(|_| StoreError::backend("the database lock is poisoned"))?;
-        db.begin_read().map_err(StoreError::backend)
-    }
-
+    /// A snapshot of table `t`. (A `Result` like the reads it starts, so callers need not care.)
     pub(crate) fn read_table(&self, t: Tbl) -> Result<ReadTable, StoreError> {
-        let txn = self.begin_read()?;
-        txn.open_table(t.def()).map_err(StoreError::backend)
+        Ok(self.kv.read(t))
     }
 
     fn get_record<T: DeserializeOwned>(&self, t: Tbl, key: &str) -> Result<Option<T>, StoreError> {
@@ -381,13 +370,8 @@ impl TenantStore for EmbeddedStore {
         let prefix = api_keys_prefix(tenant);
         self.scan(move |inner| {
             // The index and the records from one read transaction: they agree.
-            let txn = inner.begin_read()?;
-            let index = txn
-                .open_table(Tbl::Tenants.def())
-                .map_err(StoreError::backend)?;
-            let records = txn
-                .open_table(Tbl::ApiKeys.def())
-                .map_err(StoreError::backend)?;
+            let index = inner.read_table(Tbl::Tenants)?;
+            let records = index.table(&inner.kv, Tbl::ApiKeys);
             let mut keys = scan_prefix(&index, &prefix, |_, hash| {
                 let hash = std::str::from_utf8(hash).map_err(StoreError::backend)?;
                 get_in::<ApiKeyRecord>(&records, hash)
@@ -681,13 +665,8 @@ impl DeliveryStore for EmbeddedStore {
         let (tenant, subscription, limit) = (*tenant, *subscription, page.limit);
         self.scan(move |inner| {
             // Both tables from one read transaction: the index and the records agree.
-            let txn = inner.begin_read()?;
-            let index = txn
-                .open_table(Tbl::DeliveriesBySubscription.def())
-                .map_err(StoreError::backend)?;
-            let records = txn
-                .open_table(Tbl::Deliveries.def())
-                .map_err(StoreError::backend)?;
+            let index = inner.read_table(Tbl::DeliveriesBySubscription)?;
+            let records = index.table(&inner.kv, Tbl::Deliveries);
             let prefix = prefix2(tenant, subscription);
             page_newest_first(&index, &prefix, before, limit, |key, _| {
                 let id = last_part(key);
@@ -701,13 +680,8 @@ impl DeliveryStore for EmbeddedStore {
     async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
         let (tenant, event) = (event.tenant_id, event.id);
         self.scan(move |inner| {
-            let txn = inner.begin_read()?;
-            let index = txn
-                .open_table(Tbl::DeliveriesByEvent.def())
-                .map_err(StoreError::backend)?;
-            let records = txn
-                .open_table(Tbl::Deliveries.def())
-                .map_err(StoreError::backend)?;
+            let index = inner.read_table(Tbl::DeliveriesByEvent)?;
+            let records = index.table(&inner.kv, Tbl::Deliveries);
             scan_prefix(&index, &prefix2(tenant, event), |key, _| {
                 get_in(&records, &key2(tenant, last_part(key)))
             })

@@ -1,25 +1,14 @@
-//! The tables of the database file and how their keys are built.
+//! The tables of the database and how their keys are built.
 //!
 //! Every record table maps a text key to the record's JSON. Keys start with the owning tenant's id
 //! and use `/` as separator (`ten_…/sub_…`), so a tenant's records form one contiguous key range:
 //! tenant scoping is a property of the key, not a filter, and lists are range scans. Ids are ULIDs,
 //! which sort by creation time, so iterating a range backwards is "newest first".
 
-use redb::TableDefinition;
-
-/// A table of JSON records under text keys.
-pub(crate) type RecordTable = TableDefinition<'static, &'static str, &'static [u8]>;
-
-/// Queue messages: `(queue name, sequence number)` → JSON of the stored message.
-pub(crate) const QUEUE_MESSAGES: TableDefinition<'static, (&'static str, u64), &'static [u8]> =
-    TableDefinition::new("queue_messages");
-
-/// Bookkeeping (the schema version).
-pub(crate) const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
-
-/// The layout version this code reads and writes; bumped on incompatible key or value changes.
-/// Version 2 keeps attempts and delivery index rows in the deliveries table.
-pub(crate) const SCHEMA_VERSION: u64 = 2;
+/// The layout version this code reads and writes (in the `meta` keyspace, see `kv`); bumped on
+/// incompatible key or value changes. Version 2 kept attempts and delivery index rows in the
+/// deliveries table; version 3 is the first in fjall.
+pub(crate) const SCHEMA_VERSION: u64 = 3;
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The record tables.
@@ -71,15 +60,12 @@ impl Tbl {
         Tbl::EventTypes,
     ];
 
-    /// The redb table that holds this kind's rows. A delivery's attempts and index rows share the
-    /// deliveries table, because every table a commit touches costs it a copy of that table's path
-    /// of B-tree pages (plus its entry in the table tree): with one table per kind a delivery
-    /// touched six trees, now three (events, deliveries, queue messages). Key shapes keep the kinds
-    /// in ranges of their own: `del_…`, `evt_…` and `sub_…` sort apart after the tenant, and an
-    /// attempt (`ten_…/del_…/…`) sorts right after its delivery, in the page that row is written
-    /// to anyway. Each range only grows at its end (ids sort by time), so no commit rewrites an
-    /// older page to add a row. (Index rows beside their event, in the events table, rewrote the
-    /// event's page a commit later: no fewer bytes.)
+    /// The kind whose keyspace holds this kind's rows. A delivery's attempts and index rows share
+    /// the deliveries keyspace: each keyspace has a memtable and table files of its own, so fewer
+    /// keyspaces flush fewer, larger files (and under redb, fewer trees per commit wrote fewer
+    /// pages). Key shapes keep the kinds in ranges of their own: `del_…`, `evt_…` and `sub_…`
+    /// sort apart after the tenant, and an attempt (`ten_…/del_…/…`) sorts right after its
+    /// delivery.
     pub(crate) fn host(self) -> Tbl {
         match self {
             Tbl::Attempts | Tbl::DeliveriesBySubscription | Tbl::DeliveriesByEvent => {
@@ -94,8 +80,9 @@ impl Tbl {
         self.host() == self
     }
 
-    pub(crate) fn def(self) -> RecordTable {
-        TableDefinition::new(match self {
+    /// The name of the keyspace that holds this kind's rows.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
             Tbl::Tenants => "tenants",
             Tbl::ApiKeys => "api_keys",
             Tbl::Subscriptions => "subscriptions",
@@ -107,7 +94,7 @@ impl Tbl {
             | Tbl::Attempts => "deliveries",
             Tbl::Stats => "stats",
             Tbl::EventTypes => "event_types",
-        })
+        }
     }
 }
 
@@ -171,8 +158,6 @@ pub(crate) fn last_part(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use redb::TableHandle;
-
     use super::*;
 
     #[test]
@@ -212,12 +197,12 @@ mod tests {
     #[test]
     fn a_kind_and_its_host_name_one_table() {
         for t in Tbl::ALL {
-            assert_eq!(t.def().name(), t.host().def().name(), "{t:?}");
+            assert_eq!(t.name(), t.host().name(), "{t:?}");
+            assert_eq!(Tbl::ALL[t as usize], t, "ALL is in the enum's order");
             assert!(t.host().is_host(), "{t:?}");
         }
         let hosts: Vec<_> = Tbl::ALL.into_iter().filter(|t| t.is_host()).collect();
-        let names: std::collections::BTreeSet<_> =
-            hosts.iter().map(|t| t.def().name().to_owned()).collect();
+        let names: std::collections::BTreeSet<_> = hosts.iter().map(|t| t.name()).collect();
         assert_eq!(names.len(), hosts.len(), "two hosts with one name");
     }
 

@@ -13,18 +13,16 @@
 //! | `R`   | remove every key in `from..to`          | table name, from blob, to blob   |
 //! | `Q`   | put into `queue_messages`               | queue blob, seq u64, value blob  |
 //! | `q`   | remove from `queue_messages`            | queue blob, seq u64, existed u8  |
-//! | `C`   | the operations since the last `C`/`A` were committed | durable u8 (1 = `Durability::Immediate`, 0 = `None`) |
+//! | `C`   | the operations since the last `C`/`A` were committed | durable u8 (1 = journal synced, 0 = not) |
 //! | `A`   | the operations since the last `C`/`A` were rolled back: do not replay them | — |
 //!
-//! Table names are redb's (kinds that share a table are written under their host's name). The
+//! Table names are the keyspaces' (kinds that share one are written under their host's name). The
 //! writer thread flushes the file after every `C`/`A`, so a killed process leaves whole batches.
 //! If a trace write fails the trace stops (logged once); the store goes on as without it.
 
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-
-use redb::TableHandle;
 
 use crate::tables::Tbl;
 
@@ -62,7 +60,7 @@ impl Trace {
     /// The tag of a record on a record table, and the table's name.
     fn table_record(&mut self, tag: u8, table: Tbl) -> io::Result<()> {
         self.out.write_all(&[tag])?;
-        self.name(TableHandle::name(&table.def()).as_bytes())
+        self.name(table.name().as_bytes())
     }
 
     fn blob(&mut self, blob: &[u8]) -> io::Result<()> {
@@ -219,13 +217,11 @@ mod tests {
     async fn writes_commits_and_rollbacks_are_traced_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let trace_path = dir.path().join("t.trace");
-        let db_path = dir.path().join("db.redb");
-        let db = redb::Database::create(&db_path).unwrap();
-        crate::init(&db).unwrap();
+        let kv = crate::kv::Kv::open(&dir.path().join("db")).unwrap();
+        crate::init(&kv).unwrap();
         let writer = Writer::spawn_traced(
-            Arc::new(std::sync::RwLock::new(db)),
+            Arc::new(kv),
             Arc::new(ReadCache::new()),
-            db_path,
             Some(Trace::create(&trace_path).unwrap()),
         )
         .unwrap();

@@ -2,9 +2,9 @@
 //!
 //! Callers hand the writer an operation (a closure over [`WriteCtx`]) and await a oneshot reply.
 //! The thread blocks for the first pending operation, drains everything else already queued (up to
-//! [`MAX_BATCH`]), applies them all in one redb write transaction, commits it once with
-//! `Durability::Immediate` (one fsync for the whole batch; a batch of only acknowledgements skips
-//! the fsync, see [`Writer::write_then_lazy`]) and only then answers every caller. Under
+//! [`MAX_BATCH`]), applies them all in one fjall write transaction, commits it once and syncs the
+//! journal (one `fdatasync` for the whole batch; a batch of only acknowledgements skips the sync,
+//! see [`Writer::write_then_lazy`]) and only then answers every caller. Under
 //! load the batch grows by itself: while one commit is syncing, the next batch is queueing up.
 //!
 //! Atomicity per operation: operations check their conditions before their first write, so a
@@ -12,19 +12,18 @@
 //! fails. An operation that fails *after* writing (a storage error half-way) could have left a
 //! partial change, so the whole batch is rolled back and every operation in it fails.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use fjall::{PersistMode, Readable, SingleWriterTxKeyspace, SingleWriterWriteTx};
 use herald_core::ports::StoreError;
-use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use crate::cache::ReadCache;
-use crate::compact::{self, CompactRequest, Compaction};
-use crate::tables::{Tbl, QUEUE_MESSAGES};
+use crate::kv::{queue_key, Kv, KvError};
+use crate::tables::Tbl;
 
 /// How long a small batch waits for more writes before it commits. Every commit rewrites the
 /// pages it touches whole, so fewer, larger commits write fewer bytes per delivery: on `herald
@@ -42,83 +41,57 @@ const LAZY_LINGER: Duration = Duration::from_millis(2);
 /// The most operations one transaction takes; bounds commit size and reply latency.
 pub(crate) const MAX_BATCH: usize = 4096;
 
-type RecordTableHandle<'txn> = Table<'txn, &'static str, &'static [u8]>;
-
-/// The tables of the batch's transaction, as seen by one operation. Each is opened on first use:
-/// redb does work at commit for every open table, and most batches touch only a few.
-pub(crate) struct WriteCtx<'txn> {
-    txn: &'txn WriteTransaction,
-    tables: [Option<RecordTableHandle<'txn>>; Tbl::ALL.len()],
-    queue: Option<Table<'txn, (&'static str, u64), &'static [u8]>>,
+/// The batch's transaction, as seen by one operation. Reads see the batch's earlier writes.
+pub(crate) struct WriteCtx<'db> {
+    tx: SingleWriterWriteTx<'db>,
+    kv: &'db Kv,
     /// Whether the current operation has (possibly) changed anything yet.
     wrote: bool,
     /// Whether the batch touched a table the read cache holds.
     touched_cached: bool,
 }
 
-impl<'txn> WriteCtx<'txn> {
-    fn new(txn: &'txn WriteTransaction) -> Self {
+impl<'db> WriteCtx<'db> {
+    fn new(kv: &'db Kv, durable: bool) -> Self {
+        let mode = if durable {
+            PersistMode::SyncData
+        } else {
+            PersistMode::Buffer
+        };
         Self {
-            txn,
-            tables: Default::default(),
-            queue: None,
+            tx: kv.db.write_tx().durability(Some(mode)),
+            kv,
             wrote: false,
             touched_cached: false,
         }
     }
 
-    fn table(&mut self, t: Tbl) -> Result<&mut RecordTableHandle<'txn>, StoreError> {
-        // Kinds that share a table share its handle: redb opens a table once per transaction.
-        let slot = &mut self.tables[t.host() as usize];
-        if slot.is_none() {
-            *slot = Some(self.txn.open_table(t.def()).map_err(StoreError::backend)?);
-        }
-        slot.as_mut()
-            .ok_or_else(|| StoreError::backend("the table did not open"))
-    }
-
-    fn table_mut(&mut self, t: Tbl) -> Result<&mut RecordTableHandle<'txn>, StoreError> {
+    fn table_mut(&mut self, t: Tbl) -> &'db SingleWriterTxKeyspace {
         if matches!(t, Tbl::Subscriptions | Tbl::ApiKeys) {
             self.touched_cached = true;
         }
-        self.table(t)
-    }
-
-    fn queue(
-        &mut self,
-    ) -> Result<&mut Table<'txn, (&'static str, u64), &'static [u8]>, StoreError> {
-        if self.queue.is_none() {
-            self.queue = Some(
-                self.txn
-                    .open_table(QUEUE_MESSAGES)
-                    .map_err(StoreError::backend)?,
-            );
-        }
-        self.queue
-            .as_mut()
-            .ok_or_else(|| StoreError::backend("the table did not open"))
+        self.kv.keyspace(t)
     }
 
     /// The stored bytes under `key`, as this transaction sees them (earlier operations included).
     pub(crate) fn get(&mut self, t: Tbl, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let guard = self.table(t)?.get(key).map_err(StoreError::backend)?;
-        Ok(guard.map(|g| g.value().to_vec()))
+        let value = self
+            .tx
+            .get(self.kv.keyspace(t), key)
+            .map_err(StoreError::backend)?;
+        Ok(value.map(|v| v.to_vec()))
     }
 
     pub(crate) fn contains(&mut self, t: Tbl, key: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .table(t)?
-            .get(key)
-            .map_err(StoreError::backend)?
-            .is_some())
+        self.tx
+            .contains_key(self.kv.keyspace(t), key)
+            .map_err(StoreError::backend)
     }
 
     pub(crate) fn put(&mut self, t: Tbl, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        // Marked before the call: a failed insert may still have touched pages.
         self.wrote = true;
-        self.table_mut(t)?
-            .insert(key, value)
-            .map_err(StoreError::backend)?;
+        let ks = self.table_mut(t);
+        self.tx.insert(ks, key, value);
         #[cfg(feature = "write-trace")]
         crate::trace::put(t, key.as_bytes(), value);
         Ok(())
@@ -126,27 +99,22 @@ impl<'txn> WriteCtx<'txn> {
 
     /// Removes `key`; whether it was there.
     pub(crate) fn remove(&mut self, t: Tbl, key: &str) -> Result<bool, StoreError> {
-        let result = self.table_mut(t)?.remove(key).map(|old| old.is_some());
+        let ks = self.table_mut(t);
+        let existed = self
+            .tx
+            .take(ks, key)
+            .map_err(StoreError::backend)?
+            .is_some();
         // Removing a missing key changes nothing, so it does not count as a write.
-        if !matches!(result, Ok(false)) {
-            self.wrote = true;
-        }
+        self.wrote |= existed;
         #[cfg(feature = "write-trace")]
-        if let Ok(existed) = result {
-            crate::trace::remove(t, key.as_bytes(), existed);
-        }
-        result.map_err(StoreError::backend)
+        crate::trace::remove(t, key.as_bytes(), existed);
+        Ok(existed)
     }
 
     /// Removes every key in `from..to`.
     pub(crate) fn remove_range(&mut self, t: Tbl, from: &str, to: &str) -> Result<(), StoreError> {
-        self.wrote = true;
-        self.table_mut(t)?
-            .retain_in(from..to, |_, _| false)
-            .map_err(StoreError::backend)?;
-        #[cfg(feature = "write-trace")]
-        crate::trace::remove_range(t, from.as_bytes(), to.as_bytes());
-        Ok(())
+        self.remove_range_counted(t, from, to).map(drop)
     }
 
     /// Removes every key in `from..to`; how many there were.
@@ -156,17 +124,15 @@ impl<'txn> WriteCtx<'txn> {
         from: &str,
         to: &str,
     ) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        self.wrote = true;
-        self.table_mut(t)?
-            .retain_in(from..to, |_, _| {
-                removed += 1;
-                false
-            })
-            .map_err(StoreError::backend)?;
+        let keys = self.keys_in(t, from, to)?;
+        let ks = self.table_mut(t);
+        self.wrote |= !keys.is_empty();
+        for key in &keys {
+            self.tx.remove(ks, key.as_str());
+        }
         #[cfg(feature = "write-trace")]
         crate::trace::remove_range(t, from.as_bytes(), to.as_bytes());
-        Ok(removed)
+        Ok(keys.len() as u64)
     }
 
     /// The keys in `from..to`, in order, as this transaction sees them.
@@ -176,24 +142,20 @@ impl<'txn> WriteCtx<'txn> {
         from: &str,
         to: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = self
-            .table(t)?
-            .range(from..to)
-            .map_err(StoreError::backend)?;
         let mut keys = Vec::new();
-        for row in rows {
-            let (key, _) = row.map_err(StoreError::backend)?;
-            keys.push(key.value().to_owned());
+        for guard in self.tx.range(self.kv.keyspace(t), from..to) {
+            let key = guard.key().map_err(StoreError::backend)?;
+            let key = String::from_utf8(key.to_vec())
+                .map_err(|_| StoreError::backend(KvError::KeyNotText))?;
+            keys.push(key);
         }
         Ok(keys)
     }
 
     pub(crate) fn queue_contains(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .queue()?
-            .get((queue, seq))
-            .map_err(StoreError::backend)?
-            .is_some())
+        self.tx
+            .contains_key(&self.kv.queue, queue_key(queue, seq))
+            .map_err(StoreError::backend)
     }
 
     pub(crate) fn queue_put(
@@ -203,24 +165,22 @@ impl<'txn> WriteCtx<'txn> {
         value: &[u8],
     ) -> Result<(), StoreError> {
         self.wrote = true;
-        self.queue()?
-            .insert((queue, seq), value)
-            .map_err(StoreError::backend)?;
+        self.tx.insert(&self.kv.queue, queue_key(queue, seq), value);
         #[cfg(feature = "write-trace")]
         crate::trace::queue_put(queue, seq, value);
         Ok(())
     }
 
     pub(crate) fn queue_remove(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
-        let result = self.queue()?.remove((queue, seq)).map(|old| old.is_some());
-        if !matches!(result, Ok(false)) {
-            self.wrote = true;
-        }
+        let existed = self
+            .tx
+            .take(&self.kv.queue, queue_key(queue, seq))
+            .map_err(StoreError::backend)?
+            .is_some();
+        self.wrote |= existed;
         #[cfg(feature = "write-trace")]
-        if let Ok(existed) = result {
-            crate::trace::queue_remove(queue, seq, existed);
-        }
-        result.map_err(StoreError::backend)
+        crate::trace::queue_remove(queue, seq, existed);
+        Ok(existed)
     }
 }
 
@@ -283,32 +243,35 @@ pub struct WriterStats {
     pub operations: u64,
 }
 
-#[derive(Default)]
 struct Counters {
     commits: AtomicU64,
     operations: AtomicU64,
+    /// When the last batch committed, in milliseconds since `epoch`.
+    last_write_ms: AtomicU64,
+    epoch: Instant,
 }
 
-/// What the writer thread is asked to do.
-enum Msg {
-    Op(Box<dyn Job>),
-    Compact(CompactRequest),
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            commits: AtomicU64::new(0),
+            operations: AtomicU64::new(0),
+            last_write_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 /// The handle to the writer thread. Dropping it lets the thread finish what is queued, then joins
-/// it, so the database file is closed when the last handle is gone.
+/// it, so the database is closed when the last handle is gone.
 pub(crate) struct Writer {
-    tx: Option<mpsc::Sender<Msg>>,
+    tx: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
 
 impl Writer {
-    pub(crate) fn spawn(
-        db: Arc<RwLock<Database>>,
-        cache: Arc<ReadCache>,
-        path: PathBuf,
-    ) -> std::io::Result<Self> {
+    pub(crate) fn spawn(kv: Arc<Kv>, cache: Arc<ReadCache>) -> std::io::Result<Self> {
         // With the `write-trace` feature, the trace named by `HERALD_WRITE_TRACE` (see `trace`).
         #[cfg(feature = "write-trace")]
         let setup = {
@@ -317,41 +280,46 @@ impl Writer {
         };
         #[cfg(not(feature = "write-trace"))]
         let setup = || {};
-        Self::spawn_inner(db, cache, path, setup)
+        Self::spawn_inner(kv, cache, setup)
     }
 
     /// [`Writer::spawn`] writing the trace `trace`.
     #[cfg(all(test, feature = "write-trace"))]
     pub(crate) fn spawn_traced(
-        db: Arc<RwLock<Database>>,
+        kv: Arc<Kv>,
         cache: Arc<ReadCache>,
-        path: PathBuf,
         trace: Option<crate::trace::Trace>,
     ) -> std::io::Result<Self> {
-        Self::spawn_inner(db, cache, path, move || crate::trace::install(trace))
+        Self::spawn_inner(kv, cache, move || crate::trace::install(trace))
     }
 
     /// `setup` runs first on the new thread.
     fn spawn_inner(
-        db: Arc<RwLock<Database>>,
+        kv: Arc<Kv>,
         cache: Arc<ReadCache>,
-        path: PathBuf,
         setup: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Msg>();
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
-            .name("herald-redb-writer".into())
+            .name("herald-writer".into())
             .spawn(move || {
                 setup();
-                run(&db, &path, &rx, &thread_counters, &cache)
+                run(&kv, &rx, &thread_counters, &cache)
             })?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
             counters,
         })
+    }
+
+    /// How long ago the writer last committed (since it started, if never).
+    pub(crate) fn idle_for(&self) -> Duration {
+        let c = &self.counters;
+        let last = Duration::from_millis(c.last_write_ms.load(Ordering::Relaxed));
+        c.epoch.elapsed().saturating_sub(last)
     }
 
     pub(crate) fn stats(&self) -> WriterStats {
@@ -396,21 +364,6 @@ impl Writer {
         self.submit(op, then, false).await
     }
 
-    /// Compacts the file between two group commits if the writer has had nothing else to do for
-    /// `quiet` and the file is mostly free (see `compact`).
-    pub(crate) async fn compact(&self, quiet: Duration) -> Result<Compaction, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let request = CompactRequest { quiet, reply };
-        let sent = self.tx.as_ref().map(|tx| tx.send(Msg::Compact(request)));
-        if !matches!(sent, Some(Ok(()))) {
-            return Err(StoreError::backend("the writer thread has stopped"));
-        }
-        answer
-            .await
-            .map_err(|_| StoreError::backend("the writer thread stopped before answering"))?
-            .map_err(StoreError::backend)
-    }
-
     async fn submit<R, T, F, A>(&self, op: F, then: A, durable: bool) -> Result<T, StoreError>
     where
         R: Send + 'static,
@@ -430,7 +383,7 @@ impl Writer {
         });
         match &self.tx {
             Some(tx) => {
-                if let Err(mpsc::SendError(Msg::Op(job))) = tx.send(Msg::Op(job)) {
+                if let Err(mpsc::SendError(job)) = tx.send(job) {
                     job.finish(Err("the writer thread has stopped"));
                 }
             }
@@ -448,55 +401,33 @@ impl Drop for Writer {
         drop(self.tx.take());
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
-                tracing::error!("the redb writer thread panicked");
+                tracing::error!("the writer thread panicked");
             }
         }
     }
 }
 
-/// Sorts a message into the batch or the compaction requests.
-fn take(msg: Msg, batch: &mut Vec<Box<dyn Job>>, compactions: &mut Vec<CompactRequest>) {
-    match msg {
-        Msg::Op(job) => batch.push(job),
-        Msg::Compact(request) => compactions.push(request),
-    }
-}
-
-fn run(
-    db: &RwLock<Database>,
-    path: &std::path::Path,
-    rx: &mpsc::Receiver<Msg>,
-    counters: &Counters,
-    cache: &ReadCache,
-) {
+fn run(kv: &Kv, rx: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters, cache: &ReadCache) {
     let mut batch: Vec<Box<dyn Job>> = Vec::new();
-    let mut compactions = Vec::new();
-    let mut last_write = Instant::now();
     while let Ok(first) = rx.recv() {
-        take(first, &mut batch, &mut compactions);
+        batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(msg) => take(msg, &mut batch, &mut compactions),
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            commit_batch(db, rx, &mut batch, &mut compactions, counters, cache);
-            last_write = Instant::now();
-        }
-        // Between group commits, so no write transaction is open.
-        for request in compactions.drain(..) {
-            compact::run(db, path, request, last_write);
-        }
+        commit_batch(kv, rx, &mut batch, counters, cache);
+        let ms = u64::try_from(counters.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        counters.last_write_ms.store(ms, Ordering::Relaxed);
     }
 }
 
 /// Lingers for company as the batch's kind asks, then commits it and answers its operations.
 fn commit_batch(
-    db: &RwLock<Database>,
-    rx: &mpsc::Receiver<Msg>,
+    kv: &Kv,
+    rx: &mpsc::Receiver<Box<dyn Job>>,
     batch: &mut Vec<Box<dyn Job>>,
-    compactions: &mut Vec<CompactRequest>,
     counters: &Counters,
     cache: &ReadCache,
 ) {
@@ -506,30 +437,27 @@ fn commit_batch(
     while batch.len() < MAX_BATCH && !batch.iter().any(|job| job.durable()) {
         let left = linger_until.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(msg) => take(msg, batch, compactions),
+            Ok(job) => batch.push(job),
             Err(_) => break,
         }
     }
-    // A commit costs about the same for one write as for fifty (redb copies the touched pages
-    // and syncs once), so a small batch waits up to `DURABLE_LINGER` for more. Under load the
-    // batch is already large and nothing waits; at a steady trickle this trades a fraction of
-    // a millisecond of latency for several times fewer commits.
+    // A commit costs about the same for one write as for fifty (one journal sync), so a small
+    // batch waits up to `DURABLE_LINGER` for more. Under load the batch is already large and
+    // nothing waits; at a steady trickle this trades a fraction of a millisecond of latency for
+    // several times fewer syncs.
     if batch.len() < LINGER_BELOW {
         let linger_until = Instant::now() + DURABLE_LINGER;
         while batch.len() < LINGER_BELOW {
             let left = linger_until.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(msg) => take(msg, batch, compactions),
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
     }
     #[cfg(feature = "write-trace")]
     let durable = batch.iter().any(|job| job.durable());
-    let (outcome, touched_cached) = match db.read() {
-        Ok(db) => apply_and_commit(&db, batch),
-        Err(_) => (Err("the database lock is poisoned".to_owned()), true),
-    };
+    let (outcome, touched_cached) = apply_and_commit(kv, batch);
     #[cfg(feature = "write-trace")]
     crate::trace::end_batch(outcome.is_ok().then_some(durable));
     // Before anyone is answered, so a read after a write never meets the old record.
@@ -554,41 +482,22 @@ fn commit_batch(
 }
 
 /// The batch's outcome, and whether it touched a table the read cache holds (true when unsure).
-fn apply_and_commit(db: &Database, batch: &mut [Box<dyn Job>]) -> (Result<(), String>, bool) {
-    let mut txn = match db.begin_write() {
-        Ok(txn) => txn,
-        Err(e) => return (Err(e.to_string()), true),
-    };
+fn apply_and_commit(kv: &Kv, batch: &mut [Box<dyn Job>]) -> (Result<(), String>, bool) {
     let durable = batch.iter().any(|job| job.durable());
-    let durability = if durable {
-        Durability::Immediate
-    } else {
-        Durability::None
-    };
-    // Refused only when the transaction made a persistent savepoint, which Herald never does.
-    if let Err(e) = txn.set_durability(durability) {
-        return (Err(e.to_string()), true);
-    }
-    let (broken, touched_cached) = {
-        let mut ctx = WriteCtx::new(&txn);
-        let mut broken = false;
-        for job in batch.iter_mut() {
-            ctx.wrote = false;
-            if job.apply(&mut ctx) && ctx.wrote {
-                broken = true;
-                break;
-            }
+    let mut ctx = WriteCtx::new(kv, durable);
+    let mut broken = false;
+    for job in batch.iter_mut() {
+        ctx.wrote = false;
+        if job.apply(&mut ctx) && ctx.wrote {
+            broken = true;
+            break;
         }
-        (broken, ctx.touched_cached)
-    };
-    if broken {
-        let outcome = match txn.abort() {
-            Ok(()) => {
-                Err("an operation failed after writing; the whole batch was rolled back".to_owned())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        return (outcome, touched_cached);
     }
-    (txn.commit().map_err(|e| e.to_string()), touched_cached)
+    let touched_cached = ctx.touched_cached;
+    if broken {
+        ctx.tx.rollback();
+        let why = "an operation failed after writing; the whole batch was rolled back";
+        return (Err(why.to_owned()), touched_cached);
+    }
+    (ctx.tx.commit().map_err(|e| e.to_string()), touched_cached)
 }
