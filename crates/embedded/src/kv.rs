@@ -6,15 +6,33 @@
 //! (`writer`). A durable commit syncs fjall's journal (`fdatasync`); a lazy one only writes it
 //! (it survives the process being killed, not the machine losing power).
 //!
-//! Settings, chosen for Herald's small, short-lived records and its memory budget: LZ4 on every
-//! level (JSON compresses well, and every flush and compaction rewrites it), 8 MiB memtables, a
-//! 32 MiB block cache, and at most 64 MiB of journal (fjall's least) before the memtables it covers
-//! are flushed (the journal is part of the data folder's size).
+//! Settings, chosen for Herald's small, short-lived records and its memory budget (the constants
+//! below say why each): LZ4 on every level, filter and index blocks pinned, 4 MiB memtables (1 MiB
+//! for the queue), a 2 MiB block cache, eight level-0 tables before a compaction, one background
+//! worker, and at most 64 MiB of journal (fjall's least). Measured on `herald-bench --events 60000
+//! --fanout 1` and `--events 20000 --fanout 10` (one round each, 2 cores), against redb 5 on main
+//! at 11,400–12,600 and 21,000–22,100 deliveries/s, 6,100–6,700 and 5,150–5,275 disk bytes per
+//! delivery, 36–38 MB peak RSS at F=1:
+//!
+//! | settings | F=1 /s | F=1 B/delivery | F=1 RSS MB | F=10 /s | F=10 B/delivery |
+//! |---|---|---|---|---|---|
+//! | fjall defaults but LZ4, 8 MiB memtables, 4 MiB cache | 11,115 | 3,327 | 91 | 10,535 | 4,146 |
+//! | + pinned filters and indexes | 11,230 | 3,206 | 85 | 16,363 | 3,511 |
+//! | + 8 L0 tables, one worker | 12,609 | 3,068 | 82 | 21,916 | 2,878 |
+//! | these settings (4/1 MiB memtables, 2 MiB cache) | 12,256 | 3,193 | 63 | 20,267 | 3,400 |
+//! | 2/1 MiB memtables | 12,220 | 3,530 | 57 | 19,894 | 3,717 |
+//!
+//! So fjall halves redb's disk bytes at the same throughput, and costs 20–45 MB more resident
+//! (memtables, and what flushing them allocates), over the 50 MB target: not yet the engine of
+//! main. Smaller records (binary keys and values, a queue message that is not a JSON copy of its
+//! delivery) would shrink both.
 
 use std::ops::RangeBounds;
 use std::path::Path;
+use std::sync::Arc;
 
-use fjall::config::CompressionPolicy;
+use fjall::compaction::Leveled;
+use fjall::config::{CompressionPolicy, PinningPolicy};
 use fjall::{
     CompressionType, Guard, KeyspaceCreateOptions, Readable, SingleWriterTxDatabase,
     SingleWriterTxKeyspace, Slice, Snapshot,
@@ -22,12 +40,16 @@ use fjall::{
 
 use crate::tables::Tbl;
 
-/// The block cache. At 4 MiB the writer re-read blocks from the page cache all the time at
-/// fan-out 10 (58 GB of read calls for 200,000 deliveries, 13,650 deliveries/s); at 32 MiB
-/// 290 MB and 18,330/s.
-const CACHE_BYTES: u64 = 32 * 1024 * 1024;
-/// One keyspace's memtable is flushed to a table file when it reaches this.
-const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+/// The block cache (filter and index blocks are pinned outside it, see `options`).
+const CACHE_BYTES: u64 = 2 * 1024 * 1024;
+/// A record keyspace's memtable is flushed to a table file when it reaches this.
+const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+/// The queue's: its messages live milliseconds, so most die in the memtable; a small one keeps
+/// that churn out of the resident size.
+const QUEUE_MEMTABLE_BYTES: u64 = 1024 * 1024;
+/// Table files in level 0 before they are compacted into level 1 (fjall's default is 4): fewer
+/// compactions, so less rewriting and less CPU taken from deliveries.
+const L0_TABLES: u8 = 8;
 /// Journal kept before the memtables it covers are flushed (fjall refuses less).
 const JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -51,10 +73,16 @@ pub(crate) struct Kv {
     pub(crate) meta: SingleWriterTxKeyspace,
 }
 
-fn options() -> KeyspaceCreateOptions {
+fn options(memtable: u64) -> KeyspaceCreateOptions {
+    // Every filter and index block stays in memory (small: about 10 bits a key): when they were
+    // read through the block cache, a point read at fan-out 10 re-read them from the page cache
+    // (58 GB of read calls for 200,000 deliveries with a 4 MiB cache).
     KeyspaceCreateOptions::default()
         .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
-        .max_memtable_size(MEMTABLE_BYTES)
+        .filter_block_pinning_policy(PinningPolicy::all(true))
+        .index_block_pinning_policy(PinningPolicy::all(true))
+        .max_memtable_size(memtable)
+        .compaction_strategy(Arc::new(Leveled::default().with_l0_threshold(L0_TABLES)))
 }
 
 impl Kv {
@@ -62,13 +90,14 @@ impl Kv {
     pub(crate) fn open(dir: &Path) -> Result<Self, KvError> {
         let db = SingleWriterTxDatabase::builder(dir)
             .cache_size(CACHE_BYTES)
+            .worker_threads(1)
             .max_journaling_size(JOURNAL_BYTES)
             .open()?;
         let mut tables = Vec::with_capacity(Tbl::ALL.len());
         for t in Tbl::ALL {
-            tables.push(db.keyspace(t.host().name(), options)?);
+            tables.push(db.keyspace(t.host().name(), || options(MEMTABLE_BYTES))?);
         }
-        let queue = db.keyspace("queue_messages", options)?;
+        let queue = db.keyspace("queue_messages", || options(QUEUE_MEMTABLE_BYTES))?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         Ok(Self {
             db,
