@@ -49,6 +49,7 @@ mod catalog;
 mod compact;
 mod outbox;
 mod queue;
+mod queue_codec;
 mod retention;
 mod stats;
 mod store;
