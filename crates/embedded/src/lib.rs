@@ -46,10 +46,10 @@
 
 mod cache;
 mod catalog;
+mod codec;
 mod compact;
 mod outbox;
 mod queue;
-mod queue_codec;
 mod retention;
 mod stats;
 mod store;

@@ -31,7 +31,7 @@ use herald_core::ports::{
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::Notify;
 
-use crate::queue_codec;
+use crate::codec;
 use crate::tables::QUEUE_MESSAGES;
 use crate::writer::WriteCtx;
 use crate::{EmbeddedError, Inner};
@@ -43,7 +43,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
 const MAX_WAIT: Duration = Duration::from_secs(366 * 24 * 3600);
 
 fn encode_stored(visible_at_ms: i64, message: &QueueMessage) -> Result<Vec<u8>, QueueError> {
-    queue_codec::encode(visible_at_ms, message).map_err(|e| QueueError::Codec(e.to_string()))
+    codec::encode(visible_at_ms, message).map_err(|e| QueueError::Codec(e.to_string()))
 }
 
 fn wall_ms() -> i64 {
@@ -250,7 +250,7 @@ impl QueueShared {
                     continue;
                 }
             };
-            let stored = match queue_codec::decode(value.value()) {
+            let stored = match codec::decode(value.value()) {
                 Ok(stored) => stored,
                 Err(error) => {
                     tracing::warn!(queue, seq, %error, "skipping a queue message that does not decode");
