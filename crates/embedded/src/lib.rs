@@ -37,6 +37,7 @@
 
 mod cache;
 mod catalog;
+mod codec;
 mod compact;
 mod kv;
 mod outbox;

@@ -28,9 +28,9 @@ use herald_core::model::Carried;
 use herald_core::ports::{
     OutgoingMessage, Queue, QueueError, QueueMessage, QueueName, ReceivedMessage, StoreError,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::codec;
 use crate::kv::{parse_queue_key, Kv};
 use crate::writer::WriteCtx;
 use crate::{EmbeddedError, Inner};
@@ -41,26 +41,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
 /// Bounds receive waits and visibility timeouts so instant arithmetic cannot overflow.
 const MAX_WAIT: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// A message as stored in the file.
-#[derive(Serialize, Deserialize)]
-struct StoredMessage {
-    /// Unix milliseconds at which the message becomes visible.
-    visible_at_ms: i64,
-    message: QueueMessage,
-}
-
-#[derive(Serialize)]
-struct StoredMessageRef<'a> {
-    visible_at_ms: i64,
-    message: &'a QueueMessage,
-}
-
 fn encode_stored(visible_at_ms: i64, message: &QueueMessage) -> Result<Vec<u8>, QueueError> {
-    serde_json::to_vec(&StoredMessageRef {
-        visible_at_ms,
-        message,
-    })
-    .map_err(|e| QueueError::Codec(e.to_string()))
+    codec::encode(visible_at_ms, message).map_err(|e| QueueError::Codec(e.to_string()))
 }
 
 fn wall_ms() -> i64 {
@@ -266,7 +248,7 @@ impl QueueShared {
                     continue;
                 }
             };
-            let stored: StoredMessage = match serde_json::from_slice(value.value()) {
+            let stored = match codec::decode(value.value()) {
                 Ok(stored) => stored,
                 Err(error) => {
                     tracing::warn!(queue, seq, %error, "skipping a queue message that does not decode");

@@ -26,7 +26,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use herald_core::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
-use herald_core::model::DeliveryStatus;
 use herald_core::ports::{Clock, StoreError};
 use herald_core::retention::{idempotency_expired, DeliveryState, Retention, Verdict};
 use jiff::Timestamp;
@@ -281,14 +280,6 @@ struct EventHead {
     subscriptions: Vec<SubscriptionId>,
 }
 
-/// The parts of a stored delivery the sweeper reads.
-#[derive(Deserialize)]
-struct DeliveryHead {
-    subscription_id: SubscriptionId,
-    status: DeliveryStatus,
-    updated_at: Timestamp,
-}
-
 /// Judges each candidate and removes those past keeping, with everything derived from them. A
 /// record that does not decode is left alone (and logged): an error after a removal would roll
 /// back the whole group commit, other callers' writes with it.
@@ -328,7 +319,7 @@ fn remove_expired(
         let mut undecodable = false;
         for id in ids {
             let head = match ctx.get(Tbl::Deliveries, &key2(c.tenant, id))? {
-                Some(bytes) => match serde_json::from_slice::<DeliveryHead>(&bytes) {
+                Some(bytes) => match crate::store::decode_delivery(&bytes) {
                     Ok(head) => Some(head),
                     Err(_) => {
                         undecodable = true;

@@ -2,8 +2,9 @@
 //! records, deliveries, attempts) in the embedded database (see `kv`).
 //!
 //! Writes are closures run by the group-commit writer; each checks its conditions before its first
-//! write, so a refused write changes nothing. Values are encoded to JSON before they are handed to
-//! the writer, which keeps the single writer thread busy with little more than B-tree inserts.
+//! write, so a refused write changes nothing. Values are encoded before they are handed to the
+//! writer (deliveries and attempts in the compact forms of `codec`, the rest as JSON), which keeps
+//! the single writer thread busy with little more than B-tree inserts.
 //! Point reads run inline (a read transaction and one lookup take microseconds); scans run on the
 //! blocking pool.
 
@@ -24,6 +25,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::codec;
 use crate::kv::ReadTable;
 use crate::tables::{
     api_keys_prefix, attempt_key, key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl,
@@ -67,6 +69,16 @@ impl Inner {
 fn get_in<T: DeserializeOwned>(table: &ReadTable, key: &str) -> Result<Option<T>, StoreError> {
     let value = table.get(key).map_err(StoreError::backend)?;
     value.map(|v| decode(v.value())).transpose()
+}
+
+/// The delivery under `key` in `table` (the deliveries table).
+fn get_delivery_in(table: &ReadTable, key: &str) -> Result<Option<Delivery>, StoreError> {
+    let value = table.get(key).map_err(StoreError::backend)?;
+    value.map(|v| decode_delivery(v.value())).transpose()
+}
+
+pub(crate) fn decode_delivery(bytes: &[u8]) -> Result<Delivery, StoreError> {
+    codec::decode_delivery_record(bytes).map_err(StoreError::backend)
 }
 
 /// One page of `table`'s keys under `prefix`, newest (greatest) first, strictly before `before`
@@ -138,7 +150,7 @@ impl DeliveryRow {
             key: key2(d.tenant_id, d.id),
             by_subscription: key3(d.tenant_id, d.subscription_id, d.id),
             by_event: key3(d.tenant_id, d.event_id, d.id),
-            value: encode(d)?,
+            value: codec::encode_delivery_record(d).map_err(StoreError::backend)?,
         })
     }
 
@@ -215,20 +227,15 @@ impl AttemptWrite {
                 attempt.number,
                 attempt.id,
             ),
-            attempt_value: encode(attempt)?,
+            attempt_value: codec::encode_attempt(attempt).map_err(StoreError::backend)?,
             expected_attempts: attempt.number.saturating_sub(1),
             delivery: DeliveryRow::new(delivery)?,
         })
     }
 
     pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<Recorded, StoreError> {
-        // Only the count is needed: decoding one field keeps the writer thread's work small.
-        #[derive(serde::Deserialize)]
-        struct Made {
-            attempts: u32,
-        }
         let stored = match ctx.get(Tbl::Deliveries, &self.delivery.key)? {
-            Some(bytes) => Some(decode::<Made>(&bytes)?.attempts),
+            Some(bytes) => Some(decode_delivery(&bytes)?.attempts),
             None => None,
         };
         ctx.put(Tbl::Attempts, &self.attempt_key, &self.attempt_value)?;
@@ -650,7 +657,10 @@ impl DeliveryStore for EmbeddedStore {
         tenant: &TenantId,
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
-        self.inner.get_record(Tbl::Deliveries, &key2(tenant, id))
+        let table = self.inner.read_table(Tbl::Deliveries)?;
+        let key = key2(tenant, id);
+        let value = table.get(key.as_str()).map_err(StoreError::backend)?;
+        value.map(|v| decode_delivery(v.value())).transpose()
     }
 
     async fn list_deliveries(
@@ -670,7 +680,7 @@ impl DeliveryStore for EmbeddedStore {
             let prefix = prefix2(tenant, subscription);
             page_newest_first(&index, &prefix, before, limit, |key, _| {
                 let id = last_part(key);
-                let delivery: Option<Delivery> = get_in(&records, &key2(tenant, id))?;
+                let delivery = get_delivery_in(&records, &key2(tenant, id))?;
                 Ok(delivery.map(|d| (id.to_owned(), d)))
             })
         })
@@ -683,7 +693,7 @@ impl DeliveryStore for EmbeddedStore {
             let index = inner.read_table(Tbl::DeliveriesByEvent)?;
             let records = index.table(&inner.kv, Tbl::Deliveries);
             scan_prefix(&index, &prefix2(tenant, event), |key, _| {
-                get_in(&records, &key2(tenant, last_part(key)))
+                get_delivery_in(&records, &key2(tenant, last_part(key)))
             })
         })
         .await
@@ -697,7 +707,11 @@ impl DeliveryStore for EmbeddedStore {
         let prefix = prefix2(tenant, delivery);
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Attempts)?;
-            scan_prefix(&table, &prefix, |_, bytes| decode(bytes).map(Some))
+            scan_prefix(&table, &prefix, |_, bytes| {
+                codec::decode_attempt(bytes)
+                    .map(Some)
+                    .map_err(StoreError::backend)
+            })
         })
         .await
     }
