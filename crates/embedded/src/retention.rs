@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use herald_core::ids::{DeliveryId, EventId, SubscriptionId, TenantId};
+use herald_core::ids::{DeliveryId, EventId, TenantId};
 use herald_core::ports::{Clock, StoreError};
 use herald_core::retention::{idempotency_expired, DeliveryState, Retention, Verdict};
 use jiff::Timestamp;
@@ -272,14 +272,6 @@ fn read_candidates(
     }
 }
 
-/// The parts of a stored event the sweeper reads.
-#[derive(Deserialize)]
-struct EventHead {
-    timestamp: Timestamp,
-    #[serde(default)]
-    subscriptions: Vec<SubscriptionId>,
-}
-
 /// Judges each candidate and removes those past keeping, with everything derived from them. A
 /// record that does not decode is left alone (and logged): an error after a removal would roll
 /// back the whole group commit, other callers' writes with it.
@@ -295,7 +287,7 @@ fn remove_expired(
         let Some(bytes) = ctx.get(Tbl::Events, &c.key)? else {
             continue;
         };
-        let Ok(event) = serde_json::from_slice::<EventHead>(&bytes) else {
+        let Ok(event) = crate::codec::decode_event_head(&bytes) else {
             tracing::warn!(key = %c.key, "retention: an event that does not decode is kept");
             continue;
         };

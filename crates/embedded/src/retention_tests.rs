@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use herald_contract::fixtures::{attempt, delivery, planned_event, subscription};
 use herald_contract::memory::ManualClock;
-use herald_core::ids::EventId;
+use herald_core::ids::{EventId, SubscriptionId};
 use herald_core::model::{Delivery, DeliveryStatus, Event, EventMessage, IdempotencyRecord};
 use herald_core::ports::{
     DeliveryStore, EventStore, InsertEventOutcome, OutgoingMessage, Queue, QueueMessage, QueueName,

@@ -180,7 +180,7 @@ impl EventWrite {
     ) -> Result<Self, StoreError> {
         Ok(Self {
             event_key: key2(event.tenant_id, event.id),
-            event_value: encode(event)?,
+            event_value: codec::encode_event(event).map_err(StoreError::backend)?,
             record: idempotency
                 .map(|r| Ok::<_, StoreError>((key2(r.tenant_id, &r.key), encode(r)?, r.created_at)))
                 .transpose()?,
@@ -626,7 +626,12 @@ impl EventStore for EmbeddedStore {
         tenant: &TenantId,
         id: &EventId,
     ) -> Result<Option<Event>, StoreError> {
-        self.inner.get_record(Tbl::Events, &key2(tenant, id))
+        let table = self.inner.read_table(Tbl::Events)?;
+        let key = key2(tenant, id);
+        let value = table.get(key.as_str()).map_err(StoreError::backend)?;
+        value
+            .map(|v| codec::decode_event(v.value()).map_err(StoreError::backend))
+            .transpose()
     }
 
     /// A backwards range scan of the tenant's events; a type filter reads on until the page is full.
@@ -641,7 +646,7 @@ impl EventStore for EmbeddedStore {
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Events)?;
             page_newest_first(&table, &prefix1(tenant), before, limit, |_, bytes| {
-                let event: Event = decode(bytes)?;
+                let event = codec::decode_event(bytes).map_err(StoreError::backend)?;
                 let kept = event_type.as_ref().is_none_or(|t| event.event_type == *t);
                 Ok(kept.then(|| (event.id.to_string(), event)))
             })
