@@ -25,16 +25,19 @@
 //!   half full: a commit writes roughly twice its new rows'
 //!   bytes plus, per table touched, a part-filled last leaf and its branch pages (36 pages of
 //!   4 KiB per commit measured, three quarters of them leaves). The bytes per delivery therefore
-//!   follow the size of what a delivery stores (about 2.2 KB of keys and JSON: event, delivery,
-//!   attempt, queue message, index rows), which is why they sit near 8–10 KB and not 2 KB; fewer
-//!   trees per delivery (see `tables`) saved only about 8 %, and redb 5 (its v3 file format,
-//!   appends that open a fresh leaf) wrote as many bytes as redb 2.6 (8,112 against 8,121 per
-//!   delivery, same machine and round) with 6–10 % less CPU and 6 MB less resident. Reaching 2 KB
-//!   needs smaller records (binary keys and values) or an engine that appends instead of
-//!   rewriting pages (an LSM or a write-ahead log). `tools/engine-compare` replays this store's
-//!   real write stream (feature `write-trace`, see `trace`) against other engines: fjall (an LSM)
-//!   writes about half of redb's bytes (3.2–4.6 KB per delivery at fan-out 1), SQLite in WAL mode
-//!   more than redb; none reaches 2 KB with today's records (its README has the figures).
+//!   follow the size of what a delivery stores, though less than in proportion: about 2.1 KB of
+//!   keys and JSON (event, delivery, attempt, queue message, index rows) wrote 6,100–6,400 bytes;
+//!   the compact binary forms of `codec` (about 1.2 KB, estimated) write 4,900–5,000. Fewer trees per
+//!   delivery (see `tables`) saved only about 8 %, and redb 5 (its v3 file format, appends that
+//!   open a fresh leaf) wrote as many bytes as redb 2.6 with 6–10 % less CPU and 6 MB less
+//!   resident. `tools/engine-compare` replays this store's real write stream (feature
+//!   `write-trace`, see `trace`) against other engines: fjall (an LSM) writes about half of redb's
+//!   bytes, SQLite in WAL mode more than redb (its README has the figures). The store on fjall
+//!   with the compact forms (branch `fjall`; `herald-bench`, default phases, 2026-12-06) writes
+//!   1,950–2,010 bytes per delivery at F=1, 2,200–2,240 at F=10 and 4.1 KB at a steady 1,000/s
+//!   (redb: 4,600–4,800, 3,800 and 40 KB), at 12,400 and 20,500 deliveries/s (redb: 12,200–12,700
+//!   and 23,700–25,800), but peaks at 61–62 MB resident at F=1, over the 50 MB budget, and near
+//!   480 MB at F=10: not yet the engine here.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {
