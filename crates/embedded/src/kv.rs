@@ -21,6 +21,17 @@
 //! | + 8 L0 tables, one worker | 12,609 | 3,068 | 82 | 21,916 | 2,878 |
 //! | these settings (4/1 MiB memtables, 2 MiB cache) | 12,256 | 3,193 | 63 | 20,267 | 3,400 |
 //! | 2/1 MiB memtables | 12,220 | 3,530 | 57 | 19,894 | 3,717 |
+//! | these settings, with main's compact records (`codec`) | 12,891–12,898 | 1,976–1,980 | 57–60 | 21,224–21,652 | 1,910–1,924 |
+//!
+//! With the compact records, on the bench's default phases (two rounds): F=1 12,382–12,393/s,
+//! 1,950–2,013 bytes per delivery, 61–62 MB; F=10 20,464–20,593/s, 2,205–2,242 bytes, 477–487
+//! MB; a steady 1,000/s 4.0–4.1 KB per delivery, p99 0.21–0.24 ms. redb on main in the same
+//! hour: 12,242–12,690/s, 4,562–4,774 bytes, 41–42 MB; 23,727–25,834/s, 3,837–3,844 bytes,
+//! 229–408 MB; 40 KB. mimalloc v2 (10 ms purge delay instead of v3's 1 s) did not change the
+//! peak (54–59 MB); 2 MiB memtables and a 1 MiB cache brought it to 51–54 MB but wrote 2,116–
+//! 2,351 bytes and did 19,200–19,300/s at F=10. The soak (1,000,000 deliveries, 1 minute
+//! retention, 2 minutes idle): 96 MB after 100,000, 384 MB at most, 67 MB at the end (ratio 0.70;
+//! 60 MB of it the journal, which fjall replaces only once 64 MB are written).
 //!
 //! So fjall halves redb's disk bytes at the same throughput, and costs 20–45 MB more resident,
 //! over the 50 MB target: not yet the engine of main. The memtables are not most of it: with
