@@ -148,14 +148,15 @@ fn put_delivery_body(out: &mut Vec<u8>, d: &Delivery) {
         (HAS_NEXT_ATTEMPT, d.next_attempt_at.is_some()),
         (HAS_ERROR, d.last_error.is_some()),
     ]));
-    for id in [
-        d.id.ulid(),
-        d.tenant_id.ulid(),
-        d.subscription_id.ulid(),
-        d.event_id.ulid(),
-    ] {
-        out.extend_from_slice(&id.to_bytes());
-    }
+    put_ids(
+        out,
+        [
+            d.id.ulid(),
+            d.tenant_id.ulid(),
+            d.subscription_id.ulid(),
+            d.event_id.ulid(),
+        ],
+    );
     out.push(status_byte(d.status));
     out.extend_from_slice(&d.attempts.to_le_bytes());
     out.extend_from_slice(&d.run_started_at.to_le_bytes());
@@ -221,14 +222,15 @@ pub(crate) fn encode_attempt(a: &Attempt) -> Result<Vec<u8>, CodecError> {
         (HAS_EXCERPT, a.response_excerpt.is_some()),
         (HAS_ATTEMPT_ERROR, a.error.is_some()),
     ]));
-    for id in [
-        a.id.ulid(),
-        a.delivery_id.ulid(),
-        a.tenant_id.ulid(),
-        a.subscription_id.ulid(),
-    ] {
-        out.extend_from_slice(&id.to_bytes());
-    }
+    put_ids(
+        &mut out,
+        [
+            a.id.ulid(),
+            a.delivery_id.ulid(),
+            a.tenant_id.ulid(),
+            a.subscription_id.ulid(),
+        ],
+    );
     out.extend_from_slice(&a.number.to_le_bytes());
     put_time(&mut out, a.started_at);
     out.extend_from_slice(&a.latency_ms.to_le_bytes());
@@ -314,11 +316,7 @@ fn read_event_head(r: &mut Reader<'_>) -> Result<EventHead, CodecError> {
     let id = EventId::from_ulid(r.ulid()?);
     let tenant_id = TenantId::from_ulid(r.ulid()?);
     let timestamp = r.time()?;
-    let len = r.u16()?;
-    let event_type = std::str::from_utf8(r.take(usize::from(len))?)
-        .ok()
-        .and_then(|s| EventType::parse(s).ok())
-        .ok_or(CodecError::Invalid("event type"))?;
+    let event_type = r.event_type()?;
     let count = usize::try_from(r.u32()?).map_err(|_| CodecError::Short)?;
     // Bounded by what is left, so a corrupt count cannot ask for a huge allocation.
     let mut subscriptions = Vec::with_capacity(count.min(r.0.len() / 16));
@@ -427,11 +425,7 @@ fn read_delivery_body(r: &mut Reader<'_>) -> Result<Delivery, CodecError> {
     let updated_at = r.time()?;
     let last_status_code = has(HAS_STATUS_CODE).then(|| r.u16()).transpose()?;
     let next_attempt_at = has(HAS_NEXT_ATTEMPT).then(|| r.time()).transpose()?;
-    let len = r.u16()?;
-    let event_type = std::str::from_utf8(r.take(usize::from(len))?)
-        .ok()
-        .and_then(|s| EventType::parse(s).ok())
-        .ok_or(CodecError::Invalid("event type"))?;
+    let event_type = r.event_type()?;
     let last_error = has(HAS_ERROR).then(|| r.text()).transpose()?;
     Ok(Delivery {
         id,
@@ -469,6 +463,12 @@ fn status_from(byte: u8) -> Result<DeliveryStatus, CodecError> {
     })
 }
 
+fn put_ids<const N: usize>(out: &mut Vec<u8>, ids: [Ulid; N]) {
+    for id in ids {
+        out.extend_from_slice(&id.to_bytes());
+    }
+}
+
 fn put_time(out: &mut Vec<u8>, time: Timestamp) {
     out.extend_from_slice(&time.as_second().to_le_bytes());
     out.extend_from_slice(&time.subsec_nanosecond().to_le_bytes());
@@ -504,6 +504,15 @@ impl<'a> Reader<'a> {
 
     fn i64(&mut self) -> Result<i64, CodecError> {
         Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    /// An event type: `u16 length | bytes`.
+    fn event_type(&mut self) -> Result<EventType, CodecError> {
+        let len = self.u16()?;
+        std::str::from_utf8(self.take(usize::from(len))?)
+            .ok()
+            .and_then(|s| EventType::parse(s).ok())
+            .ok_or(CodecError::Invalid("event type"))
     }
 
     fn u64(&mut self) -> Result<u64, CodecError> {
