@@ -148,14 +148,15 @@ fn put_delivery_body(out: &mut Vec<u8>, d: &Delivery) {
         (HAS_NEXT_ATTEMPT, d.next_attempt_at.is_some()),
         (HAS_ERROR, d.last_error.is_some()),
     ]));
-    for id in [
-        d.id.ulid(),
-        d.tenant_id.ulid(),
-        d.subscription_id.ulid(),
-        d.event_id.ulid(),
-    ] {
-        out.extend_from_slice(&id.to_bytes());
-    }
+    put_ids(
+        out,
+        [
+            d.id.ulid(),
+            d.tenant_id.ulid(),
+            d.subscription_id.ulid(),
+            d.event_id.ulid(),
+        ],
+    );
     out.push(status_byte(d.status));
     out.extend_from_slice(&d.attempts.to_le_bytes());
     out.extend_from_slice(&d.run_started_at.to_le_bytes());
@@ -168,13 +169,18 @@ fn put_delivery_body(out: &mut Vec<u8>, d: &Delivery) {
         put_time(out, time);
     }
     // `fits` checked both lengths.
-    let event_type = d.event_type.as_str().as_bytes();
-    let len = u16::try_from(event_type.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(event_type);
+    put_event_type(out, &d.event_type);
     if let Some(error) = &d.last_error {
         put_text(out, error);
     }
+}
+
+/// An event type as `u16 length | bytes` (callers check that the length fits).
+fn put_event_type(out: &mut Vec<u8>, event_type: &EventType) {
+    let bytes = event_type.as_str().as_bytes();
+    let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
 /// A text as `u32 length | bytes` (callers check that the length fits).
@@ -195,14 +201,24 @@ pub(crate) fn encode_delivery_record(d: &Delivery) -> Result<Vec<u8>, CodecError
     Ok(out)
 }
 
-/// The delivery record stored in `bytes`.
-pub(crate) fn decode_delivery_record(bytes: &[u8]) -> Result<Delivery, CodecError> {
+/// The record stored in `bytes`: JSON, or the binary form `form` that `read` reads (after its
+/// first byte).
+fn decode_record<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    form: u8,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, CodecError>,
+) -> Result<T, CodecError> {
     let mut r = Reader(bytes);
     match r.u8()? {
         b'{' => Ok(serde_json::from_slice(bytes)?),
-        DELIVERY_RECORD => read_delivery_body(&mut r),
+        first if first == form => read(&mut r),
         other => Err(CodecError::UnknownForm(other)),
     }
+}
+
+/// The delivery record stored in `bytes`.
+pub(crate) fn decode_delivery_record(bytes: &[u8]) -> Result<Delivery, CodecError> {
+    decode_record(bytes, DELIVERY_RECORD, read_delivery_body)
 }
 
 /// The stored bytes of an attempt.
@@ -221,14 +237,15 @@ pub(crate) fn encode_attempt(a: &Attempt) -> Result<Vec<u8>, CodecError> {
         (HAS_EXCERPT, a.response_excerpt.is_some()),
         (HAS_ATTEMPT_ERROR, a.error.is_some()),
     ]));
-    for id in [
-        a.id.ulid(),
-        a.delivery_id.ulid(),
-        a.tenant_id.ulid(),
-        a.subscription_id.ulid(),
-    ] {
-        out.extend_from_slice(&id.to_bytes());
-    }
+    put_ids(
+        &mut out,
+        [
+            a.id.ulid(),
+            a.delivery_id.ulid(),
+            a.tenant_id.ulid(),
+            a.subscription_id.ulid(),
+        ],
+    );
     out.extend_from_slice(&a.number.to_le_bytes());
     put_time(&mut out, a.started_at);
     out.extend_from_slice(&a.latency_ms.to_le_bytes());
@@ -244,25 +261,22 @@ pub(crate) fn encode_attempt(a: &Attempt) -> Result<Vec<u8>, CodecError> {
 
 /// The stored bytes of an event (its data stays JSON).
 pub(crate) fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
-    let event_type = e.event_type.as_str().as_bytes();
-    let (Ok(type_len), Ok(count)) = (
-        u16::try_from(event_type.len()),
+    let type_len = e.event_type.as_str().len();
+    let (Ok(_), Ok(count)) = (
+        u16::try_from(type_len),
         u32::try_from(e.subscriptions.len()),
     ) else {
         return Ok(serde_json::to_vec(e)?);
     };
     let data = serde_json::to_vec(&e.data)?;
-    let mut out =
-        Vec::with_capacity(50 + event_type.len() + 16 * e.subscriptions.len() + data.len());
+    let mut out = Vec::with_capacity(50 + type_len + 16 * e.subscriptions.len() + data.len());
     out.push(EVENT_RECORD);
-    out.extend_from_slice(&e.id.ulid().to_bytes());
-    out.extend_from_slice(&e.tenant_id.ulid().to_bytes());
+    put_ids(&mut out, [e.id.ulid(), e.tenant_id.ulid()]);
     put_time(&mut out, e.timestamp);
-    out.extend_from_slice(&type_len.to_le_bytes());
-    out.extend_from_slice(event_type);
+    put_event_type(&mut out, &e.event_type);
     out.extend_from_slice(&count.to_le_bytes());
     for sub in &e.subscriptions {
-        out.extend_from_slice(&sub.ulid().to_bytes());
+        put_ids(&mut out, [sub.ulid()]);
     }
     out.extend_from_slice(&data);
     Ok(out)
@@ -270,22 +284,17 @@ pub(crate) fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
 
 /// The event stored in `bytes`.
 pub(crate) fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
-    let mut r = Reader(bytes);
-    match r.u8()? {
-        b'{' => Ok(serde_json::from_slice(bytes)?),
-        EVENT_RECORD => {
-            let head = read_event_head(&mut r)?;
-            Ok(Event {
-                id: head.id,
-                tenant_id: head.tenant_id,
-                event_type: head.event_type,
-                timestamp: head.timestamp,
-                data: serde_json::from_slice(r.0)?,
-                subscriptions: head.subscriptions,
-            })
-        }
-        other => Err(CodecError::UnknownForm(other)),
-    }
+    decode_record(bytes, EVENT_RECORD, |r| {
+        let head = read_event_head(r)?;
+        Ok(Event {
+            id: head.id,
+            tenant_id: head.tenant_id,
+            event_type: head.event_type,
+            timestamp: head.timestamp,
+            data: serde_json::from_slice(r.0)?,
+            subscriptions: head.subscriptions,
+        })
+    })
 }
 
 /// What the retention sweeper reads of a stored event: all but its data, which is not parsed.
@@ -302,23 +311,14 @@ pub(crate) struct EventHead {
 
 /// The [`EventHead`] of the event stored in `bytes`.
 pub(crate) fn decode_event_head(bytes: &[u8]) -> Result<EventHead, CodecError> {
-    let mut r = Reader(bytes);
-    match r.u8()? {
-        b'{' => Ok(serde_json::from_slice(bytes)?),
-        EVENT_RECORD => read_event_head(&mut r),
-        other => Err(CodecError::UnknownForm(other)),
-    }
+    decode_record(bytes, EVENT_RECORD, read_event_head)
 }
 
 fn read_event_head(r: &mut Reader<'_>) -> Result<EventHead, CodecError> {
     let id = EventId::from_ulid(r.ulid()?);
     let tenant_id = TenantId::from_ulid(r.ulid()?);
     let timestamp = r.time()?;
-    let len = r.u16()?;
-    let event_type = std::str::from_utf8(r.take(usize::from(len))?)
-        .ok()
-        .and_then(|s| EventType::parse(s).ok())
-        .ok_or(CodecError::Invalid("event type"))?;
+    let event_type = r.event_type()?;
     let count = usize::try_from(r.u32()?).map_err(|_| CodecError::Short)?;
     // Bounded by what is left, so a corrupt count cannot ask for a huge allocation.
     let mut subscriptions = Vec::with_capacity(count.min(r.0.len() / 16));
@@ -336,43 +336,38 @@ fn read_event_head(r: &mut Reader<'_>) -> Result<EventHead, CodecError> {
 
 /// The attempt stored in `bytes`.
 pub(crate) fn decode_attempt(bytes: &[u8]) -> Result<Attempt, CodecError> {
-    let mut r = Reader(bytes);
-    match r.u8()? {
-        b'{' => Ok(serde_json::from_slice(bytes)?),
-        ATTEMPT => {
-            let present = r.u8()?;
-            let has = |bit: u8| present & bit != 0;
-            let id = AttemptId::from_ulid(r.ulid()?);
-            let delivery_id = DeliveryId::from_ulid(r.ulid()?);
-            let tenant_id = TenantId::from_ulid(r.ulid()?);
-            let subscription_id = SubscriptionId::from_ulid(r.ulid()?);
-            let number = r.u32()?;
-            let started_at = r.time()?;
-            let latency_ms = r.u64()?;
-            let succeeded = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(CodecError::Invalid("flag")),
-            };
-            let status_code = has(HAS_CODE).then(|| r.u16()).transpose()?;
-            let response_excerpt = has(HAS_EXCERPT).then(|| r.text()).transpose()?;
-            let error = has(HAS_ATTEMPT_ERROR).then(|| r.text()).transpose()?;
-            Ok(Attempt {
-                id,
-                delivery_id,
-                tenant_id,
-                subscription_id,
-                number,
-                started_at,
-                status_code,
-                latency_ms,
-                response_excerpt,
-                error,
-                succeeded,
-            })
-        }
-        other => Err(CodecError::UnknownForm(other)),
-    }
+    decode_record(bytes, ATTEMPT, |r| {
+        let present = r.u8()?;
+        let has = |bit: u8| present & bit != 0;
+        let id = AttemptId::from_ulid(r.ulid()?);
+        let delivery_id = DeliveryId::from_ulid(r.ulid()?);
+        let tenant_id = TenantId::from_ulid(r.ulid()?);
+        let subscription_id = SubscriptionId::from_ulid(r.ulid()?);
+        let number = r.u32()?;
+        let started_at = r.time()?;
+        let latency_ms = r.u64()?;
+        let succeeded = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(CodecError::Invalid("flag")),
+        };
+        let status_code = has(HAS_CODE).then(|| r.u16()).transpose()?;
+        let response_excerpt = has(HAS_EXCERPT).then(|| r.text()).transpose()?;
+        let error = has(HAS_ATTEMPT_ERROR).then(|| r.text()).transpose()?;
+        Ok(Attempt {
+            id,
+            delivery_id,
+            tenant_id,
+            subscription_id,
+            number,
+            started_at,
+            status_code,
+            latency_ms,
+            response_excerpt,
+            error,
+            succeeded,
+        })
+    })
 }
 
 /// The visible time and message stored in `bytes`.
@@ -427,11 +422,7 @@ fn read_delivery_body(r: &mut Reader<'_>) -> Result<Delivery, CodecError> {
     let updated_at = r.time()?;
     let last_status_code = has(HAS_STATUS_CODE).then(|| r.u16()).transpose()?;
     let next_attempt_at = has(HAS_NEXT_ATTEMPT).then(|| r.time()).transpose()?;
-    let len = r.u16()?;
-    let event_type = std::str::from_utf8(r.take(usize::from(len))?)
-        .ok()
-        .and_then(|s| EventType::parse(s).ok())
-        .ok_or(CodecError::Invalid("event type"))?;
+    let event_type = r.event_type()?;
     let last_error = has(HAS_ERROR).then(|| r.text()).transpose()?;
     Ok(Delivery {
         id,
@@ -469,6 +460,12 @@ fn status_from(byte: u8) -> Result<DeliveryStatus, CodecError> {
     })
 }
 
+fn put_ids<const N: usize>(out: &mut Vec<u8>, ids: [Ulid; N]) {
+    for id in ids {
+        out.extend_from_slice(&id.to_bytes());
+    }
+}
+
 fn put_time(out: &mut Vec<u8>, time: Timestamp) {
     out.extend_from_slice(&time.as_second().to_le_bytes());
     out.extend_from_slice(&time.subsec_nanosecond().to_le_bytes());
@@ -504,6 +501,15 @@ impl<'a> Reader<'a> {
 
     fn i64(&mut self) -> Result<i64, CodecError> {
         Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    /// An event type: `u16 length | bytes`.
+    fn event_type(&mut self) -> Result<EventType, CodecError> {
+        let len = self.u16()?;
+        std::str::from_utf8(self.take(usize::from(len))?)
+            .ok()
+            .and_then(|s| EventType::parse(s).ok())
+            .ok_or(CodecError::Invalid("event type"))
     }
 
     fn u64(&mut self) -> Result<u64, CodecError> {

@@ -3,8 +3,8 @@
 //!
 //! Writes are closures run by the group-commit writer; each checks its conditions before its first
 //! write, so a refused write changes nothing. Values are encoded before they are handed to the
-//! writer (deliveries and attempts in the compact forms of `codec`, the rest as JSON), which keeps
-//! the single writer thread busy with little more than B-tree inserts.
+//! writer (events, deliveries and attempts in the compact forms of `codec`, the rest as JSON),
+//! which keeps the single writer thread busy with little more than B-tree inserts.
 //! Point reads run inline (a read transaction and one lookup take microseconds); scans run on the
 //! blocking pool.
 
@@ -60,25 +60,46 @@ impl Inner {
     }
 
     fn get_record<T: DeserializeOwned>(&self, t: Tbl, key: &str) -> Result<Option<T>, StoreError> {
-        let table = self.read_table(t)?;
-        let value = table.get(key).map_err(StoreError::backend)?;
-        value.map(|v| decode(v.value())).transpose()
+        self.get_record_as(t, key, decode)
+    }
+
+    /// The record under `key` in table `t`, read with `decode`.
+    fn get_record_as<T>(
+        &self,
+        t: Tbl,
+        key: &str,
+        decode: fn(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        get_in_as(&self.read_table(t)?, key, decode)
     }
 }
 
 fn get_in<T: DeserializeOwned>(table: &ReadTable, key: &str) -> Result<Option<T>, StoreError> {
+    get_in_as(table, key, decode)
+}
+
+/// The record under `key` in `table`, read with `decode`.
+fn get_in_as<T>(
+    table: &ReadTable,
+    key: &str,
+    decode: fn(&[u8]) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
     let value = table.get(key).map_err(StoreError::backend)?;
     value.map(|v| decode(v.value())).transpose()
 }
 
-/// The delivery under `key` in `table` (the deliveries table).
-fn get_delivery_in(table: &ReadTable, key: &str) -> Result<Option<Delivery>, StoreError> {
-    let value = table.get(key).map_err(StoreError::backend)?;
-    value.map(|v| decode_delivery(v.value())).transpose()
+// The records in the compact forms of `codec`.
+
+fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
+    codec::decode_event(bytes).map_err(StoreError::backend)
 }
 
 pub(crate) fn decode_delivery(bytes: &[u8]) -> Result<Delivery, StoreError> {
     codec::decode_delivery_record(bytes).map_err(StoreError::backend)
+}
+
+fn decode_attempt(bytes: &[u8]) -> Result<Attempt, StoreError> {
+    codec::decode_attempt(bytes).map_err(StoreError::backend)
 }
 
 /// One page of `table`'s keys under `prefix`, newest (greatest) first, strictly before `before`
@@ -626,12 +647,8 @@ impl EventStore for EmbeddedStore {
         tenant: &TenantId,
         id: &EventId,
     ) -> Result<Option<Event>, StoreError> {
-        let table = self.inner.read_table(Tbl::Events)?;
-        let key = key2(tenant, id);
-        let value = table.get(key.as_str()).map_err(StoreError::backend)?;
-        value
-            .map(|v| codec::decode_event(v.value()).map_err(StoreError::backend))
-            .transpose()
+        self.inner
+            .get_record_as(Tbl::Events, &key2(tenant, id), decode_event)
     }
 
     /// A backwards range scan of the tenant's events; a type filter reads on until the page is full.
@@ -646,7 +663,7 @@ impl EventStore for EmbeddedStore {
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Events)?;
             page_newest_first(&table, &prefix1(tenant), before, limit, |_, bytes| {
-                let event = codec::decode_event(bytes).map_err(StoreError::backend)?;
+                let event = decode_event(bytes)?;
                 let kept = event_type.as_ref().is_none_or(|t| event.event_type == *t);
                 Ok(kept.then(|| (event.id.to_string(), event)))
             })
@@ -662,10 +679,8 @@ impl DeliveryStore for EmbeddedStore {
         tenant: &TenantId,
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
-        let table = self.inner.read_table(Tbl::Deliveries)?;
-        let key = key2(tenant, id);
-        let value = table.get(key.as_str()).map_err(StoreError::backend)?;
-        value.map(|v| decode_delivery(v.value())).transpose()
+        self.inner
+            .get_record_as(Tbl::Deliveries, &key2(tenant, id), decode_delivery)
     }
 
     async fn list_deliveries(
@@ -685,7 +700,7 @@ impl DeliveryStore for EmbeddedStore {
             let prefix = prefix2(tenant, subscription);
             page_newest_first(&index, &prefix, before, limit, |key, _| {
                 let id = last_part(key);
-                let delivery = get_delivery_in(&records, &key2(tenant, id))?;
+                let delivery = get_in_as(&records, &key2(tenant, id), decode_delivery)?;
                 Ok(delivery.map(|d| (id.to_owned(), d)))
             })
         })
@@ -698,7 +713,7 @@ impl DeliveryStore for EmbeddedStore {
             let index = inner.read_table(Tbl::DeliveriesByEvent)?;
             let records = index.table(&inner.kv, Tbl::Deliveries);
             scan_prefix(&index, &prefix2(tenant, event), |key, _| {
-                get_delivery_in(&records, &key2(tenant, last_part(key)))
+                get_in_as(&records, &key2(tenant, last_part(key)), decode_delivery)
             })
         })
         .await
@@ -712,11 +727,7 @@ impl DeliveryStore for EmbeddedStore {
         let prefix = prefix2(tenant, delivery);
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Attempts)?;
-            scan_prefix(&table, &prefix, |_, bytes| {
-                codec::decode_attempt(bytes)
-                    .map(Some)
-                    .map_err(StoreError::backend)
-            })
+            scan_prefix(&table, &prefix, |_, bytes| decode_attempt(bytes).map(Some))
         })
         .await
     }
