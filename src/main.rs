@@ -117,8 +117,8 @@ struct DevArgs {
     #[arg(long, env = "HERALD_BREAKER_THRESHOLD", default_value_t = 10)]
     breaker_threshold: u32,
     /// How long API keys and subscriptions read by authentication, fan-out and delivery are kept
-    /// in memory, in milliseconds (0: always read the store). Default: 0 on the embedded store,
-    /// 5000 with `--store aws`.
+    /// in memory, in milliseconds (0: always read the store). Default: 5000 (writes made through
+    /// this process are seen at once either way).
     #[arg(long, env = "HERALD_CACHE_TTL_MS")]
     cache_ttl_ms: Option<u64>,
     /// Deliveries in flight at once.

@@ -14,11 +14,12 @@ use crate::machine::Machine;
 use crate::options::PhaseSpec;
 use crate::process::IoCounters;
 
-/// The targets the figures are reported against.
+/// The targets the figures are reported against (the engine issue's table: p99 at a steady 1,000/s
+/// and CPU per 1,000 deliveries were tightened there from 10 ms and 0.2).
 pub const TARGET_DELIVERIES_PER_S: f64 = 10_000.0;
-pub const TARGET_P99_MS: f64 = 10.0;
+pub const TARGET_P99_MS: f64 = 5.0;
 pub const TARGET_STEADY_RATE: u64 = 1_000;
-pub const TARGET_CPU_S_PER_1000: f64 = 0.2;
+pub const TARGET_CPU_S_PER_1000: f64 = 0.15;
 pub const TARGET_RSS_MB: f64 = 50.0;
 /// Bytes written to disk per delivery (`write_bytes` of `/proc/<pid>/io`).
 pub const TARGET_DISK_BYTES_PER_DELIVERY: f64 = 2_000.0;
