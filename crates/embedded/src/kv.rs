@@ -36,10 +36,22 @@
 //! So fjall halves redb's disk bytes at the same throughput, and costs 20–45 MB more resident,
 //! over the 50 MB target: not yet the engine of main. The memtables are not most of it: with
 //! 1 MiB memtables everywhere the peak was still 64 MB (and 4,155 bytes per delivery); with
-//! `MIMALLOC_PURGE_DELAY=0` 46.6 MB, at 7 % less throughput. So about 18 MB is memory freed by
-//! flushes and compactions that mimalloc keeps for a while. Smaller records (binary keys and
-//! values, a queue message that is not a JSON copy of its delivery) would shrink that churn and
-//! the bytes.
+//! `MIMALLOC_PURGE_DELAY=0` 46.6 MB, at 7 % less throughput.
+//!
+//! A closer look (`--events 60000 --fanout 1`, one Herald per run, interleaved): most of the
+//! difference is live memory, not what the allocator keeps. With `MIMALLOC_PURGE_DELAY=0` fjall
+//! peaked at 49.4 MB and redb at 31.4 MB, the same 18 MB apart as without it. fjall's write buffer
+//! (sampled every 100 ms) was 1–8 MiB with these settings and never held a sealed memtable: the one
+//! worker keeps up with the flushes. A heap profile (`heaptrack`, system allocator, with symbols,
+//! at 2,400 deliveries/s) peaked at 24 MB, of which the memtables' contents were 13 MB (key and
+//! value slices 8.3 MB, skip-list nodes 4.7 MB): about twice what fjall counts against
+//! `max_memtable_size`. Tried: 2 MiB memtables, 48.5–53.6 MB and 1,976–1,997 bytes per delivery;
+//! 1 MiB, 54.7–60.8 MB and 2,281–2,397 bytes (more flushes and tables, no less memory); two
+//! workers, no less memory and 10 % slower; glibc's malloc, 48 MB at 9,500/s and 0.12 CPU-s per
+//! 1,000. main's 5 s hot-path cache on the embedded store (intake no longer reads a tenant's
+//! subscriptions on the blocking pool for every event) takes 3–5 MB off both engines: 54–56 MB
+//! here. What would shrink both the memtables and the bytes is fewer and smaller rows per
+//! delivery: binary keys (348 bytes of text keys per delivery) and no separate index rows.
 
 use std::ops::RangeBounds;
 use std::path::Path;
