@@ -8,6 +8,12 @@
 //! are memory only: after a restart every un-acked message is visible again, which at-least-once
 //! delivery allows.
 //!
+//! Memory keeps each message in its stored form (the bytes written to the file, `codec`: about 150
+//! for a delivery message), decoded only when it is handed out. A backlog is what grows here
+//! (deliveries waiting for a slow receiver or for a retry hours away), and a decoded delivery
+//! message is a 384-byte struct with its texts in allocations of their own: at
+//! fan-out 10 (`herald-bench --events 20000 --fanout 10`) the peak RSS fell from 139–141 MB to 92.
+//!
 //! A receipt is `"<seq>:<receive count>"`, naming the message and the lease it was given with. An
 //! ack or release with a receipt from an older lease (the message timed out and was received again)
 //! does nothing and answers `Ok`, like an ack of an already deleted message: the current holder owns
@@ -62,10 +68,48 @@ fn to_queue_error(err: StoreError) -> QueueError {
 }
 
 struct Slot {
-    message: QueueMessage,
+    /// The message as stored in the file (see the module docs).
+    stored: Arc<[u8]>,
+    /// The event it names (for the retention sweeper, without decoding).
+    names: (TenantId, EventId),
     visible_at: Instant,
     /// Also the lease number: receipts carry it.
     receive_count: u32,
+}
+
+/// The event a message names: one still to fan out, or one with a delivery still to attempt.
+fn names(message: &QueueMessage) -> (TenantId, EventId) {
+    match message {
+        QueueMessage::Event(m) => (m.tenant_id, m.event_id),
+        QueueMessage::Delivery(m) => (m.delivery.tenant_id, m.delivery.event_id),
+    }
+}
+
+/// A message handed out by [`LaneState::take_visible`], still in its stored form.
+struct Taken {
+    seq: u64,
+    stored: Arc<[u8]>,
+    receive_count: u32,
+    waited: Duration,
+}
+
+impl Taken {
+    /// The message decoded. `None` (logged) if its bytes do not decode, which only a codec bug
+    /// can cause: they were checked when it was sent or loaded. It stays leased and comes back.
+    fn decode(self, queue: QueueName) -> Option<ReceivedMessage> {
+        match codec::decode(&self.stored) {
+            Ok(stored) => Some(ReceivedMessage {
+                receipt: format!("{}:{}", self.seq, self.receive_count),
+                message: stored.message,
+                receive_count: self.receive_count,
+                waited: Some(self.waited),
+            }),
+            Err(error) => {
+                tracing::error!(queue = queue.as_str(), seq = self.seq, %error, "a queued message does not decode");
+                None
+            }
+        }
+    }
 }
 
 /// One queue's un-acked messages.
@@ -105,12 +149,7 @@ impl LaneState {
         }
     }
 
-    fn take_visible(
-        &mut self,
-        now: Instant,
-        max: usize,
-        visibility: Duration,
-    ) -> Vec<ReceivedMessage> {
+    fn take_visible(&mut self, now: Instant, max: usize, visibility: Duration) -> Vec<Taken> {
         let due: Vec<(Instant, u64)> = self
             .schedule
             .range(..=(now, u64::MAX))
@@ -127,11 +166,11 @@ impl LaneState {
             slot.receive_count = slot.receive_count.saturating_add(1);
             slot.visible_at = lease_end;
             self.schedule.insert((lease_end, seq));
-            out.push(ReceivedMessage {
-                receipt: format!("{seq}:{}", slot.receive_count),
-                message: slot.message.clone(),
+            out.push(Taken {
+                seq,
+                stored: Arc::clone(&slot.stored),
                 receive_count: slot.receive_count,
-                waited: Some(now.saturating_duration_since(at)),
+                waited: now.saturating_duration_since(at),
             });
         }
         out
@@ -165,7 +204,7 @@ impl Lane {
 /// Messages encoded and numbered for one commit: [`PreparedSend::write`] inside the transaction,
 /// [`PreparedSend::publish`] after it committed. Shared by `send` and the outbox.
 pub(crate) struct PreparedSend {
-    rows: Vec<(QueueName, u64, Vec<u8>)>,
+    rows: Vec<(QueueName, u64, Arc<[u8]>)>,
     slots: Vec<(QueueName, u64, Slot)>,
 }
 
@@ -181,16 +220,15 @@ impl PreparedSend {
             let delay = out.delay.min(MAX_DELAY);
             let queue = out.message.queue();
             let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
-            rows.push((
-                queue,
-                seq,
-                encode_stored(now_ms.saturating_add(ms(delay)), &out.message)?,
-            ));
+            let stored: Arc<[u8]> =
+                encode_stored(now_ms.saturating_add(ms(delay)), &out.message)?.into();
+            rows.push((queue, seq, Arc::clone(&stored)));
             slots.push((
                 queue,
                 seq,
                 Slot {
-                    message: out.message,
+                    stored,
+                    names: names(&out.message),
                     visible_at: now + delay,
                     receive_count: 0,
                 },
@@ -262,7 +300,8 @@ impl QueueShared {
             lane.insert(
                 seq,
                 Slot {
-                    message: stored.message,
+                    stored: value.value().into(),
+                    names: names(&stored.message),
                     visible_at: now + wait,
                     // It may have been received before the restart: count that, so handlers run
                     // their crash-recovery checks (receive count > 1) on it.
@@ -294,12 +333,8 @@ impl QueueShared {
         for queue in [QueueName::Events, QueueName::Deliveries] {
             let state = self.lane(queue).lock();
             for slot in state.slots.values() {
-                let key = match &slot.message {
-                    QueueMessage::Event(m) => (m.tenant_id, m.event_id),
-                    QueueMessage::Delivery(m) => (m.delivery.tenant_id, m.delivery.event_id),
-                };
-                if events.contains(&key) {
-                    named.insert(key);
+                if events.contains(&slot.names) {
+                    named.insert(slot.names);
                 }
             }
         }
@@ -395,14 +430,16 @@ impl Queue for EmbeddedQueue {
             let mut changed = std::pin::pin!(lane.changed.notified());
             changed.as_mut().enable();
             let now = Instant::now();
-            let next = {
+            let (taken, next) = {
                 let mut state = lane.lock();
-                let got = state.take_visible(now, max, visibility);
-                if !got.is_empty() {
-                    return Ok(got);
-                }
-                state.next_visible()
+                let taken = state.take_visible(now, max, visibility);
+                (taken, state.next_visible())
             };
+            // Decoded outside the lock, so senders and other receivers do not wait on it.
+            let got: Vec<_> = taken.into_iter().filter_map(|t| t.decode(queue)).collect();
+            if !got.is_empty() {
+                return Ok(got);
+            }
             if now >= deadline {
                 return Ok(Vec::new());
             }
@@ -519,7 +556,7 @@ impl Queue for EmbeddedQueue {
         let (seq, lease) = parse_receipt(receipt)?;
         let delay = delay.min(MAX_DELAY);
         let lane = self.inner.queues.lane(queue);
-        let message = {
+        let stored = {
             let mut state = lane.lock();
             let Some(slot) = state.leased(seq, lease) else {
                 tracing::debug!(
@@ -529,16 +566,19 @@ impl Queue for EmbeddedQueue {
                 );
                 return Ok(());
             };
-            let message = (!delay.is_zero()).then(|| slot.message.clone());
+            let stored = (!delay.is_zero()).then(|| Arc::clone(&slot.stored));
             state.set_visible_at(seq, Instant::now() + delay);
-            message
+            stored
         };
         lane.changed.notify_waiters();
         // A delayed release is written down so the delay survives a restart; an immediate one
         // needs nothing, since every message is visible after a restart anyway.
-        let Some(message) = message else {
+        let Some(stored) = stored else {
             return Ok(());
         };
+        let message = codec::decode(&stored)
+            .map_err(|e| QueueError::Codec(e.to_string()))?
+            .message;
         let bytes = encode_stored(wall_ms().saturating_add(ms(delay)), &message)?;
         self.inner
             .writer
@@ -551,5 +591,78 @@ impl Queue for EmbeddedQueue {
             })
             .await
             .map_err(to_queue_error)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use herald_core::model::EventMessage;
+
+    use super::*;
+
+    fn event_message(tenant: TenantId) -> QueueMessage {
+        QueueMessage::Event(EventMessage {
+            tenant_id: tenant,
+            event_id: EventId::new(),
+            event: None,
+        })
+    }
+
+    fn slot(stored: Vec<u8>, names: (TenantId, EventId), at: Instant) -> Slot {
+        Slot {
+            stored: stored.into(),
+            names,
+            visible_at: at,
+            receive_count: 0,
+        }
+    }
+
+    #[test]
+    fn a_message_is_kept_in_its_stored_form_and_handed_out_decoded() {
+        let message = event_message(TenantId::new());
+        let now = Instant::now();
+        let mut lane = LaneState::default();
+        let stored = encode_stored(0, &message).unwrap();
+        lane.insert(7, slot(stored.clone(), names(&message), now));
+
+        let taken = lane.take_visible(now, 10, Duration::from_secs(30));
+        assert_eq!(taken.len(), 1);
+        assert_eq!(
+            &*taken[0].stored,
+            stored.as_slice(),
+            "the bytes of the file"
+        );
+        let got = taken
+            .into_iter()
+            .next()
+            .unwrap()
+            .decode(QueueName::Events)
+            .unwrap();
+        assert_eq!(got.message, message);
+        assert_eq!((got.receipt.as_str(), got.receive_count), ("7:1", 1));
+    }
+
+    #[test]
+    fn a_message_that_does_not_decode_is_skipped_and_stays_leased_without_holding_up_the_rest() {
+        let good = event_message(TenantId::new());
+        let now = Instant::now();
+        let mut lane = LaneState::default();
+        lane.insert(1, slot(vec![0xff, 1, 2], names(&good), now));
+        lane.insert(2, slot(encode_stored(0, &good).unwrap(), names(&good), now));
+
+        let visibility = Duration::from_secs(30);
+        let got: Vec<_> = lane
+            .take_visible(now, 10, visibility)
+            .into_iter()
+            .filter_map(|t| t.decode(QueueName::Events))
+            .collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].message, good);
+        assert!(
+            lane.leased(1, 1).is_some(),
+            "still there, leased: it comes back"
+        );
+        assert_eq!(lane.next_visible(), Some(now + visibility));
     }
 }
