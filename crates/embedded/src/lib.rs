@@ -151,6 +151,15 @@ impl EmbeddedDb {
     /// Opens (or creates) `dir/herald.redb`, creating `dir` if needed, and rebuilds the queue
     /// index. After a crash redb repairs the file here, which can take a moment on a large file.
     pub fn open(dir: &Path) -> Result<Self, EmbeddedError> {
+        Self::open_with(dir, queue::RESIDENT_BYTES)
+    }
+
+    /// [`EmbeddedDb::open`], keeping at most `queue_resident_bytes` of queued messages' bytes in
+    /// memory per queue (see `queue`).
+    pub(crate) fn open_with(
+        dir: &Path,
+        queue_resident_bytes: usize,
+    ) -> Result<Self, EmbeddedError> {
         let io_err = |source| EmbeddedError::Io {
             path: dir.to_owned(),
             source,
@@ -175,7 +184,7 @@ impl EmbeddedDb {
             .and_then(|d| d.sync_all())
             .map_err(io_err)?;
         init(&db)?;
-        let queues = Arc::new(QueueShared::load(&db)?);
+        let queues = Arc::new(QueueShared::load(&db, queue_resident_bytes)?);
         let db = Arc::new(RwLock::new(db));
         let cache = Arc::new(ReadCache::new());
         let writer = Writer::spawn(Arc::clone(&db), Arc::clone(&cache), path.clone())
