@@ -220,6 +220,11 @@ impl ReadTable {
     }
 
     pub(crate) fn get(&self, key: &str) -> Result<Option<Val>, KvError> {
+        self.get_raw(key.as_bytes())
+    }
+
+    /// The row under a key as stored (queue keys are binary).
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Val>, KvError> {
         Ok(self.snap.get(&self.ks, key)?.map(Val))
     }
 

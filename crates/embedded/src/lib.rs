@@ -128,6 +128,15 @@ impl EmbeddedDb {
     /// Opens (or creates) the database in `dir/db`, creating the folders if needed, and rebuilds
     /// the queue index. After a crash fjall replays its journal here.
     pub fn open(dir: &Path) -> Result<Self, EmbeddedError> {
+        Self::open_with(dir, queue::RESIDENT_BYTES)
+    }
+
+    /// [`EmbeddedDb::open`], keeping at most `queue_resident_bytes` of queued messages' bytes in
+    /// memory per queue (see `queue`).
+    pub(crate) fn open_with(
+        dir: &Path,
+        queue_resident_bytes: usize,
+    ) -> Result<Self, EmbeddedError> {
         let io_err = |source| EmbeddedError::Io {
             path: dir.to_owned(),
             source,
@@ -142,7 +151,7 @@ impl EmbeddedDb {
         create_private_dir(&path).map_err(io_err)?;
         let kv = Kv::open(&path)?;
         init(&kv)?;
-        let queues = Arc::new(QueueShared::load(&kv)?);
+        let queues = Arc::new(QueueShared::load(&kv, queue_resident_bytes)?);
         let kv = Arc::new(kv);
         let cache = Arc::new(ReadCache::new());
         let writer =
