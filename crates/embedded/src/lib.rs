@@ -126,6 +126,9 @@ pub(crate) struct Inner {
     pub(crate) queues: Arc<QueueShared>,
     pub(crate) cache: Arc<ReadCache>,
     pub(crate) path: PathBuf,
+    /// Dropped last, after the writer's thread has closed the file: what [`EmbeddedDb::closed`]
+    /// waits for.
+    closed: tokio::sync::watch::Sender<()>,
 }
 
 /// Page cache of the database file. Reads are mostly of records written moments ago, so a small
@@ -197,8 +200,16 @@ impl EmbeddedDb {
                 queues,
                 cache,
                 path,
+                closed: tokio::sync::watch::channel(()).0,
             }),
         })
+    }
+
+    /// Resolves once the database is closed: every handle and task using it is gone and the file
+    /// is unlocked, so another process (or another `open`) may use it. Holds nothing open itself.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closed.subscribe();
+        async move { while rx.changed().await.is_ok() {} }
     }
 
     /// The store over this database.
