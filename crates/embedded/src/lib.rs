@@ -8,9 +8,10 @@
 //!   concurrent writes share one transaction and one fsync, which is what makes thousands of
 //!   deliveries per second possible on an ordinary disk.
 //! - Reads use redb read transactions directly, concurrently with the writer.
-//! - The queue keeps an in-memory index of its messages, rebuilt from the file at open; leases
-//!   (visibility timeouts) live only in memory, so after a restart every un-acked message is
-//!   visible again (at-least-once).
+//! - The queue keeps an in-memory index of its messages, rebuilt from the file at open: each
+//!   message's place in the order and its stored bytes, up to 16 MiB of them per queue (past that
+//!   it reads them back from the file). Leases (visibility timeouts) live only in memory, so after
+//!   a restart every un-acked message is visible again (at-least-once).
 //! - Records past the retention are removed in the background ([`EmbeddedDb::spawn_sweeper`], see
 //!   `retention`); redb reuses the freed pages, so the file stays about as large as a retention's
 //!   worth of records needs (it grows by doubling and shrinks only when its end is free), and when
@@ -37,7 +38,9 @@
 //!   1,950–2,010 bytes per delivery at F=1, 2,200–2,240 at F=10 and 4.1 KB at a steady 1,000/s
 //!   (redb: 4,600–4,800, 3,800 and 40 KB), at 12,400 and 20,500 deliveries/s (redb: 12,200–12,700
 //!   and 23,700–25,800), but peaks at 61–62 MB resident at F=1, over the 50 MB budget, and near
-//!   480 MB at F=10: not yet the engine here.
+//!   480 MB at F=10: not yet the engine here. The difference is live memory, mostly the
+//!   memtables' contents at about twice what fjall counts (the branch's `kv` docs have the
+//!   profile).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {
