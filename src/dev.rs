@@ -2,8 +2,10 @@
 //! (the default) or on DynamoDB and SQS ([`DevBackend::Aws`]: real AWS or an emulator, with the
 //! state the Lambda functions build). Either way the same router and the same queue pollers run.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +122,9 @@ impl DevConfig {
     }
 }
 
+/// How long [`Running::stop`] waits for the embedded database to close.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
 /// A running instance.
 pub struct Running {
     pub addr: SocketAddr,
@@ -131,6 +136,8 @@ pub struct Running {
     workers: JoinHandle<()>,
     /// The retention sweeper (embedded store only).
     sweeper: Option<JoinHandle<()>>,
+    /// Resolves when the embedded database is closed (see [`Running::stop`]).
+    closed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl Running {
@@ -138,7 +145,9 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight work finish, and returns.
+    /// Stops accepting, lets in-flight work finish, and returns once the embedded database is
+    /// closed (a read or sweep pass already on the blocking pool may finish after its task
+    /// did), so the data folder can be opened again at once; waits at most [`CLOSE_WAIT`] for it.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         if let Some(sweeper) = self.sweeper {
@@ -147,6 +156,12 @@ impl Running {
         }
         let _ = self.server.await;
         let _ = self.workers.await;
+        drop(self.state);
+        if let Some(closed) = self.closed {
+            if tokio::time::timeout(CLOSE_WAIT, closed).await.is_err() {
+                tracing::warn!("the embedded database is still open after {CLOSE_WAIT:?}");
+            }
+        }
     }
 }
 
@@ -192,6 +207,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<Running> {
         }
     });
     let workers = tokio::spawn(worker::run(state.clone(), config.workers, shutdown_rx));
+    let closed = db.as_ref().map(|db| Box::pin(db.closed()) as Pin<Box<_>>);
     let sweeper = db.map(|db| db.spawn_sweeper(config.retention, state.clock.clone()));
     Ok(Running {
         addr,
@@ -202,6 +218,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<Running> {
         server,
         workers,
         sweeper,
+        closed,
     })
 }
 

@@ -8,9 +8,10 @@
 //!   concurrent writes share one transaction and one sync, which is what makes thousands of
 //!   deliveries per second possible on an ordinary disk.
 //! - Reads use fjall snapshots directly, concurrently with the writer (see `kv`).
-//! - The queue keeps an in-memory index of its messages, rebuilt from the database at open;
-//!   leases (visibility timeouts) live only in memory, so after a restart every un-acked message
-//!   is visible again (at-least-once).
+//! - The queue keeps an in-memory index of its messages, rebuilt from the database at open: each
+//!   message's place in the order and its stored bytes, up to 16 MiB of them per queue (past that
+//!   it reads them back from the database). Leases (visibility timeouts) live only in memory, so
+//!   after a restart every un-acked message is visible again (at-least-once).
 //! - Records past the retention are removed in the background ([`EmbeddedDb::spawn_sweeper`], see
 //!   `retention`); fjall's compactions drop them from the disk as writes go on, and when the
 //!   writer is quiet after a pass that removed anything the sweeper compacts the database fully
@@ -108,6 +109,9 @@ pub(crate) struct Inner {
     pub(crate) queues: Arc<QueueShared>,
     pub(crate) cache: Arc<ReadCache>,
     pub(crate) path: PathBuf,
+    /// Dropped last, after the writer's thread has closed the file: what [`EmbeddedDb::closed`]
+    /// waits for.
+    closed: tokio::sync::watch::Sender<()>,
 }
 
 /// The embedded database: one fjall database holding the store and the queues. Cheap to clone.
@@ -164,8 +168,16 @@ impl EmbeddedDb {
                 queues,
                 cache,
                 path,
+                closed: tokio::sync::watch::channel(()).0,
             }),
         })
+    }
+
+    /// Resolves once the database is closed: every handle and task using it is gone and the file
+    /// is unlocked, so another process (or another `open`) may use it. Holds nothing open itself.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closed.subscribe();
+        async move { while rx.changed().await.is_ok() {} }
     }
 
     /// The store over this database.

@@ -339,7 +339,8 @@ async fn a_pass_that_empties_a_grown_database_gives_its_space_back() {
         ks.inner().rotate_memtable_and_wait().unwrap();
     }
     let grown_tables = tables();
-    assert!(grown_tables > 8_000_000, "{grown_tables}");
+    // LZ4 shrinks hex about 2.5 times: 12 MB of it is near 5 MB of table files.
+    assert!(grown_tables > 3_000_000, "{grown_tables}");
 
     // when a pass removes them, and the writer is quiet, a compaction gives the space back.
     let retention = Retention::new(HOUR).unwrap();

@@ -209,3 +209,23 @@ fn acknowledged_writes_survive_sigkill() {
         );
     });
 }
+
+#[tokio::test]
+async fn closed_resolves_once_the_last_handle_is_gone_and_the_folder_opens_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = herald_embedded::EmbeddedDb::open(dir.path()).unwrap();
+    let store = db.store();
+    let mut closed = std::pin::pin!(db.closed());
+    drop(db);
+    // A zero timeout polls it once.
+    assert!(
+        tokio::time::timeout(Duration::ZERO, closed.as_mut())
+            .await
+            .is_err(),
+        "a store handle still holds it"
+    );
+    assert!(herald_embedded::EmbeddedDb::open(dir.path()).is_err());
+    drop(store);
+    tokio::time::timeout(LONG, closed).await.unwrap();
+    herald_embedded::EmbeddedDb::open(dir.path()).unwrap();
+}
