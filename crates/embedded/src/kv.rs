@@ -52,6 +52,12 @@
 //! subscriptions on the blocking pool for every event) takes 3–5 MB off both engines: 54–56 MB
 //! here. What would shrink both the memtables and the bytes is fewer and smaller rows per
 //! delivery: binary keys (348 bytes of text keys per delivery) and no separate index rows.
+//!
+//! With main's changes of 2026-12-06 evening (the hot-path cache, the queue's stored-bytes index),
+//! default phases, two interleaved rounds in a slow hour against this branch before them: F=1
+//! 9,517–10,210 → 9,823–10,169/s, 2,024–2,036 → 1,961–2,025 bytes, 64.4–66.4 → 60.1–61.8 MB;
+//! F=10 14,144–14,173 → 15,067–15,848/s, 259–445 → 171–177 MB. redb on main in the same hour:
+//! 10,889–11,440/s at F=1, 35.4–35.9 MB, 4,695–4,795 bytes.
 
 use std::ops::RangeBounds;
 use std::path::Path;
