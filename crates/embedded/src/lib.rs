@@ -41,6 +41,13 @@
 //!   480 MB at F=10: not yet the engine here. The difference is live memory, mostly the
 //!   memtables' contents at about twice what fjall counts (the branch's `kv` docs have the
 //!   profile).
+//! - What costs redb most is how many leaves a commit touches, more than the bytes it adds.
+//!   `engine-compare`'s what-ifs on one trace of this store (`--index`, `--keys`): without the two
+//!   index rows per delivery 24 % fewer bytes at F=1 and 44 % at F=10 (each subscription's index
+//!   range had a last leaf rewritten by every commit), with binary keys 9 % and 16 %. So a
+//!   delivery is keyed under its subscription's partition and needs no index rows (`tables`):
+//!   `herald-bench`, two interleaved rounds, 4,744–4,793 → 3,722–3,830 bytes per delivery at F=1,
+//!   4,244–4,334 → 3,638–3,816 at F=10, 36.4–36.9 → 29.3–29.5 KB at a steady 1,000/s.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {
@@ -54,6 +61,7 @@ mod cache;
 mod catalog;
 mod codec;
 mod compact;
+mod migrate;
 mod outbox;
 mod queue;
 mod retention;
@@ -277,6 +285,11 @@ fn init(db: &Database) -> Result<(), EmbeddedError> {
             .map(|v| v.value());
         match found {
             Some(SCHEMA_VERSION) => {}
+            Some(2) => {
+                migrate::v2_to_v3(&txn)?;
+                meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)
+                    .map_err(redb::Error::from)?;
+            }
             Some(found) => {
                 return Err(EmbeddedError::Schema {
                     found,

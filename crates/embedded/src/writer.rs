@@ -169,25 +169,6 @@ impl<'txn> WriteCtx<'txn> {
         Ok(removed)
     }
 
-    /// The keys in `from..to`, in order, as this transaction sees them.
-    pub(crate) fn keys_in(
-        &mut self,
-        t: Tbl,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows = self
-            .table(t)?
-            .range(from..to)
-            .map_err(StoreError::backend)?;
-        let mut keys = Vec::new();
-        for row in rows {
-            let (key, _) = row.map_err(StoreError::backend)?;
-            keys.push(key.value().to_owned());
-        }
-        Ok(keys)
-    }
-
     pub(crate) fn queue_contains(&mut self, queue: &str, seq: u64) -> Result<bool, StoreError> {
         Ok(self
             .queue()?
