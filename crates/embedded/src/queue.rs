@@ -134,12 +134,6 @@ struct LaneState {
     max_resident: usize,
 }
 
-impl Default for LaneState {
-    fn default() -> Self {
-        Self::with_max_resident(RESIDENT_BYTES)
-    }
-}
-
 impl LaneState {
     fn with_max_resident(max_resident: usize) -> Self {
         Self {

@@ -27,7 +27,7 @@ fn slot(stored: Vec<u8>, names: (TenantId, EventId), at: Instant) -> Slot {
 fn a_message_is_kept_in_its_stored_form_and_handed_out_decoded() {
     let message = event_message(TenantId::new());
     let now = Instant::now();
-    let mut lane = LaneState::default();
+    let mut lane = LaneState::with_max_resident(RESIDENT_BYTES);
     let stored = encode_stored(0, &message).unwrap();
     lane.insert(7, slot(stored.clone(), names(&message), now));
 
@@ -130,7 +130,7 @@ async fn messages_past_the_budget_are_read_back_from_the_file_and_a_delayed_one_
 fn a_message_that_does_not_decode_is_skipped_and_stays_leased_without_holding_up_the_rest() {
     let good = event_message(TenantId::new());
     let now = Instant::now();
-    let mut lane = LaneState::default();
+    let mut lane = LaneState::with_max_resident(RESIDENT_BYTES);
     lane.insert(1, slot(vec![0xff, 1, 2], names(&good), now));
     lane.insert(2, slot(encode_stored(0, &good).unwrap(), names(&good), now));
 

@@ -1,7 +1,7 @@
 //! The retention sweeper: removes what [`Retention`] says is past keeping, in the background.
 //!
-//! - Events, with everything derived from them (deliveries, their `DeliveriesBySubscription` and
-//!   `DeliveriesByEvent` index rows, attempts), go together so nothing dangles; the core's rule
+//! - Events, with everything derived from them (deliveries and attempts, found from the event's
+//!   planned subscriptions), go together so nothing dangles; the core's rule
 //!   ([`Retention::judge`]) decides, and keeps anything still in flight: a delivery pending or
 //!   retrying, or an event a queued message names (not fanned out yet, or a delivery waiting for
 //!   its first attempt, which is stored only then). The queue's in-memory index is read before the
@@ -32,7 +32,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use crate::compact::{self, Compaction};
-use crate::tables::{key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl};
+use crate::tables::{attempts_prefix, delivery_key, prefix1, prefix_end, Tbl};
 use crate::writer::WriteCtx;
 use crate::{EmbeddedDb, Inner};
 
@@ -291,26 +291,19 @@ fn remove_expired(
             tracing::warn!(key = %c.key, "retention: an event that does not decode is kept");
             continue;
         };
-        // Stored deliveries (the index) and planned ones (an attempt may exist without its
-        // delivery record only if they were planned).
-        let prefix = prefix2(c.tenant, c.id);
-        let mut ids: Vec<DeliveryId> = ctx
-            .keys_in(Tbl::DeliveriesByEvent, &prefix, &prefix_end(&prefix))?
+        // Every delivery (and attempt) of an event derives its id from one of its planned
+        // subscriptions.
+        let mut ids: Vec<DeliveryId> = event
+            .subscriptions
             .iter()
-            .filter_map(|k| DeliveryId::parse(last_part(k)).ok())
+            .map(|s| DeliveryId::derive(&c.id, s))
             .collect();
-        ids.extend(
-            event
-                .subscriptions
-                .iter()
-                .map(|s| DeliveryId::derive(&c.id, s)),
-        );
         ids.sort_unstable();
         ids.dedup();
         let mut deliveries = Vec::with_capacity(ids.len());
         let mut undecodable = false;
         for id in ids {
-            let head = match ctx.get(Tbl::Deliveries, &key2(c.tenant, id))? {
+            let head = match ctx.get(Tbl::Deliveries, &delivery_key(&c.tenant, &id))? {
                 Some(bytes) => match crate::store::decode_delivery(&bytes) {
                     Ok(head) => Some(head),
                     Err(_) => {
@@ -346,18 +339,11 @@ fn remove_expired(
             Verdict::Remove => {}
         }
         for (id, head) in &deliveries {
-            let attempts = prefix2(c.tenant, id);
+            let attempts = attempts_prefix(&c.tenant, id);
             swept.attempts +=
                 ctx.remove_range_counted(Tbl::Attempts, &attempts, &prefix_end(&attempts))?;
-            ctx.remove(Tbl::DeliveriesByEvent, &key3(c.tenant, c.id, id))?;
-            if let Some(head) = head {
-                ctx.remove(
-                    Tbl::DeliveriesBySubscription,
-                    &key3(c.tenant, head.subscription_id, id),
-                )?;
-                if ctx.remove(Tbl::Deliveries, &key2(c.tenant, id))? {
-                    swept.deliveries += 1;
-                }
+            if head.is_some() && ctx.remove(Tbl::Deliveries, &delivery_key(&c.tenant, id))? {
+                swept.deliveries += 1;
             }
         }
         ctx.remove(Tbl::Events, &c.key)?;

@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::kv::ReadTable;
 use crate::tables::{
-    api_keys_prefix, attempt_key, key2, key3, last_part, prefix1, prefix2, prefix_end, Tbl,
+    api_keys_prefix, attempt_key, attempts_prefix, delivery_key, key2, prefix1, prefix_end,
+    subscription_deliveries_prefix, Tbl,
 };
 use crate::writer::WriteCtx;
 use crate::Inner;
@@ -157,31 +158,22 @@ fn scan_prefix<T>(
     Ok(out)
 }
 
-/// A delivery encoded for the writer, with its index entries.
+/// A delivery encoded for the writer. Its key names its subscription's range (see
+/// [`delivery_key`]), so no index rows go with it.
 struct DeliveryRow {
     key: String,
-    by_subscription: String,
-    by_event: String,
     value: Vec<u8>,
 }
 
 impl DeliveryRow {
     fn new(d: &Delivery) -> Result<Self, StoreError> {
         Ok(Self {
-            key: key2(d.tenant_id, d.id),
-            by_subscription: key3(d.tenant_id, d.subscription_id, d.id),
-            by_event: key3(d.tenant_id, d.event_id, d.id),
+            key: delivery_key(&d.tenant_id, &d.id),
             value: codec::encode_delivery_record(d).map_err(StoreError::backend)?,
         })
     }
 
-    /// Stores the delivery; a new one gets its index entries (a delivery's tenant, subscription
-    /// and event never change, so a stored one's entries stand).
-    fn put(&self, ctx: &mut WriteCtx<'_>, is_new: bool) -> Result<(), StoreError> {
-        if is_new {
-            ctx.put(Tbl::DeliveriesBySubscription, &self.by_subscription, &[])?;
-            ctx.put(Tbl::DeliveriesByEvent, &self.by_event, &[])?;
-        }
+    fn put(&self, ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
         ctx.put(Tbl::Deliveries, &self.key, &self.value)
     }
 }
@@ -243,10 +235,10 @@ impl AttemptWrite {
     pub(crate) fn new(attempt: &Attempt, delivery: &Delivery) -> Result<Self, StoreError> {
         Ok(Self {
             attempt_key: attempt_key(
-                attempt.tenant_id,
-                attempt.delivery_id,
+                &attempt.tenant_id,
+                &attempt.delivery_id,
                 attempt.number,
-                attempt.id,
+                &attempt.id,
             ),
             attempt_value: codec::encode_attempt(attempt).map_err(StoreError::backend)?,
             expected_attempts: attempt.number.saturating_sub(1),
@@ -264,7 +256,7 @@ impl AttemptWrite {
         if stored.unwrap_or(0) != self.expected_attempts {
             return Ok(Recorded::Superseded);
         }
-        self.delivery.put(ctx, stored.is_none())?;
+        self.delivery.put(ctx)?;
         Ok(Recorded::Applied)
     }
 }
@@ -282,8 +274,7 @@ impl DeliveryUpdate {
     }
 
     pub(crate) fn apply(&self, ctx: &mut WriteCtx<'_>) -> Result<(), StoreError> {
-        let is_new = !ctx.contains(Tbl::Deliveries, &self.row.key)?;
-        self.row.put(ctx, is_new)
+        self.row.put(ctx)
     }
 }
 
@@ -680,7 +671,7 @@ impl DeliveryStore for EmbeddedStore {
         id: &DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
         self.inner
-            .get_record_as(Tbl::Deliveries, &key2(tenant, id), decode_delivery)
+            .get_record_as(Tbl::Deliveries, &delivery_key(tenant, id), decode_delivery)
     }
 
     async fn list_deliveries(
@@ -689,32 +680,55 @@ impl DeliveryStore for EmbeddedStore {
         subscription: &SubscriptionId,
         page: &PageRequest,
     ) -> Result<Page<Delivery>, StoreError> {
+        let prefix = subscription_deliveries_prefix(tenant, subscription);
         let before = page
             .cursor_as(DeliveryId::parse)?
-            .map(|id| key3(tenant, subscription, id));
-        let (tenant, subscription, limit) = (*tenant, *subscription, page.limit);
+            .map(|id| delivery_key(tenant, &id));
+        // A cursor from another subscription's log names another range: nothing before it here.
+        if before.as_ref().is_some_and(|b| !b.starts_with(&prefix)) {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let (subscription, limit) = (*subscription, page.limit);
         self.scan(move |inner| {
-            // Both tables from one read transaction: the index and the records agree.
-            let index = inner.read_table(Tbl::DeliveriesBySubscription)?;
-            let records = index.table(&inner.kv, Tbl::Deliveries);
-            let prefix = prefix2(tenant, subscription);
-            page_newest_first(&index, &prefix, before, limit, |key, _| {
-                let id = last_part(key);
-                let delivery = get_in_as(&records, &key2(tenant, id), decode_delivery)?;
-                Ok(delivery.map(|d| (id.to_owned(), d)))
+            let table = inner.read_table(Tbl::Deliveries)?;
+            page_newest_first(&table, &prefix, before, limit, |key, bytes| {
+                // The range holds the deliveries' attempts too (`…/del_…/…`), and the deliveries
+                // of any subscription whose tag collides with this one's.
+                let id = &key[prefix.len()..];
+                if id.contains('/') {
+                    return Ok(None);
+                }
+                let delivery = decode_delivery(bytes)?;
+                Ok((delivery.subscription_id == subscription).then(|| (id.to_owned(), delivery)))
             })
         })
         .await
     }
 
+    /// The event's planned deliveries that are stored, in plan order: every delivery derives its
+    /// id from its event and one of the event's planned subscriptions, so they are point reads
+    /// (as on DynamoDB), not an index.
     async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
-        let (tenant, event) = (event.tenant_id, event.id);
+        let (tenant, event_id) = (event.tenant_id, event.id);
+        let keys: Vec<String> = event
+            .subscriptions
+            .iter()
+            .map(|sub| delivery_key(&tenant, &DeliveryId::derive(&event_id, sub)))
+            .collect();
         self.scan(move |inner| {
-            let index = inner.read_table(Tbl::DeliveriesByEvent)?;
-            let records = index.table(&inner.kv, Tbl::Deliveries);
-            scan_prefix(&index, &prefix2(tenant, event), |key, _| {
-                get_in_as(&records, &key2(tenant, last_part(key)), decode_delivery)
-            })
+            let table = inner.read_table(Tbl::Deliveries)?;
+            let mut found = Vec::with_capacity(keys.len());
+            for key in &keys {
+                if let Some(d) = get_in_as(&table, key, decode_delivery)? {
+                    if d.tenant_id == tenant && d.event_id == event_id {
+                        found.push(d);
+                    }
+                }
+            }
+            Ok(found)
         })
         .await
     }
@@ -724,7 +738,7 @@ impl DeliveryStore for EmbeddedStore {
         tenant: &TenantId,
         delivery: &DeliveryId,
     ) -> Result<Vec<Attempt>, StoreError> {
-        let prefix = prefix2(tenant, delivery);
+        let prefix = attempts_prefix(tenant, delivery);
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Attempts)?;
             scan_prefix(&table, &prefix, |_, bytes| decode_attempt(bytes).map(Some))
@@ -785,5 +799,60 @@ mod tests {
             .unwrap();
         let found = store.find_api_key(&key.hash).await.unwrap().unwrap();
         assert!(found.revoked_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_delivery_log_skips_attempts_and_answers_nothing_before_another_logs_cursor() {
+        use herald_contract::fixtures::{attempt, delivery, planned_event};
+        use herald_core::ports::{Recorded, UnitOfWork};
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(dir.path()).unwrap();
+        let (store, writes) = (db.store(), db.outbox());
+        let (t, sub, other) = (
+            TenantId::new(),
+            SubscriptionId::new(),
+            SubscriptionId::new(),
+        );
+        let mut mine = Vec::new();
+        let mut theirs = None;
+        for _ in 0..3 {
+            let ev = planned_event(t, &[sub, other]);
+            for s in [sub, other] {
+                let mut d = delivery(t, s, &ev);
+                // Two attempts each, so the log's range holds more attempt rows than deliveries.
+                for n in 1..=2 {
+                    d.attempts = n;
+                    let tried = attempt(&d, n);
+                    let recorded = writes.record_attempt_and_send(&tried, &d, Vec::new()).await;
+                    assert_eq!(recorded.unwrap(), Recorded::Applied);
+                }
+                if s == sub {
+                    mine.push(d);
+                } else {
+                    theirs = Some(d);
+                }
+            }
+        }
+        mine.reverse();
+        let first = PageRequest {
+            limit: 2,
+            cursor: None,
+        };
+        let page = store.list_deliveries(&t, &sub, &first).await.unwrap();
+        assert_eq!(page.items, mine[..2].to_vec());
+        let next = PageRequest {
+            limit: 2,
+            cursor: page.next_cursor,
+        };
+        let page = store.list_deliveries(&t, &sub, &next).await.unwrap();
+        assert_eq!((page.items, page.next_cursor), (mine[2..].to_vec(), None));
+
+        let foreign = PageRequest {
+            limit: 2,
+            cursor: theirs.map(|d| d.id.to_string()),
+        };
+        let page = store.list_deliveries(&t, &sub, &foreign).await.unwrap();
+        assert!(page.items.is_empty() && page.next_cursor.is_none());
     }
 }

@@ -1,14 +1,25 @@
 //! The tables of the database and how their keys are built.
 //!
-//! Every record table maps a text key to the record's JSON. Keys start with the owning tenant's id
-//! and use `/` as separator (`ten_…/sub_…`), so a tenant's records form one contiguous key range:
-//! tenant scoping is a property of the key, not a filter, and lists are range scans. Ids are ULIDs,
-//! which sort by creation time, so iterating a range backwards is "newest first".
+//! Every record table maps a text key to the record's encoded bytes (`codec`). Keys start with the
+//! owning tenant's id and use `/` as separator (`ten_…/sub_…`), so a tenant's records form one
+//! contiguous key range: tenant scoping is a property of the key, not a filter, and lists are
+//! range scans. Ids are ULIDs, which sort by creation time, so iterating a range backwards is
+//! "newest first".
+//!
+//! No record needs an index row. A delivery's key holds its subscription's partition, which its
+//! id names ([`delivery_key`]), so a subscription's delivery log is one range; an event's
+//! deliveries are found by deriving their ids from its planned subscriptions, as on DynamoDB.
+//! Index rows cost redb more than their bytes (each commit rewrote a leaf at the end of every
+//! range it added to); on fjall they were two more memtable entries and journal records per
+//! delivery (`tools/engine-compare` replaying one trace without them: 23 % fewer bytes at F=1).
+
+use herald_core::ids::{AttemptId, DeliveryId, SubscriptionId, TenantId};
 
 /// The layout version this code reads and writes (in the `meta` keyspace, see `kv`); bumped on
 /// incompatible key or value changes. Version 2 kept attempts and delivery index rows in the
-/// deliveries table; version 3 is the first in fjall.
-pub(crate) const SCHEMA_VERSION: u64 = 3;
+/// deliveries table; version 3 was the first in fjall; version 4 keys deliveries by their
+/// subscription's partition, with no index rows (main's redb version 3).
+pub(crate) const SCHEMA_VERSION: u64 = 4;
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The record tables.
@@ -25,16 +36,12 @@ pub(crate) enum Tbl {
     Events,
     /// `ten_…/<idempotency key>` → IdempotencyRecord
     Idempotency,
-    /// `ten_…/del_…` → Delivery
+    /// `ten_…/p<partition>/del_…` → Delivery (see [`delivery_key`]): a subscription's deliveries
+    /// form one key range, so its delivery log is a range scan and needs no index rows.
     Deliveries,
-    /// `ten_…/sub_…/del_…` → empty: a subscription's deliveries, for the delivery log. Kept in
-    /// the deliveries table (see [`Tbl::host`]).
-    DeliveriesBySubscription,
-    /// `ten_…/evt_…/del_…` → empty: an event's deliveries. Kept in the deliveries table (see
-    /// [`Tbl::host`]).
-    DeliveriesByEvent,
-    /// `ten_…/del_…/<attempt number, 10 digits>` → Attempt; zero padding makes text order numeric.
-    /// Kept in the deliveries table, right after the delivery's own row (see [`Tbl::host`]).
+    /// `ten_…/p<partition>/del_…/<attempt number, 10 digits>/att_…` → Attempt; zero padding
+    /// makes text order numeric. Kept in the deliveries table, right after the delivery's own row
+    /// (see [`Tbl::host`]).
     Attempts,
     /// `ten_…/sub_…/<hour, 2026-12-06T09>` → HourStats: a subscription's delivery statistics, one
     /// row per hour (text order is time order); rows older than the retention are removed when
@@ -46,31 +53,25 @@ pub(crate) enum Tbl {
 }
 
 impl Tbl {
-    pub(crate) const ALL: [Tbl; 11] = [
+    pub(crate) const ALL: [Tbl; 9] = [
         Tbl::Tenants,
         Tbl::ApiKeys,
         Tbl::Subscriptions,
         Tbl::Events,
         Tbl::Idempotency,
         Tbl::Deliveries,
-        Tbl::DeliveriesBySubscription,
-        Tbl::DeliveriesByEvent,
         Tbl::Attempts,
         Tbl::Stats,
         Tbl::EventTypes,
     ];
 
-    /// The kind whose keyspace holds this kind's rows. A delivery's attempts and index rows share
-    /// the deliveries keyspace: each keyspace has a memtable and table files of its own, so fewer
-    /// keyspaces flush fewer, larger files (and under redb, fewer trees per commit wrote fewer
-    /// pages). Key shapes keep the kinds in ranges of their own: `del_…`, `evt_…` and `sub_…`
-    /// sort apart after the tenant, and an attempt (`ten_…/del_…/…`) sorts right after its
-    /// delivery.
+    /// The kind whose keyspace holds this kind's rows. A delivery's attempts share the deliveries
+    /// keyspace: each keyspace has a memtable and table files of its own, so fewer keyspaces
+    /// flush fewer, larger files (and under redb, fewer trees per commit wrote fewer pages). An
+    /// attempt (`…/del_…/…`) sorts right after its delivery.
     pub(crate) fn host(self) -> Tbl {
         match self {
-            Tbl::Attempts | Tbl::DeliveriesBySubscription | Tbl::DeliveriesByEvent => {
-                Tbl::Deliveries
-            }
+            Tbl::Attempts => Tbl::Deliveries,
             other => other,
         }
     }
@@ -88,10 +89,7 @@ impl Tbl {
             Tbl::Subscriptions => "subscriptions",
             Tbl::Events => "events",
             Tbl::Idempotency => "idempotency",
-            Tbl::Deliveries
-            | Tbl::DeliveriesBySubscription
-            | Tbl::DeliveriesByEvent
-            | Tbl::Attempts => "deliveries",
+            Tbl::Deliveries | Tbl::Attempts => "deliveries",
             Tbl::Stats => "stats",
             Tbl::EventTypes => "event_types",
         }
@@ -112,16 +110,48 @@ pub(crate) fn key3(
     format!("{a}/{b}/{c}")
 }
 
-/// The key of attempt `number` of a delivery.
-/// `tenant/delivery/number/attempt`: attempts sort by number, and two attempts with one number
-/// (two workers racing on a redelivered message) both keep their record.
-pub(crate) fn attempt_key(
-    tenant: impl std::fmt::Display,
-    delivery: impl std::fmt::Display,
-    number: u32,
-    attempt: impl std::fmt::Display,
+/// The partition of a subscription's deliveries: `p` and its 40-bit tag in hex, the low bits of
+/// every delivery id derived for it ([`DeliveryId::subscription_tag`]).
+fn partition(tag: u64) -> String {
+    format!("p{tag:010x}")
+}
+
+/// `ten_…/p<partition>/del_…`: a delivery's key, found from its id alone (the id names its
+/// subscription's partition). Two subscriptions whose tags collide share a range; the delivery
+/// log filters by the record's subscription.
+pub(crate) fn delivery_key(tenant: &TenantId, delivery: &DeliveryId) -> String {
+    format!(
+        "{tenant}/{}/{delivery}",
+        partition(delivery.subscription_tag())
+    )
+}
+
+/// `ten_…/p<partition>/`: the range of a subscription's deliveries (and their attempts).
+pub(crate) fn subscription_deliveries_prefix(
+    tenant: &TenantId,
+    subscription: &SubscriptionId,
 ) -> String {
-    format!("{tenant}/{delivery}/{number:010}/{attempt}")
+    format!("{tenant}/{}/", partition(subscription.tag()))
+}
+
+/// `ten_…/p<partition>/del_…/`: the range of a delivery's attempts.
+pub(crate) fn attempts_prefix(tenant: &TenantId, delivery: &DeliveryId) -> String {
+    format!("{}/", delivery_key(tenant, delivery))
+}
+
+/// The key of attempt `number` of a delivery: after [`attempts_prefix`], the number and the
+/// attempt's id, so attempts sort by number, and two attempts with one number (two workers
+/// racing on a redelivered message) both keep their record.
+pub(crate) fn attempt_key(
+    tenant: &TenantId,
+    delivery: &DeliveryId,
+    number: u32,
+    attempt: &AttemptId,
+) -> String {
+    format!(
+        "{}{number:010}/{attempt}",
+        attempts_prefix(tenant, delivery)
+    )
 }
 
 /// `a/` — the prefix of everything under `a`.
@@ -158,6 +188,8 @@ pub(crate) fn last_part(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use herald_core::ids::EventId;
+
     use super::*;
 
     #[test]
@@ -207,9 +239,36 @@ mod tests {
     }
 
     #[test]
-    fn attempt_keys_sort_numerically() {
-        assert!(attempt_key("t", "d", 9, "z") < attempt_key("t", "d", 10, "a"));
-        assert!(attempt_key("t", "d", 99, "a") < attempt_key("t", "d", u32::MAX, "a"));
+    fn attempt_keys_sort_numerically_after_their_delivery() {
+        let (t, d) = (TenantId::new(), DeliveryId::new());
+        let (a, z) = (AttemptId::new(), AttemptId::new());
+        let (lo, hi) = if a.to_string() < z.to_string() {
+            (a, z)
+        } else {
+            (z, a)
+        };
+        assert!(attempt_key(&t, &d, 9, &hi) < attempt_key(&t, &d, 10, &lo));
+        assert!(attempt_key(&t, &d, 99, &lo) < attempt_key(&t, &d, u32::MAX, &lo));
+        let prefix = attempts_prefix(&t, &d);
+        assert!(attempt_key(&t, &d, 1, &lo).starts_with(&prefix));
+        assert!(delivery_key(&t, &d) < prefix);
         assert_eq!(last_part("a/b/c"), "c");
+    }
+
+    #[test]
+    fn a_subscriptions_deliveries_share_its_range() {
+        let (t, sub, other) = (
+            TenantId::new(),
+            SubscriptionId::new(),
+            SubscriptionId::new(),
+        );
+        let prefix = subscription_deliveries_prefix(&t, &sub);
+        for _ in 0..20 {
+            let mine = DeliveryId::derive(&EventId::new(), &sub);
+            assert!(delivery_key(&t, &mine).starts_with(&prefix));
+            assert!(attempt_key(&t, &mine, 1, &AttemptId::new()).starts_with(&prefix));
+            let theirs = DeliveryId::derive(&EventId::new(), &other);
+            assert!(!delivery_key(&t, &theirs).starts_with(&prefix));
+        }
     }
 }

@@ -14,6 +14,7 @@
 mod engines;
 mod measure;
 mod trace;
+mod whatif;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -56,6 +57,18 @@ struct Cli {
     /// bytes), a what-if for smaller records; `json` (default): as traced.
     #[arg(long, default_value = "json", value_parser = ["json", "deflate"])]
     values: String,
+    /// `binary`: a what-if with every record key as a binary one could be (ids as 17 bytes,
+    /// attempt numbers as 4, no separators); `text` (default): as traced.
+    #[arg(long, default_value = "text", value_parser = ["text", "binary"])]
+    keys: String,
+    /// What-ifs without delivery index rows: `drop` (both kinds), `drop-event` (by event),
+    /// `drop-sub` (by subscription), `sub-major` (none, and delivery rows keyed by their
+    /// subscription's tag first); `keep` (default): as traced.
+    #[arg(long, default_value = "keep", value_parser = ["keep", "drop", "drop-event", "drop-sub", "sub-major"])]
+    index: String,
+    /// `drop`: a what-if without the queue messages; `keep` (default): as traced.
+    #[arg(long, default_value = "keep", value_parser = ["keep", "drop"])]
+    queue: String,
     /// Keep the stores (their folders are printed) instead of removing them.
     #[arg(long)]
     keep: bool,
@@ -153,6 +166,19 @@ fn child(cli: &Cli) -> anyhow::Result<Run> {
     let mut trace = trace::read(&cli.trace)?;
     if cli.values == "deflate" {
         trace::deflate_values(&mut trace.batches);
+    }
+    match cli.index.as_str() {
+        "drop" => whatif::drop_index_rows(&mut trace.batches, &[b"sub_", b"evt_"]),
+        "drop-event" => whatif::drop_index_rows(&mut trace.batches, &[b"evt_"]),
+        "drop-sub" => whatif::drop_index_rows(&mut trace.batches, &[b"sub_"]),
+        "sub-major" => whatif::subscription_major_keys(&mut trace.batches),
+        _ => {}
+    }
+    if cli.queue == "drop" {
+        whatif::drop_queue(&mut trace.batches);
+    }
+    if cli.keys == "binary" {
+        whatif::binary_keys(&mut trace.batches);
     }
     let put_bytes = trace::put_bytes(&trace.batches);
     let mut rounds = vec![trace.batches];
@@ -252,6 +278,9 @@ fn spawn(cli: &Cli, engine: &str, passes: u32, strace_out: Option<&Path>) -> any
         .arg(&cli.trace)
         .args(["--engines", engine, "--passes", &passes.to_string()])
         .args(["--values", &cli.values])
+        .args(["--keys", &cli.keys])
+        .args(["--index", &cli.index])
+        .args(["--queue", &cli.queue])
         .arg("--dir")
         .arg(&cli.dir);
     if cli.keep {

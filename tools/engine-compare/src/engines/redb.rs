@@ -1,4 +1,4 @@
-//! redb 5, laid out as Herald lays it out: one table per table name, `&str` → `&[u8]`, and the
+//! redb 5, laid out as Herald lays it out: one table per table name, `&[u8]` → `&[u8]` (Herald's keys are `&str`: the same bytes), and the
 //! queue table keyed by `(&str, u64)`; `Durability::Immediate` for durable commits, `None` for the
 //! others, Herald's 4 MiB page cache.
 
@@ -29,7 +29,8 @@ impl Redb {
     }
 }
 
-type RecordTable<'txn> = Table<'txn, &'static str, &'static [u8]>;
+// `&[u8]` keys: the same bytes and order as Herald's `&str` keys, and binary keys fit too.
+type RecordTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
 
 fn open<'txn, 'n, 'b>(
     txn: &'txn WriteTransaction,
@@ -40,10 +41,6 @@ fn open<'txn, 'n, 'b>(
         Entry::Occupied(e) => e.into_mut(),
         Entry::Vacant(e) => e.insert(txn.open_table(TableDefinition::new(name))?),
     })
-}
-
-fn text(key: &[u8]) -> anyhow::Result<&str> {
-    std::str::from_utf8(key).context("a record key that is not UTF-8")
 }
 
 impl Engine for Redb {
@@ -61,14 +58,14 @@ impl Engine for Redb {
             for op in &batch.ops {
                 match op {
                     Op::Put { table, key, value } => {
-                        open(&txn, &mut tables, table)?.insert(text(key)?, value.as_slice())?;
+                        open(&txn, &mut tables, table)?.insert(key.as_slice(), value.as_slice())?;
                     }
                     Op::Remove { table, key } => {
-                        open(&txn, &mut tables, table)?.remove(text(key)?)?;
+                        open(&txn, &mut tables, table)?.remove(key.as_slice())?;
                     }
                     Op::RemoveRange { table, from, to } => {
                         open(&txn, &mut tables, table)?
-                            .retain_in(text(from)?..text(to)?, |_, _| false)?;
+                            .retain_in(from.as_slice()..to.as_slice(), |_, _| false)?;
                     }
                     Op::QueuePut {
                         queue: q,
