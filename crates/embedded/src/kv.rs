@@ -7,7 +7,7 @@
 //! (it survives the process being killed, not the machine losing power).
 //!
 //! Settings, chosen for Herald's small, short-lived records and its memory budget (the constants
-//! below say why each): LZ4 on every level, filter and index blocks pinned, 4 MiB memtables (1 MiB
+//! below say why each): LZ4 on every level, filter and index blocks pinned, 1.5 MiB memtables (1 MiB
 //! for the queue), a 2 MiB block cache, eight level-0 tables before a compaction, one background
 //! worker, and at most 64 MiB of journal (fjall's least). Measured on `herald-bench --events 60000
 //! --fanout 1` and `--events 20000 --fanout 10` (one round each, 2 cores), against redb 5 on main
@@ -58,6 +58,15 @@
 //! 9,517–10,210 → 9,823–10,169/s, 2,024–2,036 → 1,961–2,025 bytes, 64.4–66.4 → 60.1–61.8 MB;
 //! F=10 14,144–14,173 → 15,067–15,848/s, 259–445 → 171–177 MB. redb on main in the same hour:
 //! 10,889–11,440/s at F=1, 35.4–35.9 MB, 4,695–4,795 bytes.
+//!
+//! With deliveries keyed by their subscription's partition and no index rows (main's schema 3,
+//! this branch's 4; 2026-12-06, late evening, a quiet hour), default phases: 4 MiB memtables
+//! (two rounds) 11,198–12,062/s at F=1, 1,548–1,618 bytes, 54.5–65.2 MB; 1.5 MiB (five rounds)
+//! 11,914–13,121/s, 1,637–1,721 bytes, 46.9–48.8 MB, 0.085–0.091 CPU-s per 1,000; F=10
+//! 18,868–20,628/s, 2,124–2,245 bytes; a steady 1,000/s 3.9 KB, p99 0.21–0.23 ms. redb on main,
+//! interleaved with the last three: 12,531–12,646/s, 3,621–3,688 bytes, 37.4–38.6 MB; F=10
+//! 21,785–23,060/s at 0.063–0.066 CPU-s per 1,000 (fjall 0.073–0.080); a steady 1,000/s 30 KB.
+//! Events and deliveries sharing one keyspace (one memtable) did not lower the peak (57–68 MB).
 
 use std::ops::RangeBounds;
 use std::path::Path;
@@ -74,8 +83,12 @@ use crate::tables::Tbl;
 
 /// The block cache (filter and index blocks are pinned outside it, see `options`).
 const CACHE_BYTES: u64 = 2 * 1024 * 1024;
-/// A record keyspace's memtable is flushed to a table file when it reaches this.
-const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+/// A record keyspace's memtable is flushed to a table file when it reaches this. A memtable holds
+/// about twice what fjall counts against this (skip-list nodes and one allocation per key and
+/// value), and the peak resident size follows it: with deliveries keyed by partition (no index
+/// rows), 4 MiB peaked at 54–65 MB on `herald-bench`'s F=1 phase, 2 MiB at 49–51 MB and 1.5 MiB
+/// at 47–49 MB, writing 1,610, 1,655 and 1,640–1,720 bytes per delivery.
+const MEMTABLE_BYTES: u64 = 3 * 512 * 1024;
 /// The queue's: its messages live milliseconds, so most die in the memtable; a small one keeps
 /// that churn out of the resident size.
 const QUEUE_MEMTABLE_BYTES: u64 = 1024 * 1024;
