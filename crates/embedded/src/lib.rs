@@ -21,12 +21,20 @@
 //! limits throughput, and the disk bytes per delivery were set by the engine: redb (Herald's
 //! engine until then) rewrites every B-tree page a commit touches, whole, so a delivery cost
 //! 6–9 KB of disk writes for about 2.1 KB of keys and JSON it stores (event, delivery, attempt,
-//! queue message, index rows), and no batching or table layout brought that near 2 KB.
-//! `tools/engine-compare` replayed this store's real write stream (feature `write-trace`, see
-//! `trace`) against redb, fjall and SQLite in WAL mode: fjall wrote about half of redb's bytes,
-//! SQLite more than redb (its README has the figures). An LSM appends each record to its journal
-//! once and rewrites it only when flushing and compacting, compressed; records that die young
-//! (queue messages, acknowledged within milliseconds) mostly die in the memtable.
+//! queue message, index rows). Compact records and keying deliveries by partition (no index rows)
+//! brought redb to 3,600–3,700 bytes per delivery at F=1 and 30 KB at a steady 1,000/s, and
+//! `tools/engine-compare`'s what-ifs on its real write stream (feature `write-trace`, see `trace`)
+//! showed no layout would bring it near 2,000: binary keys take 6 % more off, and even a queue
+//! that wrote nothing only 16 %; what is left is the pages a commit rewrites. fjall wrote about
+//! half of redb's bytes in the same replay, SQLite in WAL mode more than redb (the tool's README
+//! has the figures). An LSM appends each record to its journal once and rewrites it only when
+//! flushing and compacting, compressed; records that die young (queue messages, acknowledged
+//! within milliseconds) mostly die in the memtable. Chosen by `herald-bench`'s default phases,
+//! interleaved, in one quiet hour (2026-12-06): fjall 1,640–1,720 bytes per delivery at F=1
+//! (redb 3,620–3,690) and 3.9 KB at a steady 1,000/s (redb 30 KB), at the same F=1 throughput,
+//! CPU and p99, for 9–11 MB more peak resident (47–49 MB, inside the 50 MB budget only with 1.5
+//! MiB memtables, see `kv`) and about a tenth less throughput at F=10 (18,900–20,600 against
+//! 21,800–23,100 deliveries/s: fjall spends 0.073–0.080 CPU-s per 1,000 there, redb 0.063–0.066).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {

@@ -18,7 +18,7 @@ use herald_core::ids::{AttemptId, DeliveryId, SubscriptionId, TenantId};
 /// The layout version this code reads and writes (in the `meta` keyspace, see `kv`); bumped on
 /// incompatible key or value changes. Version 2 kept attempts and delivery index rows in the
 /// deliveries table; version 3 was the first in fjall; version 4 keys deliveries by their
-/// subscription's partition, with no index rows (main's redb version 3).
+/// subscription's partition, with no index rows (version 3 of the redb store before it).
 pub(crate) const SCHEMA_VERSION: u64 = 4;
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 
