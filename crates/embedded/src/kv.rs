@@ -62,7 +62,9 @@
 //! With deliveries keyed by their subscription's partition and no index rows (main's schema 3,
 //! this branch's 4; 2026-12-06, late evening, a quiet hour), default phases: 4 MiB memtables
 //! (two rounds) 11,198–12,062/s at F=1, 1,548–1,618 bytes, 54.5–65.2 MB; 1.5 MiB (five rounds)
-//! 11,914–13,121/s, 1,637–1,721 bytes, 46.9–48.8 MB, 0.085–0.091 CPU-s per 1,000; F=10
+//! 11,914–13,121/s, 1,637–1,721 bytes, 46.9–48.8 MB (49.4–49.9 in four later rounds; 1 MiB
+//! memtables, a 512 KiB queue memtable or a 1 MiB cache moved the peak within that spread, 44.5–
+//! 50.3 MB), 0.085–0.091 CPU-s per 1,000; F=10
 //! 18,868–20,628/s, 2,124–2,245 bytes; a steady 1,000/s 3.9 KB, p99 0.21–0.23 ms. redb (the engine before),
 //! interleaved with the last three: 12,531–12,646/s, 3,621–3,688 bytes, 37.4–38.6 MB; F=10
 //! 21,785–23,060/s at 0.063–0.066 CPU-s per 1,000 (fjall 0.073–0.080); a steady 1,000/s 30 KB.
@@ -87,7 +89,7 @@ const CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// about twice what fjall counts against this (skip-list nodes and one allocation per key and
 /// value), and the peak resident size follows it: with deliveries keyed by partition (no index
 /// rows), 4 MiB peaked at 54–65 MB on `herald-bench`'s F=1 phase, 2 MiB at 49–51 MB and 1.5 MiB
-/// at 47–49 MB, writing 1,610, 1,655 and 1,640–1,720 bytes per delivery.
+/// at 47–50 MB, writing 1,610, 1,655 and 1,640–1,720 bytes per delivery.
 const MEMTABLE_BYTES: u64 = 3 * 512 * 1024;
 /// The queue's: its messages live milliseconds, so most die in the memtable; a small one keeps
 /// that churn out of the resident size.
