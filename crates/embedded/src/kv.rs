@@ -7,11 +7,11 @@
 //! (it survives the process being killed, not the machine losing power).
 //!
 //! Settings, chosen for Herald's small, short-lived records and its memory budget (the constants
-//! below say why each): LZ4 on every level, filter and index blocks pinned, 1.5 MiB memtables (1 MiB
-//! for the queue), a 2 MiB block cache, eight level-0 tables before a compaction, one background
-//! worker, and at most 64 MiB of journal (fjall's least). Measured on `herald-bench --events 60000
-//! --fanout 1` and `--events 20000 --fanout 10` (one round each, 2 cores), against redb 5 (the engine before)
-//! at 11,400–12,600 and 21,000–22,100 deliveries/s, 6,100–6,700 and 5,150–5,275 disk bytes per
+//! below say why each): LZ4 on every level, filter and index blocks pinned, 1.5 MiB memtables
+//! (1 MiB for events and the queue), a 2 MiB block cache, eight level-0 tables before a
+//! compaction, one background worker, and at most 64 MiB of journal (fjall's least). Measured on
+//! `herald-bench --events 60000 --fanout 1` and `--events 20000 --fanout 10` (one round each, 2
+//! cores), against redb 5 (the engine before) at 11,400–12,600 and 21,000–22,100 deliveries/s, 6,100–6,700 and 5,150–5,275 disk bytes per
 //! delivery, 36–38 MB peak RSS at F=1:
 //!
 //! | settings | F=1 /s | F=1 B/delivery | F=1 RSS MB | F=10 /s | F=10 B/delivery |
@@ -91,6 +91,12 @@ const CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// rows), 4 MiB peaked at 54–65 MB on `herald-bench`'s F=1 phase, 2 MiB at 49–51 MB and 1.5 MiB
 /// at 47–50 MB, writing 1,610, 1,655 and 1,640–1,720 bytes per delivery.
 const MEMTABLE_BYTES: u64 = 3 * 512 * 1024;
+/// The events keyspace's: at fan-out 1 it takes as many bytes as the deliveries keyspace, at
+/// fan-out 10 a tenth, so a smaller memtable here lowers the F=1 peak without adding compaction
+/// where deliveries are many. Three interleaved rounds against 1.5 MiB everywhere (2026-12-06,
+/// 23:15): peak 45.6–48.1 MB against 47.0–51.0, F=10 21,886–22,437/s against 22,067–22,355, the
+/// background worker's CPU unchanged.
+const EVENTS_MEMTABLE_BYTES: u64 = 1024 * 1024;
 /// The queue's: its messages live milliseconds, so most die in the memtable; a small one keeps
 /// that churn out of the resident size.
 const QUEUE_MEMTABLE_BYTES: u64 = 1024 * 1024;
@@ -142,7 +148,11 @@ impl Kv {
             .open()?;
         let mut tables = Vec::with_capacity(Tbl::ALL.len());
         for t in Tbl::ALL {
-            tables.push(db.keyspace(t.host().name(), || options(MEMTABLE_BYTES))?);
+            let memtable = match t.host() {
+                Tbl::Events => EVENTS_MEMTABLE_BYTES,
+                _ => MEMTABLE_BYTES,
+            };
+            tables.push(db.keyspace(t.host().name(), || options(memtable))?);
         }
         let queue = db.keyspace("queue_messages", || options(QUEUE_MEMTABLE_BYTES))?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
