@@ -277,6 +277,15 @@ impl Delivery {
 }
 
 impl Event {
+    /// The ids of the event's deliveries, in plan order: one per planned subscription, derived
+    /// from the event and it. Every delivery of the event has one of them, so a store finds them
+    /// by key, without an index.
+    pub fn delivery_ids(&self) -> impl Iterator<Item = DeliveryId> + '_ {
+        self.subscriptions
+            .iter()
+            .map(|sub| DeliveryId::derive(&self.id, sub))
+    }
+
     /// Every delivery of the event: one per planned subscription, in plan order, as `stored` or,
     /// not stored before its first attempt, pending; then any stored one outside the plan.
     pub fn deliveries(&self, mut stored: Vec<Delivery>) -> Vec<Delivery> {
@@ -427,6 +436,17 @@ mod tests {
             data: serde_json::json!({}),
             subscriptions,
         }
+    }
+
+    #[test]
+    fn an_events_delivery_ids_are_its_pending_deliveries_ids_in_plan_order() {
+        let (a, b) = (SubscriptionId::new(), SubscriptionId::new());
+        let ev = event(vec![a, b]);
+        let ids: Vec<_> = ev.delivery_ids().collect();
+        let pending: Vec<_> = [a, b]
+            .map(|s| Delivery::pending(&ev, s, Timestamp::UNIX_EPOCH).id)
+            .to_vec();
+        assert_eq!(ids, pending);
     }
 
     #[test]

@@ -714,9 +714,8 @@ impl DeliveryStore for EmbeddedStore {
     async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
         let (tenant, event_id) = (event.tenant_id, event.id);
         let keys: Vec<String> = event
-            .subscriptions
-            .iter()
-            .map(|sub| delivery_key(&tenant, &DeliveryId::derive(&event_id, sub)))
+            .delivery_ids()
+            .map(|id| delivery_key(&tenant, &id))
             .collect();
         self.scan(move |inner| {
             let table = inner.read_table(Tbl::Deliveries)?;

@@ -114,12 +114,8 @@ impl DeliveryStore for DynamoStore {
     /// subscription): one BatchGetItem per hundred.
     async fn deliveries_for_event(&self, event: &Event) -> Result<Vec<Delivery>, StoreError> {
         let keys = event
-            .subscriptions
-            .iter()
-            .map(|sub| {
-                let id = DeliveryId::derive(&event.id, sub);
-                (delivery_pk(&event.tenant_id, &id), id.to_string())
-            })
+            .delivery_ids()
+            .map(|id| (delivery_pk(&event.tenant_id, &id), id.to_string()))
             .collect();
         let mut found: Vec<Delivery> = self
             .batch_get(keys)
