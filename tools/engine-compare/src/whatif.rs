@@ -46,18 +46,24 @@ pub fn binary_key(key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Every record key of the trace as [`binary_key`] makes it (queue keys are binary already).
-pub fn binary_keys(batches: &mut [Batch]) {
+/// Every record key of the trace (range bounds too) rewritten by `f(table, key)`; queue keys are
+/// left as they are.
+fn map_record_keys(batches: &mut [Batch], f: impl Fn(&str, &[u8]) -> Vec<u8>) {
     for op in batches.iter_mut().flat_map(|b| b.ops.iter_mut()) {
         match op {
-            Op::Put { key, .. } | Op::Remove { key, .. } => *key = binary_key(key),
-            Op::RemoveRange { from, to, .. } => {
-                *from = binary_key(from);
-                *to = binary_key(to);
+            Op::Put { table, key, .. } | Op::Remove { table, key } => *key = f(table, key),
+            Op::RemoveRange { table, from, to } => {
+                *from = f(table, from);
+                *to = f(table, to);
             }
             Op::QueuePut { .. } | Op::QueueRemove { .. } => {}
         }
     }
+}
+
+/// Every record key of the trace as [`binary_key`] makes it (queue keys are binary already).
+pub fn binary_keys(batches: &mut [Batch]) {
+    map_record_keys(batches, |_, key| binary_key(key));
 }
 
 /// Whether `key` in `table` is a delivery index row under one of `kinds` (`sub_`: by
@@ -112,18 +118,7 @@ fn subscription_major(table: &str, key: &[u8]) -> Vec<u8> {
 /// [`subscription_major`]) and no index rows: a what-if for a layout that needs none.
 pub fn subscription_major_keys(batches: &mut [Batch]) {
     drop_index_rows(batches, &[b"sub_", b"evt_"]);
-    for op in batches.iter_mut().flat_map(|b| b.ops.iter_mut()) {
-        match op {
-            Op::Put { table, key, .. } | Op::Remove { table, key } => {
-                *key = subscription_major(table, key)
-            }
-            Op::RemoveRange { table, from, to } => {
-                *from = subscription_major(table, from);
-                *to = subscription_major(table, to);
-            }
-            Op::QueuePut { .. } | Op::QueueRemove { .. } => {}
-        }
-    }
+    map_record_keys(batches, subscription_major);
 }
 
 /// The trace without its queue messages (puts and removes): a what-if for the queue's share.

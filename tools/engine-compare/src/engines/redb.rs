@@ -1,6 +1,7 @@
-//! redb 5, laid out as Herald lays it out: one table per table name, `&[u8]` → `&[u8]` (Herald's keys are `&str`: the same bytes), and the
-//! queue table keyed by `(&str, u64)`; `Durability::Immediate` for durable commits, `None` for the
-//! others, Herald's 4 MiB page cache.
+//! redb 5, laid out as Herald laid it out: one table per table name, `&[u8]` → `&[u8]` (Herald's
+//! keys were `&str`: the same bytes, in the same order), and the queue table keyed by
+//! `(&str, u64)`; `Durability::Immediate` for durable commits, `None` for the others, Herald's
+//! 4 MiB page cache.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
