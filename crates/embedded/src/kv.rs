@@ -11,7 +11,8 @@
 //! (1 MiB for events and the queue), a 2 MiB block cache, eight level-0 tables before a
 //! compaction, one background worker, and at most 64 MiB of journal (fjall's least). Measured on
 //! `herald-bench --events 60000 --fanout 1` and `--events 20000 --fanout 10` (one round each, 2
-//! cores), against redb 5 (the engine before) at 11,400–12,600 and 21,000–22,100 deliveries/s, 6,100–6,700 and 5,150–5,275 disk bytes per
+//! cores), on the `fjall` branch before it was merged, against redb 5 (the engine then) at
+//! 11,400–12,600 and 21,000–22,100 deliveries/s, 6,100–6,700 and 5,150–5,275 disk bytes per
 //! delivery, 36–38 MB peak RSS at F=1:
 //!
 //! | settings | F=1 /s | F=1 B/delivery | F=1 RSS MB | F=10 /s | F=10 B/delivery |
@@ -25,16 +26,16 @@
 //!
 //! With the compact records, on the bench's default phases (two rounds): F=1 12,382–12,393/s,
 //! 1,950–2,013 bytes per delivery, 61–62 MB; F=10 20,464–20,593/s, 2,205–2,242 bytes, 477–487
-//! MB; a steady 1,000/s 4.0–4.1 KB per delivery, p99 0.21–0.24 ms. redb (the engine before) in the same
-//! hour: 12,242–12,690/s, 4,562–4,774 bytes, 41–42 MB; 23,727–25,834/s, 3,837–3,844 bytes,
-//! 229–408 MB; 40 KB. mimalloc v2 (10 ms purge delay instead of v3's 1 s) did not change the
+//! MB; a steady 1,000/s 4.0–4.1 KB per delivery, p99 0.21–0.24 ms. redb in the same hour:
+//! 12,242–12,690/s, 4,562–4,774 bytes, 41–42 MB; 23,727–25,834/s, 3,837–3,844 bytes, 229–408 MB;
+//! 40 KB. mimalloc v2 (10 ms purge delay instead of v3's 1 s) did not change the
 //! peak (54–59 MB); 2 MiB memtables and a 1 MiB cache brought it to 51–54 MB but wrote 2,116–
 //! 2,351 bytes and did 19,200–19,300/s at F=10. The soak (1,000,000 deliveries, 1 minute
 //! retention, 2 minutes idle): 96 MB after 100,000, 384 MB at most, 67 MB at the end (ratio 0.70;
 //! 60 MB of it the journal, which fjall replaces only once 64 MB are written).
 //!
 //! So fjall halves redb's disk bytes at the same throughput, and costs 20–45 MB more resident,
-//! over the 50 MB target: not yet the engine of main. The memtables are not most of it: with
+//! over the 50 MB target: not yet the engine of main then. The memtables are not most of it: with
 //! 1 MiB memtables everywhere the peak was still 64 MB (and 4,155 bytes per delivery); with
 //! `MIMALLOC_PURGE_DELAY=0` 46.6 MB, at 7 % less throughput.
 //!
@@ -56,18 +57,18 @@
 //! With main's changes of 2026-12-06 evening (the hot-path cache, the queue's stored-bytes index),
 //! default phases, two interleaved rounds in a slow hour against this branch before them: F=1
 //! 9,517–10,210 → 9,823–10,169/s, 2,024–2,036 → 1,961–2,025 bytes, 64.4–66.4 → 60.1–61.8 MB;
-//! F=10 14,144–14,173 → 15,067–15,848/s, 259–445 → 171–177 MB. redb (the engine before) in the same hour:
+//! F=10 14,144–14,173 → 15,067–15,848/s, 259–445 → 171–177 MB. redb in the same hour:
 //! 10,889–11,440/s at F=1, 35.4–35.9 MB, 4,695–4,795 bytes.
 //!
-//! With deliveries keyed by their subscription's partition and no index rows (main's schema 3,
-//! this branch's 4; 2026-12-06, late evening, a quiet hour), default phases: 4 MiB memtables
+//! With deliveries keyed by their subscription's partition and no index rows (schema 4 here,
+//! redb's 3; 2026-12-06, late evening, a quiet hour), default phases: 4 MiB memtables
 //! (two rounds) 11,198–12,062/s at F=1, 1,548–1,618 bytes, 54.5–65.2 MB; 1.5 MiB (five rounds)
 //! 11,914–13,121/s, 1,637–1,721 bytes, 46.9–48.8 MB (49.4–49.9 in four later rounds; 1 MiB
 //! memtables, a 512 KiB queue memtable or a 1 MiB cache moved the peak within that spread, 44.5–
-//! 50.3 MB), 0.085–0.091 CPU-s per 1,000; F=10
-//! 18,868–20,628/s, 2,124–2,245 bytes; a steady 1,000/s 3.9 KB, p99 0.21–0.23 ms. redb (the engine before),
-//! interleaved with the last three: 12,531–12,646/s, 3,621–3,688 bytes, 37.4–38.6 MB; F=10
-//! 21,785–23,060/s at 0.063–0.066 CPU-s per 1,000 (fjall 0.073–0.080); a steady 1,000/s 30 KB.
+//! 50.3 MB), 0.085–0.091 CPU-s per 1,000; F=10 18,868–20,628/s, 2,124–2,245 bytes; a steady
+//! 1,000/s 3.9 KB, p99 0.21–0.23 ms. redb, interleaved with the last three: 12,531–12,646/s,
+//! 3,621–3,688 bytes, 37.4–38.6 MB; F=10 21,785–23,060/s at 0.063–0.066 CPU-s per 1,000 (fjall
+//! 0.073–0.080); a steady 1,000/s 30 KB.
 //! Events and deliveries sharing one keyspace (one memtable) did not lower the peak (57–68 MB).
 
 use std::ops::RangeBounds;

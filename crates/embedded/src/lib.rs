@@ -33,8 +33,9 @@
 //! interleaved, in one quiet hour (2026-12-06): fjall 1,640–1,720 bytes per delivery at F=1
 //! (redb 3,620–3,690) and 3.9 KB at a steady 1,000/s (redb 30 KB), at the same F=1 throughput,
 //! CPU and p99, for 9–11 MB more peak resident (45–51 MB, at the edge of the 50 MB budget even
-//! with 1–1.5 MiB memtables, see `kv`) and about a tenth less throughput at F=10 (18,900–20,600 against
-//! 21,800–23,100 deliveries/s: fjall spends 0.073–0.080 CPU-s per 1,000 there, redb 0.063–0.066).
+//! with 1–1.5 MiB memtables, see `kv`) and about a tenth less throughput at F=10 (18,900–20,600
+//! against 21,800–23,100 deliveries/s: fjall spends 0.073–0.080 CPU-s per 1,000 there, redb
+//! 0.063–0.066).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), herald_embedded::EmbeddedError> {
