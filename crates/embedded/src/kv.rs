@@ -9,7 +9,8 @@
 //! Settings, chosen for Herald's small, short-lived records and its memory budget (the constants
 //! below say why each): LZ4 on every level, filter and index blocks pinned, 1.5 MiB memtables
 //! (1 MiB for events and the queue), a 2 MiB block cache, eight level-0 tables before a
-//! compaction, one background worker, and at most 64 MiB of journal (fjall's least). Measured on
+//! compaction, 4 MiB table files, one background worker, and at most 64 MiB of journal (fjall's
+//! least). Options are fixed when a keyspace is created: a folder keeps the ones it was made with. Measured on
 //! `herald-bench --events 60000 --fanout 1` and `--events 20000 --fanout 10` (one round each, 2
 //! cores), on the `fjall` branch before it was merged, against redb 5 (the engine then) at
 //! 11,400–12,600 and 21,000–22,100 deliveries/s, 6,100–6,700 and 5,150–5,275 disk bytes per
@@ -102,8 +103,20 @@ const EVENTS_MEMTABLE_BYTES: u64 = 1024 * 1024;
 /// that churn out of the resident size.
 const QUEUE_MEMTABLE_BYTES: u64 = 1024 * 1024;
 /// Table files in level 0 before they are compacted into level 1 (fjall's default is 4): fewer
-/// compactions, so less rewriting and less CPU taken from deliveries.
+/// compactions, so less rewriting and less CPU taken from deliveries. fjall slows writes from 20
+/// level-0 tables and halts them from 30, so this stays well below 20: at 32 no compaction ever
+/// started and every write halted (seen on the bench); 16 wrote less but left little headroom.
 const L0_TABLES: u8 = 8;
+/// Table files written by compactions are cut at this size (fjall's default is 64 MiB), and
+/// level 1 holds `L0_TABLES` times it. A delivery's key starts with its subscription's
+/// partition, so at fan-out 10 every flushed table spans all partitions and overlaps every table
+/// of the level below: a compaction from level 0 rewrites each table below it. With 64 MiB tables
+/// that was all the data of a level up to 512 MiB, every eight flushes; with small tables and a
+/// small level 1 the rewrite stays near the size of level 1, and deeper levels merge only the
+/// narrow key ranges that overlap. `herald-bench` default phases, two interleaved rounds
+/// (2026-12-07, 00:40): at F=10 the worker's CPU 7.8 → 6.0 s, its compaction reads 597–610 → 396–
+/// 402 MB and 2,131–2,156 → 1,703–1,721 bytes written per delivery; F=1 unchanged.
+const TABLE_BYTES: u64 = 4 * 1024 * 1024;
 /// Journal kept before the memtables it covers are flushed (fjall refuses less).
 const JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -136,7 +149,11 @@ fn options(memtable: u64) -> KeyspaceCreateOptions {
         .filter_block_pinning_policy(PinningPolicy::all(true))
         .index_block_pinning_policy(PinningPolicy::all(true))
         .max_memtable_size(memtable)
-        .compaction_strategy(Arc::new(Leveled::default().with_l0_threshold(L0_TABLES)))
+        .compaction_strategy(Arc::new(
+            Leveled::default()
+                .with_l0_threshold(L0_TABLES)
+                .with_table_target_size(TABLE_BYTES),
+        ))
 }
 
 impl Kv {
