@@ -114,7 +114,7 @@ const L0_TABLES: u8 = 8;
 /// that was all the data of a level up to 512 MiB, every eight flushes; with small tables and a
 /// small level 1 the rewrite stays near the size of level 1, and deeper levels merge only the
 /// narrow key ranges that overlap. `herald-bench` default phases, two interleaved rounds
-/// (2026-12-07, 00:40): at F=10 the worker's CPU 7.8 → 6.0 s, its compaction reads 597–610 → 396–
+/// (2026-12-07, 00:15): at F=10 the worker's CPU 7.8 → 6.0 s, its compaction reads 597–610 → 396–
 /// 402 MB and 2,131–2,156 → 1,703–1,721 bytes written per delivery; F=1 unchanged.
 const TABLE_BYTES: u64 = 4 * 1024 * 1024;
 /// Journal kept before the memtables it covers are flushed (fjall refuses less).
