@@ -10,11 +10,11 @@
 //! below say why each): LZ4 on every level, filter and index blocks pinned, 1.5 MiB memtables
 //! (1 MiB for events and the queue), a 2 MiB block cache, eight level-0 tables before a
 //! compaction, 4 MiB table files, one background worker, and at most 64 MiB of journal (fjall's
-//! least). Options are fixed when a keyspace is created: a folder keeps the ones it was made with. Measured on
-//! `herald-bench --events 60000 --fanout 1` and `--events 20000 --fanout 10` (one round each, 2
-//! cores), on the `fjall` branch before it was merged, against redb 5 (the engine then) at
-//! 11,400–12,600 and 21,000–22,100 deliveries/s, 6,100–6,700 and 5,150–5,275 disk bytes per
-//! delivery, 36–38 MB peak RSS at F=1:
+//! least). fjall stores a keyspace's options when it creates it, and a folder keeps the ones it
+//! was made with. Measured on `herald-bench --events 60000 --fanout 1` and `--events 20000
+//! --fanout 10` (one round each, 2 cores), on the `fjall` branch before it was merged, against
+//! redb 5 (the engine then) at 11,400–12,600 and 21,000–22,100 deliveries/s, 6,100–6,700 and
+//! 5,150–5,275 disk bytes per delivery, 36–38 MB peak RSS at F=1:
 //!
 //! | settings | F=1 /s | F=1 B/delivery | F=1 RSS MB | F=10 /s | F=10 B/delivery |
 //! |---|---|---|---|---|---|
@@ -115,8 +115,11 @@ const L0_TABLES: u8 = 8;
 /// small level 1 the rewrite stays near the size of level 1, and deeper levels merge only the
 /// narrow key ranges that overlap. `herald-bench` default phases, two interleaved rounds
 /// (2026-12-07, 00:15): at F=10 the worker's CPU 7.8 → 6.0 s, its compaction reads 597–610 → 396–
-/// 402 MB and 2,131–2,156 → 1,703–1,721 bytes written per delivery; F=1 unchanged.
+/// 402 MB and 2,131–2,156 → 1,703–1,721 bytes written per delivery; F=1 throughput and bytes
+/// unchanged (ten rounds of this build after midnight: peak RSS 43.4–46.5 MB, the build before
+/// 45.0–48.7 in five).
 const TABLE_BYTES: u64 = 4 * 1024 * 1024;
+const _: () = assert!(L0_TABLES < 20, "fjall stalls writes from 20 level-0 tables");
 /// Journal kept before the memtables it covers are flushed (fjall refuses less).
 const JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 

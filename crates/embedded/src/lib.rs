@@ -35,7 +35,7 @@
 //! CPU and p99, for 9–11 MB more peak resident (45–51 MB, at the edge of the 50 MB budget even
 //! with 1–1.5 MiB memtables, see `kv`) and about a tenth less throughput at F=10 (18,900–20,600
 //! against 21,800–23,100 deliveries/s: fjall spends 0.073–0.080 CPU-s per 1,000 there, redb
-//! 0.063–0.066). A quarter of fjall's background work at F=10 was compactions rewriting a whole
+//! 0.063–0.066). A fifth of fjall's background work at F=10 was compactions rewriting a whole
 //! level, because every flushed table spans all subscriptions' partitions; 4 MiB table files
 //! instead of 64 MiB (`kv`) bound that rewrite: 2,110–2,160 → 1,700–1,720 bytes per delivery at
 //! F=10 and 7.4–7.8 → 5.8–6.0 CPU-s of the worker per 500,000 deliveries (2026-12-07).
