@@ -119,8 +119,8 @@ const L0_TABLES: u8 = 8;
 /// unchanged (ten rounds of this build after midnight: peak RSS 43.4–46.5 MB, the build before
 /// 45.0–48.7 in five). The longer the run, the more it matters: a fan-out-10 soak with nothing
 /// expiring (`herald-bench --soak --fanout 10 --soak-deliveries 2000000 --retention 30d`, two
-/// rounds each, alternating) delivered 1,555,000–1,578,000 in its first 80–90 s against
-/// 1,379,000–1,437,000, wrote 2,439–2,497 bytes per delivery against 3,399–3,402, and its folder
+/// rounds each, alternating) had delivered 1,578,000 after 90 s against 1,437,000 in one pair and
+/// 1,555,000 after 80 s against 1,379,000 in the other, wrote 2,439–2,497 bytes per delivery against 3,399–3,402, and its folder
 /// peaked at 354–394 MB against 509–583 MB.
 const TABLE_BYTES: u64 = 4 * 1024 * 1024;
 const _: () = assert!(L0_TABLES < 20, "fjall stalls writes from 20 level-0 tables");
