@@ -22,8 +22,9 @@ use herald_lambda::AwsConfig;
 
 /// mimalloc instead of the system allocator: profiling `herald bench` showed glibc's malloc and
 /// free (with its chunk consolidation) at about a fifth of Herald's CPU time, spread over the
-/// request, JSON and storage buffers of every delivery (measured on redb, before fjall). Built without transparent huge pages
-/// (`no_thp`), which otherwise grow the resident size in 2 MiB steps (86 MB against 54 MB).
+/// request, JSON and storage buffers of every delivery (measured on redb, before fjall). Built
+/// without transparent huge pages (`no_thp`), which otherwise grow the resident size in 2 MiB
+/// steps (86 MB against 54 MB).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

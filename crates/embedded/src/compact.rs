@@ -45,7 +45,7 @@ fn now_ms() -> u64 {
 pub(crate) const MIN_TABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// fjall's folder of keyspaces and their table files, inside the database's folder.
-const TABLES_DIR: &str = "keyspaces";
+pub(crate) const TABLES_DIR: &str = "keyspaces";
 
 /// What a compaction request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,30 +1,29 @@
-//! [`EmbeddedQueue`]: the events and deliveries queues, durable in the database, indexed in
-//! memory.
+//! [`EmbeddedQueue`]: the events and deliveries queues, durable in the database, indexed in memory.
 //!
-//! The database holds every un-acked message under `(queue, sequence number)` with the wall-clock time
-//! it becomes visible (so a delayed retry keeps its schedule across restarts). Memory holds, per
-//! queue, every un-acked message ordered by `(visible_at, seq)`; receiving takes the visible head of
-//! that order and moves each message to `now + visibility` (its lease). Leases and receive counts
-//! are memory only: after a restart every un-acked message is visible again, which at-least-once
-//! delivery allows.
+//! The database holds every un-acked message under `(queue, sequence number)` with the wall-clock
+//! time it becomes visible (so a delayed retry keeps its schedule across restarts). Memory holds,
+//! per queue, every un-acked message ordered by `(visible_at, seq)`; receiving takes the visible
+//! head of that order and moves each message to `now + visibility` (its lease). Leases and receive
+//! counts are memory only: after a restart every un-acked message is visible again, which
+//! at-least-once delivery allows.
 //!
-//! Memory keeps each message in its stored form (the bytes written to the file, `codec`: about 150
-//! for a delivery message), decoded only when it is handed out. A backlog is what grows here
+//! Memory keeps each message in its stored form (the bytes written to the database, `codec`: about
+//! 150 for a delivery message), decoded only when it is handed out. A backlog is what grows here
 //! (deliveries waiting for a slow receiver or for a retry hours away), and a decoded delivery
-//! message is a 384-byte struct with its texts in allocations of their own: at
-//! fan-out 10 (`herald-bench --events 20000 --fanout 10`) the peak RSS fell from 139–141 MB to 92.
-//! Past [`RESIDENT_BYTES`] of them per queue, a message keeps only its place in the order (its
-//! slot, the schedule's entry and the event it names: a little over 100 bytes) and is read back
-//! from the file when it is handed out, so a backlog of millions (a receiver down for hours, or a
+//! message is a 384-byte struct with its texts in allocations of their own: at fan-out 10
+//! (`herald-bench --events 20000 --fanout 10`) the peak RSS fell from 139–141 MB to 92. Past
+//! [`RESIDENT_BYTES`] of them per queue, a message keeps only its place in the order (its slot, the
+//! schedule's entry and the event it names: a little over 100 bytes) and is read back from the
+//! database when it is handed out, so a backlog of millions (a receiver down for hours, or a
 //! restart that loads them all) does not also hold every body: 1,000,000 deliveries at fan-out 10
 //! (`--events 100000 --fanout 10`, p50 accepted→delivered 15 s) peaked at 249 MB against 307 MB.
 //! The order itself stays in memory.
 //!
 //! A receipt is `"<seq>:<receive count>"`, naming the message and the lease it was given with. An
 //! ack or release with a receipt from an older lease (the message timed out and was received again)
-//! does nothing and answers `Ok`, like an ack of an already deleted message: the current holder owns
-//! the message now. `ack_many` removes all its messages in one commit; acks are lazy writes (see
-//! the writer): a delete lost in a crash only brings its message back.
+//! does nothing and answers `Ok`, like an ack of an already deleted message: the current holder
+//! owns the message now. `ack_many` removes all its messages in one commit; acks are lazy writes
+//! (see the writer): a delete lost in a crash only brings its message back.
 //!
 //! Waiting receivers sleep on a [`Notify`] (woken by send and release) with a timer to the earliest
 //! visible time; there is no polling.
@@ -50,9 +49,9 @@ use crate::{EmbeddedError, Inner};
 /// The longest delay `send` and `release` honour. Herald's longest retry wait is 10 h.
 pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
 
-/// Stored bytes of messages kept in memory per queue; the rest are read from the file when handed
-/// out (see the module docs). Ample for a queue that keeps up: a second of deliveries at full speed
-/// is about 2 MB.
+/// Stored bytes of messages kept in memory per queue; the rest are read from the database when
+/// handed out (see the module docs). Ample for a queue that keeps up: a second of deliveries at
+/// full speed is about 2 MB.
 pub(crate) const RESIDENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Bounds receive waits and visibility timeouts so instant arithmetic cannot overflow.
@@ -78,7 +77,8 @@ fn to_queue_error(err: StoreError) -> QueueError {
 }
 
 struct Slot {
-    /// The message as stored in the file (see the module docs); `None` past [`RESIDENT_BYTES`].
+    /// The message as stored in the database (see the module docs); `None` past
+    /// [`RESIDENT_BYTES`].
     stored: Option<Arc<[u8]>>,
     /// The event it names (for the retention sweeper, without decoding).
     names: (TenantId, EventId),
@@ -96,7 +96,7 @@ fn names(message: &QueueMessage) -> (TenantId, EventId) {
 }
 
 /// A message handed out by [`LaneState::take_visible`], still in its stored form (`None`: in the
-/// file only).
+/// database only).
 struct Taken {
     seq: u64,
     stored: Option<Arc<[u8]>>,
@@ -144,7 +144,7 @@ impl LaneState {
         }
     }
 
-    /// Adds the slot of a message that is in the file; its bytes are kept while they fit.
+    /// Adds the slot of a message that is in the database; its bytes are kept while they fit.
     fn insert(&mut self, seq: u64, mut slot: Slot) {
         self.remove(seq);
         if let Some(len) = slot.stored.as_ref().map(|b| b.len()) {
@@ -300,8 +300,8 @@ pub(crate) struct QueueShared {
 }
 
 impl QueueShared {
-    /// Rebuilds the index from the file: every stored message, visible at its stored time (or
-    /// now, if that has passed).
+    /// Rebuilds the index from the database: every stored message, visible at its stored time
+    /// (or now, if that has passed).
     pub(crate) fn load(kv: &Kv, max_resident: usize) -> Result<Self, EmbeddedError> {
         let table = kv.read_queue();
         let (now, now_ms) = (Instant::now(), wall_ms());
@@ -415,8 +415,8 @@ impl EmbeddedQueue {
         self.len(queue) == 0
     }
 
-    /// The stored bytes of messages `seqs` of `queue`, in order (`None`: not in the file, acked
-    /// meanwhile). Read on the blocking pool, off the async workers.
+    /// The stored bytes of messages `seqs` of `queue`, in order (`None`: not in the database,
+    /// acked meanwhile). Read on the blocking pool, off the async workers.
     async fn read_stored(
         &self,
         queue: QueueName,
@@ -439,7 +439,8 @@ impl EmbeddedQueue {
         .map_err(to_queue_error)
     }
 
-    /// The messages handed out, decoded; those kept only in the file are read from it first.
+    /// The messages handed out, decoded; those kept only in the database are read from it
+    /// first.
     async fn decode_taken(
         &self,
         queue: QueueName,
@@ -459,8 +460,8 @@ impl EmbeddedQueue {
         let mut got = Vec::with_capacity(taken.len());
         for mut t in taken {
             if t.stored.is_none() {
-                // `None` again when it is not in the file: acked meanwhile by an older lease's
-                // holder.
+                // `None` again when it is not in the database: acked meanwhile by an older
+                // lease's holder.
                 t.stored = read.next().flatten();
             }
             got.extend(t.decode(queue));

@@ -333,7 +333,7 @@ async fn a_pass_that_empties_a_grown_database_gives_its_space_back() {
     while let Some(result) = writes.join_next().await {
         result.unwrap().unwrap();
     }
-    let tables = || crate::folder_size(&db.path().join("keyspaces")).unwrap();
+    let tables = || crate::folder_size(&db.path().join(crate::compact::TABLES_DIR)).unwrap();
     // (flushed to table files, as they would be after a while)
     for ks in db.inner.kv.hosts() {
         ks.inner().rotate_memtable_and_wait().unwrap();

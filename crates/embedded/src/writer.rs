@@ -25,12 +25,13 @@ use crate::cache::ReadCache;
 use crate::kv::{queue_key, Kv, KvError};
 use crate::tables::Tbl;
 
-/// How long a small batch waits for more writes before it commits. Every commit rewrites the
-/// pages it touches whole, so fewer, larger commits write fewer bytes per delivery: on `herald
-/// bench` 1 ms and 128 (was 0.5 ms and 16) wrote 6,200–6,700 bytes per delivery at F=1 instead
-/// of 8,100–8,800 and 42 KB instead of 55 KB at a steady 1,000/s, at the same throughput, for
-/// 0.7 ms more on the median 202 at 1,000/s (2.1 ms against 1.4 ms). 3 ms and 512 wrote 5,000 but
-/// lost a fifth of the throughput and doubled that latency.
+/// How long a small batch waits for more writes before it commits: fewer, larger commits sync
+/// the journal fewer times. Chosen on redb, where every commit also rewrote the pages it touched
+/// whole, so fewer commits wrote fewer bytes per delivery: on `herald bench` 1 ms and 128 (was
+/// 0.5 ms and 16) wrote 6,200–6,700 bytes per delivery at F=1 instead of 8,100–8,800 and 42 KB
+/// instead of 55 KB at a steady 1,000/s, at the same throughput, for 0.7 ms more on the median
+/// 202 at 1,000/s (2.1 ms against 1.4 ms). 3 ms and 512 wrote 5,000 but lost a fifth of the
+/// throughput and doubled that latency.
 const DURABLE_LINGER: Duration = Duration::from_millis(1);
 /// Batches at least this large commit at once.
 const LINGER_BELOW: usize = 128;
